@@ -1,0 +1,51 @@
+"""Validation of param values read from params.yaml: one clear line per bad value."""
+
+from genlab.errors import GenlabError
+
+_MISSING = object()
+
+
+def _describe(kind, choices, lo, hi):
+    if choices is not None:
+        return "one of " + ", ".join(repr(c) for c in choices)
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+             list: "a list", dict: "a mapping"}
+    what = names.get(kind, kind.__name__)
+    if kind in (int, float):
+        if lo is not None and hi is not None:
+            return f"{what} in [{lo}, {hi}]"
+        if lo == 1 and kind is int:
+            return "a positive integer"
+        if lo is not None:
+            return f"{what} >= {lo}"
+        if hi is not None:
+            return f"{what} <= {hi}"
+    return what
+
+
+def get(params, key, kind, *, choices=None, lo=None, hi=None, default=_MISSING):
+    """Return params[key] (dotted key, e.g. "train.epochs") checked against kind/choices/range.
+
+    kind: int, float, bool, str, list or dict. An int is accepted where a float is asked for;
+    a bool is never accepted as a number.
+    """
+    node = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            if default is not _MISSING:
+                return default
+            raise GenlabError(f"{key} is missing from params.yaml: add it (see README, section Params)")
+        node = node[part]
+    value = node
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if ok and choices is not None and value not in choices:
+        ok = False
+    if ok and lo is not None and value < lo:
+        ok = False
+    if ok and hi is not None and value > hi:
+        ok = False
+    if not ok:
+        raise GenlabError(f"{key} must be {_describe(kind, choices, lo, hi)}, got {value!r}")
+    return value

@@ -1,0 +1,76 @@
+"""Atomic outputs: a stage's result appears whole or not at all."""
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def _sibling_tmp(path, kind):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "dir":
+        return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a temporary directory beside `path`; on success it replaces `path` whole.
+
+    On any exception the temporary directory is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    tmp = _sibling_tmp(path, "dir")
+    try:
+        yield tmp
+        if path.exists():
+            old = _sibling_tmp(path, "dir")
+            old.rmdir()
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="wb"):
+    """Yield a file object writing to a temporary file that is moved onto `path` on success."""
+    path = Path(path)
+    tmp = _sibling_tmp(path, "file")
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _finite(obj):
+    """Replace NaN/Inf by None so JSON files stay valid for DVC (which refuses NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json(path, obj):
+    """Write obj as indented JSON atomically; non-finite floats become null."""
+    with atomic_file(path, "w") as f:
+        json.dump(_finite(obj), f, indent=2, sort_keys=False, allow_nan=False)
+        f.write("\n")
