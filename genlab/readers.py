@@ -1,0 +1,81 @@
+"""Readers for the raw dataset formats: IDX (MNIST/Fashion-MNIST, optionally gzipped) and .npz.
+
+Every malformed input is refused with a GenlabError naming the file; none crashes or hangs.
+"""
+
+import gzip
+import io
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from genlab.errors import GenlabError
+
+# IDX type codes (http://yann.lecun.com/exdb/mnist/ format description)
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_MAX_DIMS = 4
+
+
+def _bad(path, why):
+    return GenlabError(f"{path} is not a valid IDX file ({why}): delete it and run `dvc repro fetch` again")
+
+
+def parse_idx(data, name="<bytes>"):
+    """Parse IDX bytes into an array of the declared dtype and shape."""
+    if len(data) < 4:
+        raise _bad(name, "shorter than its 4-byte header")
+    if data[0] != 0 or data[1] != 0:
+        raise _bad(name, "bad magic number")
+    code, ndim = data[2], data[3]
+    if code not in _IDX_DTYPES:
+        raise _bad(name, f"unknown type code 0x{code:02x}")
+    if not 1 <= ndim <= _MAX_DIMS:
+        raise _bad(name, f"{ndim} dimensions")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise _bad(name, "truncated header")
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[code])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise _bad(name, f"header says {expected} bytes of data, file has {len(data) - header}")
+    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return arr.astype(dtype.newbyteorder("="), copy=False)
+
+
+def read_idx(path):
+    """Read an IDX file, transparently gunzipping a .gz one."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except FileNotFoundError:
+        raise GenlabError(f"{path} not found: run `dvc repro fetch`") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise GenlabError(f"{path} is a corrupt or truncated gzip file ({e}): delete it and fetch again") from None
+    return parse_idx(raw, path)
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def read_npz(path, keys=NPZ_KEYS):
+    """Read the arrays `keys` from an .npz (the keras mnist.npz layout) without pickle."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise GenlabError(f"{path} lacks arrays {', '.join(missing)}: an .npz dataset needs {', '.join(keys)}")
+            return {k: np.asarray(z[k]) for k in keys}
+    except FileNotFoundError:
+        raise GenlabError(f"{path} not found: run `dvc repro fetch`") from None
+    except GenlabError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError,
+            NotImplementedError, RuntimeError, io.UnsupportedOperation) as e:
+        raise GenlabError(f"{path} is not a readable .npz file ({e.__class__.__name__}: {e}): "
+                          "delete it and fetch again") from None

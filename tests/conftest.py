@@ -1,0 +1,52 @@
+"""Shared fixtures: real Fashion-MNIST from ../shared/data (the mirror) or Debian's package."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_CANDIDATES = [
+    Path(os.environ.get("GENLAB_TEST_DATA", ROOT.parent / "shared" / "data")),
+]
+
+
+def shared_data_dir():
+    """The folder holding fashion-mnist/ (and mnist-test/) with the real .gz files."""
+    for d in _CANDIDATES:
+        if (d / "fashion-mnist" / "train-labels-idx1-ubyte.gz").exists():
+            return d
+    pytest.fail("real Fashion-MNIST not found: put ../shared/data beside the project "
+                "or set GENLAB_TEST_DATA to a folder holding fashion-mnist/*.gz")
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def fmnist_raw(shared_data):
+    """Full raw Fashion-MNIST as uint8 arrays: dict x_train, y_train, x_test, y_test."""
+    from genlab.readers import read_idx
+    d = shared_data / "fashion-mnist"
+    return {
+        "x_train": read_idx(d / "train-images-idx3-ubyte.gz"),
+        "y_train": read_idx(d / "train-labels-idx1-ubyte.gz"),
+        "x_test": read_idx(d / "t10k-images-idx3-ubyte.gz"),
+        "y_test": read_idx(d / "t10k-labels-idx1-ubyte.gz"),
+    }
+
+
+@pytest.fixture(scope="session")
+def fmnist_small(fmnist_raw):
+    """A small real slice in the processed layout: float32 (N, 28, 28, 1) in [-1, 1], int32 labels.
+
+    Returns dict train=(x, y) with 4,000 images, test=(x, y) with 1,000 images.
+    """
+    def prep(x, y, n):
+        x = x[:n].astype(np.float32)[..., None] / 127.5 - 1.0
+        return x, y[:n].astype(np.int32)
+    return {"train": prep(fmnist_raw["x_train"], fmnist_raw["y_train"], 4000),
+            "test": prep(fmnist_raw["x_test"], fmnist_raw["y_test"], 1000)}
