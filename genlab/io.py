@@ -9,14 +9,35 @@ import tempfile
 from pathlib import Path
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _sibling_tmp(path, kind):
+    """A new temporary file or directory beside path, with the usual permissions (not 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "dir":
-        return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+        return tmp
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     os.close(fd)
+    os.chmod(name, 0o666 & ~_umask())
     return Path(name)
+
+
+def remove_stale_tmp(path):
+    """Delete temporary siblings of `path` left by a run that was killed (kill -9, power loss)."""
+    path = Path(path)
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{path.name}.tmp-*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -26,6 +47,7 @@ def atomic_dir(path):
     On any exception the temporary directory is removed and `path` is left as it was.
     """
     path = Path(path)
+    remove_stale_tmp(path)
     tmp = _sibling_tmp(path, "dir")
     try:
         yield tmp

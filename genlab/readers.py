@@ -5,6 +5,7 @@ Every malformed input is refused with a GenlabError naming the file; none crashe
 
 import gzip
 import io
+import json
 import zipfile
 import zlib
 from pathlib import Path
@@ -79,3 +80,40 @@ def read_npz(path, keys=NPZ_KEYS):
             NotImplementedError, RuntimeError, io.UnsupportedOperation) as e:
         raise GenlabError(f"{path} is not a readable .npz file ({e.__class__.__name__}: {e}): "
                           "delete it and fetch again") from None
+
+
+def load_raw_info(raw_dir):
+    """The fetch stage's dataset.json: name, format, files, counts, image_shape, class_names."""
+    manifest = Path(raw_dir) / "dataset.json"
+    if not manifest.exists():
+        raise GenlabError(f"{manifest} not found: run `dvc repro fetch`")
+    try:
+        return json.loads(manifest.read_text())
+    except ValueError:
+        raise GenlabError(f"{manifest} is corrupt: run `dvc repro -f fetch`") from None
+
+
+def load_raw(raw_dir):
+    """Load the fetch stage's output as uint8/int arrays: dict x_train, y_train, x_test, y_test."""
+    raw_dir = Path(raw_dir)
+    manifest = raw_dir / "dataset.json"
+    info = load_raw_info(raw_dir)
+    if info.get("format") == "idx":
+        parts = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+                 "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+        arrays = {k: read_idx(raw_dir / f) for k, f in parts.items()}
+    elif info.get("format") == "npz":
+        (fname,) = info["files"]
+        arrays = read_npz(raw_dir / fname)
+    else:
+        raise GenlabError(f"{manifest} names an unknown format {info.get('format')!r}: run `dvc repro -f fetch`")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(x) != len(y):
+            raise GenlabError(f"the {split} split has {len(x)} images but {len(y)} labels: "
+                              "the dataset is inconsistent; fix the source files and fetch again")
+        if y.ndim != 1:
+            raise GenlabError(f"the {split} labels have shape {y.shape}, expected one label per image")
+        if x.ndim not in (3, 4):
+            raise GenlabError(f"the {split} images have shape {x.shape}, expected (N, H, W) or (N, H, W, C)")
+    return arrays

@@ -1,0 +1,128 @@
+"""validate: a great-expectations suite over the raw arrays.
+
+Each split becomes two small tables that GX checks:
+  images  one row per image: label, height, width, channels, dtype, pix_min, pix_max, blank
+  classes one row per class: label, count
+Expectations: counts per split, image shape, dtype uint8, pixel range 0..255, label set,
+every class present and balanced within a tolerance, at most a share of blank images.
+"""
+
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+
+from genlab.errors import GenlabError
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")   # nothing leaves the machine
+
+
+def image_table(x, y):
+    """One row per image with the facts the suite checks (vectorized)."""
+    x = np.asarray(x)
+    flat = x.reshape(len(x), -1)
+    pix_min = flat.min(axis=1) if len(x) else np.zeros(0)
+    pix_max = flat.max(axis=1) if len(x) else np.zeros(0)
+    return pd.DataFrame({
+        "label": np.asarray(y).astype(np.int64),
+        "height": np.full(len(x), x.shape[1] if x.ndim > 1 else 0),
+        "width": np.full(len(x), x.shape[2] if x.ndim > 2 else 0),
+        "channels": np.full(len(x), x.shape[3] if x.ndim > 3 else 1),
+        "dtype": np.full(len(x), str(x.dtype), dtype=object),
+        "pix_min": pix_min.astype(np.float64),
+        "pix_max": pix_max.astype(np.float64),
+        "blank": pix_min == pix_max,
+    })
+
+
+def class_table(y, n_classes):
+    counts = np.bincount(np.asarray(y).astype(np.int64).clip(0), minlength=n_classes)[:n_classes]
+    return pd.DataFrame({"label": np.arange(n_classes), "count": counts})
+
+
+def _suites(split, expected_count, shape, n_classes, balance_tol, max_blank):
+    """Expectation lists for the images and classes tables of one split."""
+    import great_expectations.expectations as gxe
+    images = [
+        gxe.ExpectTableRowCountToEqual(value=expected_count) if expected_count
+        else gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=["uint8"]),
+        gxe.ExpectColumnValuesToBeBetween(column="pix_min", min_value=0, max_value=255),
+        gxe.ExpectColumnValuesToBeBetween(column="pix_max", min_value=0, max_value=255),
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(n_classes))),
+        gxe.ExpectColumnValuesToBeInSet(column="blank", value_set=[False], mostly=1.0 - max_blank),
+    ]
+    for col, size in zip(("height", "width", "channels"), tuple(shape) + (1,) * (3 - len(shape))):
+        images.append(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[int(size)]))
+    mean = expected_count / n_classes if expected_count else None
+    classes = [gxe.ExpectTableRowCountToEqual(value=n_classes),
+               gxe.ExpectColumnValuesToBeBetween(column="count", min_value=1)]
+    if mean is not None:
+        classes.append(gxe.ExpectColumnValuesToBeBetween(
+            column="count", min_value=mean * (1 - balance_tol), max_value=mean * (1 + balance_tol)))
+    return {f"{split}.images": images, f"{split}.classes": classes}
+
+
+def _summary(table, res):
+    cfg = res.expectation_config
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k != "batch_id"}
+    result = res.result or {}
+    entry = {"table": table, "expectation": cfg.type, "kwargs": kwargs, "success": bool(res.success)}
+    for key in ("observed_value", "unexpected_count", "unexpected_percent"):
+        if key in result and result[key] is not None:
+            value = result[key]
+            entry[key] = value.item() if hasattr(value, "item") else value
+    if result.get("partial_unexpected_list"):
+        entry["examples"] = [v.item() if hasattr(v, "item") else v for v in result["partial_unexpected_list"][:5]]
+    return entry
+
+
+def validate_arrays(arrays, *, counts=None, shape=None, n_classes=None, balance_tol, max_blank):
+    """Run the suite on dict x_train, y_train, x_test, y_test; return a JSON-able report.
+
+    counts: expected images per split (None: any non-empty); shape: expected (H, W[, C]) (None:
+    the training images' shape); n_classes: None infers max label + 1 from the training labels.
+    """
+    import great_expectations as gx
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    shape = tuple(shape or arrays["x_train"].shape[1:])
+    if n_classes is None:
+        n_classes = int(np.max(arrays["y_train"])) + 1 if len(arrays["y_train"]) else 1
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    source = context.data_sources.add_pandas("raw")
+    checks = []
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        tables = {f"{split}.images": image_table(x, y), f"{split}.classes": class_table(y, n_classes)}
+        suites = _suites(split, (counts or {}).get(split), shape, n_classes, balance_tol, max_blank)
+        for name, df in tables.items():
+            batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all") \
+                .get_batch(batch_parameters={"dataframe": df})
+            suite = gx.ExpectationSuite(name=name, expectations=suites[name])
+            result = batch.validate(suite)
+            checks += [_summary(name, r) for r in result.results]
+    failed = [c for c in checks if not c["success"]]
+    return {"success": not failed, "evaluated": len(checks), "failed": len(failed),
+            "n_classes": n_classes, "image_shape": list(shape), "checks": checks}
+
+
+def describe_failure(check):
+    """One readable line for a failed check."""
+    args = ", ".join(f"{k}={v}" for k, v in check["kwargs"].items())
+    seen = ""
+    if "observed_value" in check:
+        seen = f"observed {check['observed_value']}"
+    elif "unexpected_count" in check:
+        seen = f"{check['unexpected_count']} unexpected ({check.get('unexpected_percent', 0):.2f}%)"
+        if check.get("examples"):
+            seen += f", e.g. {check['examples']}"
+    return f"{check['table']}: {check['expectation']}({args}): {seen}"
+
+
+def raise_if_failed(report, report_path):
+    if not report["success"]:
+        lines = [describe_failure(c) for c in report["checks"] if not c["success"]]
+        raise GenlabError(f"data validation failed, {report['failed']} of {report['evaluated']} expectations: "
+                          + " | ".join(lines) + f" (details in {report_path}); fix or re-fetch the data")
