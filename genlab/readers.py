@@ -77,7 +77,7 @@ def read_npz(path, keys=NPZ_KEYS):
     except GenlabError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError,
-            NotImplementedError, RuntimeError, io.UnsupportedOperation) as e:
+            NotImplementedError, RuntimeError, MemoryError, io.UnsupportedOperation) as e:
         raise GenlabError(f"{path} is not a readable .npz file ({e.__class__.__name__}: {e}): "
                           "delete it and fetch again") from None
 

@@ -50,3 +50,32 @@ def fmnist_small(fmnist_raw):
         return x, y[:n].astype(np.int32)
     return {"train": prep(fmnist_raw["x_train"], fmnist_raw["y_train"], 4000),
             "test": prep(fmnist_raw["x_test"], fmnist_raw["y_test"], 1000)}
+
+
+def copy_project(dest):
+    """Copy the project as a clean clone would have it (tracked + untracked, not ignored files)
+    into dest, and make it a git repo with one commit. Returns dest."""
+    import shutil
+    import subprocess
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        src = ROOT / f
+        if src.is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-qm", "clone"], cwd=dest, check=True)
+    return dest
+
+
+def tool_env(**extra):
+    """Environment for subprocesses: the venv's bin first on PATH (dvc, python)."""
+    import sys
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.update(extra)
+    return env

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One-command set-up, then run. Safe to run again: it only installs what changed.
+#   bash bootstrap.sh repro [dvc repro args]   install, fetch prerequisites, run the pipeline
+#   bash bootstrap.sh test  [pytest args]      install, run the test suite
+#   bash bootstrap.sh install                  install only
+# The virtual environment lives in .venv/ at the project root (Python 3.11).
+set -euo pipefail
+cd "$(dirname "$0")"
+mode="${1:-install}"; shift || true
+
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "error: Python 3.11 is required (found $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+
+# 1. Virtual environment with the pinned requirements (skipped when nothing changed).
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+gpu=0
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
+stamp=".venv/.installed-$( (cat requirements.txt requirements-gpu.txt constraints.txt; echo "gpu=$gpu") | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  if [ "$gpu" = 1 ]; then
+    echo "bootstrap: GPU found, installing the CUDA build of TensorFlow" >&2
+    .venv/bin/python -m pip uninstall --quiet --yes tensorflow-cpu >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install --quiet -c constraints.txt -r <(grep -v '^tensorflow-cpu' requirements.txt) -r requirements-gpu.txt
+  else
+    .venv/bin/python -m pip install --quiet -c constraints.txt -r requirements.txt
+  fi
+  rm -f .venv/.installed-*; touch "$stamp"
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+
+# 2. The default dataset offline: Debian's dataset-fashion-mnist, where apt-get may be used.
+install_dataset_package() {
+  [ -d /usr/share/datasets/fashion-mnist ] && return 0
+  command -v apt-get >/dev/null || return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo -n true 2>/dev/null && sudo="sudo -n" || return 0; fi
+  echo "bootstrap: installing Debian's dataset-fashion-mnist (offline copy of the default dataset)" >&2
+  { $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }; } ||
+    echo "bootstrap: could not install dataset-fashion-mnist; fetch will download instead" >&2
+}
+
+case "$mode" in
+  install) ;;
+  repro) install_dataset_package; exec dvc repro "$@" ;;
+  test) exec python -m pytest "$@" ;;
+  *) echo "error: unknown mode '$mode': use repro, test or install" >&2; exit 2 ;;
+esac

@@ -1,0 +1,79 @@
+"""`dvc repro` of the data stages in a temporary clone, on real data from the mirror."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+
+from genlab.data import load_meta, load_split
+
+from conftest import copy_project, tool_env
+
+
+def dvc(proj, *args, env):
+    r = subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env)
+    return r
+
+
+@pytest.fixture(scope="module")
+def repro_data(tmp_path_factory, shared_data):
+    proj = copy_project(tmp_path_factory.mktemp("clone"))
+    env = tool_env(GENLAB_MIRROR=str(shared_data))
+    r = dvc(proj, "repro", "normalize", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return proj, env, r
+
+
+def test_repro_normalize_from_clean_clone(repro_data):
+    proj, env, first = repro_data
+    for stage in ("fetch", "validate", "normalize"):
+        assert f"Running stage '{stage}'" in first.stdout
+    assert "from mirror" in first.stdout + first.stderr
+    meta = load_meta(proj / "data" / "processed")
+    assert meta["dataset"] == "fashion_mnist" and meta["counts"]["test"] == 10000
+    x, _ = load_split(proj / "data" / "processed", "val")
+    assert x.shape == (6000, 28, 28, 1) and np.isfinite(x).all()
+    status = dvc(proj, "status", "normalize", env=env)
+    assert status.returncode == 0 and "up to date" in status.stdout
+
+
+def test_second_repro_runs_nothing(repro_data):
+    proj, env, _ = repro_data
+    r = dvc(proj, "repro", "normalize", env=env)
+    assert r.returncode == 0 and "Running stage" not in r.stdout
+
+
+def test_changed_param_reruns_only_its_stage(repro_data):
+    proj, env, _ = repro_data
+    report = (proj / "reports" / "validation.json").read_bytes()
+    y_before = load_split(proj / "data" / "processed", "val")[1].copy()
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["normalize"]["seed"] = 5
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    r = dvc(proj, "repro", "normalize", env=env)
+    assert r.returncode == 0, r.stderr
+    ran = {line.split("'")[1] for line in r.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"normalize"}
+    assert (proj / "reports" / "validation.json").read_bytes() == report
+    assert not np.array_equal(load_split(proj / "data" / "processed", "val")[1], y_before)
+
+
+def test_bad_param_type_stops_with_one_line(repro_data):
+    proj, env, _ = repro_data
+    params = (proj / "params.yaml").read_text()
+    try:
+        (proj / "params.yaml").write_text(params.replace("val_fraction: 0.1", "val_fraction: lots"))
+        out = proj / "data" / "processed"
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        r = dvc(proj, "repro", "normalize", env=env)
+        assert r.returncode != 0
+        assert "error: normalize.val_fraction must be a number in [0.0, 0.5], got 'lots'" in r.stderr
+        assert "Traceback" not in r.stderr
+        # DVC removes a stage's outs before running it; the stage wrote nothing partial, and the
+        # last good output is still in DVC's cache:
+        assert not out.exists() and not list(out.parent.glob(".processed.tmp-*"))
+    finally:
+        (proj / "params.yaml").write_text(params)
+    assert dvc(proj, "checkout", "normalize", env=env).returncode == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -1,0 +1,92 @@
+"""validate (great-expectations) and normalize on real Fashion-MNIST, and on broken copies."""
+
+import json
+
+import numpy as np
+import pytest
+
+from genlab.errors import GenlabError
+from genlab.normalize import check_validation, normalize, split_indices
+from genlab.validate import raise_if_failed, validate_arrays
+from genlab.data import load_meta, load_split
+
+FACTS = dict(counts={"train": 60000, "test": 10000}, shape=(28, 28), n_classes=10,
+             balance_tol=0.2, max_blank=0.001)
+
+
+def failed(report):
+    return {(c["table"], c["expectation"], c["kwargs"].get("column")) for c in report["checks"] if not c["success"]}
+
+
+def test_real_fashion_mnist_passes(fmnist_raw):
+    report = validate_arrays(fmnist_raw, **FACTS)
+    assert report["success"] and report["failed"] == 0 and report["evaluated"] >= 20
+
+
+def broken(fmnist_raw, what):
+    a = {k: v.copy() for k, v in fmnist_raw.items()}
+    if what == "label":
+        a["y_test"][:7] = 11
+    elif what == "dtype":
+        a["x_train"] = a["x_train"].astype(np.float32) * 2.0
+    elif what == "balance":
+        a["y_train"][a["y_train"] == 3] = 4
+    elif what == "blank":
+        a["x_train"][:500] = 0
+    elif what == "count":
+        a["x_test"], a["y_test"] = a["x_test"][:9000], a["y_test"][:9000]
+    elif what == "shape":
+        a["x_test"] = a["x_test"][:, :27, :]
+    return a
+
+
+@pytest.mark.parametrize("what, expected", [
+    ("label", ("test.images", "expect_column_values_to_be_in_set", "label")),
+    ("dtype", ("train.images", "expect_column_values_to_be_in_set", "dtype")),
+    ("dtype", ("train.images", "expect_column_values_to_be_between", "pix_max")),
+    ("balance", ("train.classes", "expect_column_values_to_be_between", "count")),
+    ("blank", ("train.images", "expect_column_values_to_be_in_set", "blank")),
+    ("count", ("test.images", "expect_table_row_count_to_equal", None)),
+    ("shape", ("test.images", "expect_column_values_to_be_in_set", "height")),
+])
+def test_broken_arrays_fail_naming_the_expectation(fmnist_raw, what, expected):
+    report = validate_arrays(broken(fmnist_raw, what), **FACTS)
+    assert not report["success"]
+    assert expected in failed(report)
+    with pytest.raises(GenlabError, match=rf"data validation failed.*{expected[0]}: {expected[1]}"):
+        raise_if_failed(report, "reports/validation.json")
+
+
+def test_normalize_real_data(fmnist_raw, tmp_path):
+    out = tmp_path / "processed"
+    meta = normalize(fmnist_raw, out, value_range=[-1.0, 1.0], val_fraction=0.1, seed=3,
+                     dataset="fashion_mnist", class_names=[str(i) for i in range(10)])
+    assert meta["counts"] == {"train": 54000, "val": 6000, "test": 10000}
+    assert load_meta(out) == meta
+    x, y = load_split(out, "train")
+    assert x.dtype == np.float32 and x.shape == (54000, 28, 28, 1) and y.dtype == np.int32
+    assert x.min() == -1.0 and x.max() == 1.0
+    xt, yt = load_split(out, "test")
+    np.testing.assert_allclose(xt[..., 0], fmnist_raw["x_test"] / 127.5 - 1.0, atol=1e-6)
+    np.testing.assert_array_equal(yt, fmnist_raw["y_test"])
+    xv, yv = load_split(out, "val")
+    # train and val partition the original training split
+    tr, va = split_indices(60000, 0.1, 3)
+    assert not set(tr) & set(va) and len(tr) + len(va) == 60000
+    np.testing.assert_array_equal(yv, fmnist_raw["y_train"][va])
+
+
+def test_split_is_seeded():
+    a, b = split_indices(1000, 0.2, 7), split_indices(1000, 0.2, 7)
+    c = split_indices(1000, 0.2, 8)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_normalize_refuses_failed_validation(tmp_path):
+    report = tmp_path / "validation.json"
+    report.write_text(json.dumps({"success": False}))
+    with pytest.raises(GenlabError, match="records a failed validation"):
+        check_validation(report)
+    with pytest.raises(GenlabError, match="run `dvc repro validate` first"):
+        check_validation(tmp_path / "missing.json")
