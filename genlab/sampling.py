@@ -23,11 +23,16 @@ from genlab.io import write_json
 EDIT_STEPS = (0.0, 0.5, 1.0, 1.5)   # multiples of the attribute vector shown in attribute.png
 
 
-def _decode01(model, z, labels=None):
+def _decode01(model, z, labels=None, batch_size=1000):
     """Codes (and labels for a conditional GAN) -> images in [0, 1]."""
     if model.family == "vae":
         return model.decode(z)
-    return to_unit(model.decode(z, labels), model.config["value_range"])
+    z = np.asarray(z, np.float32)
+    out = []
+    for i in range(0, len(z), batch_size):   # the generator's tanh output in [-1, 1]
+        lab = None if labels is None else np.asarray(labels[i:i + batch_size], np.int32)
+        out.append(model.generator(model.g_inputs(z[i:i + batch_size], lab), training=False).numpy())
+    return np.clip((np.concatenate(out) + 1.0) * 0.5, 0.0, 1.0).astype(np.float32)
 
 
 def draw(model, n, seed):

@@ -1,0 +1,175 @@
+"""Training speed: this project's compiled steps vs the original Keras recipe's loop.
+
+Prints iterations/s, images/s and peak memory (max RSS) for
+  recipe_gan     the original recipe's loop, ported to Keras 3 as literally as possible:
+                 generator.predict + discriminator.train_on_batch x2 + combined.train_on_batch
+  gan_mlp        this project's GAN step with the recipe's networks (XLA loop: the default for mlp)
+  gan_mlp_noxla  the same without XLA
+  gan_dcgan      DCGAN, gan.filters 32, conditional (no XLA on CPU: the default)
+  vae_mlp        VAE mlp, hidden 512, latent 16 (XLA)
+  vae_conv       VAE conv, filters 16, latent 16 (no XLA on CPU)
+  gan_dcgan_xla  (only with --all) DCGAN under XLA, to show why conv nets skip XLA on a CPU
+and the ratio gan_mlp / recipe_gan. Each configuration runs in its own process (so max RSS is its
+own), on the same real Fashion-MNIST training images, batch 128, for --seconds of timed work after
+a warm-up that includes compilation.
+
+    python benchmarks/bench_train.py [--data ../shared/data/fashion-mnist] [--seconds 20] [--only NAME ...]
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion-mnist"
+BATCH = 128
+CONFIGS = ["recipe_gan", "gan_mlp", "gan_mlp_noxla", "gan_dcgan", "vae_mlp", "vae_conv"]
+EXTRA = ["gan_dcgan_xla"]
+
+
+def load(data_dir):
+    """Fashion-MNIST training images as float32 (N, 28, 28, 1) in [-1, 1], labels int32."""
+    import numpy as np
+    from genlab.readers import read_idx
+    x = read_idx(Path(data_dir) / "train-images-idx3-ubyte.gz").astype(np.float32)[..., None] / 127.5 - 1.0
+    y = read_idx(Path(data_dir) / "train-labels-idx1-ubyte.gz").astype(np.int32)
+    return x, y
+
+
+def time_loop(step, seconds, warmup):
+    """Run step() (which does k iterations and returns k) warmup times, then for `seconds`."""
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    first = time.perf_counter() - t0
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        n += step()
+    return n / (time.perf_counter() - t0), first
+
+
+def bench_recipe(x, seconds):
+    """The recipe's networks and loop (Keras 3 spelling: learning_rate=, negative_slope=, Input)."""
+    import numpy as np
+    from keras.layers import BatchNormalization, Dense, Input, LeakyReLU
+    from keras.models import Model, Sequential
+    from keras.optimizers import Adam
+
+    X_train = x.reshape(len(x), 784)
+    generator = Sequential([Input((100,)), Dense(128), LeakyReLU(negative_slope=0.01), BatchNormalization(),
+                            Dense(784, activation="tanh")])
+    generator.compile(loss="binary_crossentropy", optimizer=Adam(learning_rate=0.0002, beta_1=0.5))
+    discriminator = Sequential([Input((784,)), Dense(128), LeakyReLU(negative_slope=0.01),
+                                Dense(1, activation="sigmoid")])
+    discriminator.compile(loss="binary_crossentropy", optimizer=Adam(learning_rate=0.0002, beta_1=0.5))
+    z = Input(shape=(100,))
+    discriminator.trainable = False
+    gan = Model(z, discriminator(generator(z)))
+    gan.compile(loss="binary_crossentropy", optimizer=Adam(learning_rate=0.0002, beta_1=0.5))
+    batch_size = BATCH
+
+    def iteration():
+        noise = np.random.normal(0, 1, (batch_size, 100))
+        gen_imgs = generator.predict(noise, verbose=0)
+        # Keras 3 reads `trainable` when a train function is first built (Keras 2 at compile time):
+        # toggling it keeps the recipe's meaning, D trains on its own batches and not in `gan`.
+        discriminator.trainable = True
+        d_loss_real = discriminator.train_on_batch(X_train[np.random.randint(0, X_train.shape[0], batch_size)],
+                                                   np.ones((batch_size, 1)))
+        d_loss_fake = discriminator.train_on_batch(gen_imgs, np.zeros((batch_size, 1)))
+        0.5 * np.add(d_loss_real, d_loss_fake)
+        discriminator.trainable = False
+        gan.train_on_batch(noise, np.ones((batch_size, 1)))
+        return 1
+
+    return time_loop(iteration, seconds, warmup=3)
+
+
+def bench_project(name, x, y, seconds):
+    import numpy as np
+    import tensorflow as tf
+    from genlab.gan import GAN, gan_config
+    from genlab.train import CompiledSteps, TrainSettings, set_determinism
+    from genlab.train_gan import GanTask
+    from genlab.train_vae import VaeTask
+    from genlab.vae import VAE, vae_config
+
+    set_determinism(0)
+    settings = TrainSettings(iterations=10 ** 9, batch_size=BATCH, seed=0, log_every=10 ** 9, ckpt_every=10 ** 9)
+    shape, value_range = [28, 28, 1], [-1.0, 1.0]
+    if name.startswith("gan"):
+        arch = "mlp" if "mlp" in name else "dcgan"
+        cfg = gan_config(arch=arch, latent_dim=100, conditional=arch == "dcgan", hidden=128, filters=32,
+                         shape=shape, n_classes=10, value_range=value_range)
+        task = GanTask(GAN(cfg), x, y, 2e-4, 0.5, 0)
+        jit = name in ("gan_mlp", "gan_dcgan_xla")
+    else:
+        arch = name.split("_")[1]
+        cfg = vae_config(arch=arch, variant="vae", latent_dim=16, hidden=512, filters=16, shape=shape,
+                         value_range=value_range)
+        task = VaeTask(VAE(cfg), x, x[:1000], 1e-3, 1.0, 0)
+        jit = arch == "mlp"
+    steps = CompiledSteps(task, settings, jit)
+    chunk = {"gan_mlp": 200, "gan_mlp_noxla": 200, "vae_mlp": 50}.get(name, 2 if "xla" in name else 10)
+
+    def call():
+        steps.run(tf.constant(chunk, tf.int32)).numpy()
+        return chunk
+
+    rate, first = time_loop(call, seconds, warmup=1)
+    if not all(np.isfinite(v) for v in steps.read_means().values()):
+        raise SystemExit(f"{name}: non-finite losses")
+    return rate, first, jit
+
+
+def child(name, data, seconds):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, str(ROOT))
+    x, y = load(data)
+    if name == "recipe_gan":
+        rate, first = bench_recipe(x, seconds)
+        jit = False
+    else:
+        rate, first, jit = bench_project(name, x, y, seconds)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"name": name, "it_s": rate, "images_s": rate * BATCH, "warmup_s": first,
+                      "xla": jit, "peak_rss_mb": peak_mb}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder with Fashion-MNIST train-*-ubyte.gz")
+    ap.add_argument("--seconds", type=float, default=20.0, help="timed seconds per configuration")
+    ap.add_argument("--only", nargs="*", choices=CONFIGS + EXTRA, help="run only these configurations")
+    ap.add_argument("--all", action="store_true", help="also run " + ", ".join(EXTRA))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.data, args.seconds)
+    names = args.only or CONFIGS + (EXTRA if args.all else [])
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; batch {BATCH}; "
+          f"{args.seconds:g} s per configuration")
+    results = {}
+    for name in names:
+        out = subprocess.run([sys.executable, __file__, "--child", name, "--data", args.data,
+                              "--seconds", str(args.seconds)], capture_output=True, text=True, cwd=ROOT)
+        lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+        if out.returncode or not lines:
+            print(f"{name}: failed\n{out.stderr[-2000:]}")
+            continue
+        r = results[name] = json.loads(lines[-1])
+        print(f"{name:14s} {r['it_s']:9.1f} it/s {r['images_s']:10.0f} images/s   warm-up {r['warmup_s']:5.1f} s"
+              f"   xla {str(r['xla']):5s}   peak RSS {r['peak_rss_mb']:6.0f} MB", flush=True)
+    if "recipe_gan" in results and "gan_mlp" in results:
+        ratio = results["gan_mlp"]["it_s"] / results["recipe_gan"]["it_s"]
+        print(f"speed-up of this project's GAN step over the recipe's loop (same networks, same data): {ratio:.1f}x")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

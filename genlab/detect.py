@@ -1,0 +1,86 @@
+"""How detectable and how copied the generated images are.
+
+  two_sample_accuracy  a real-vs-generated classifier test on evaluator features (0.5 is best)
+  memorization         nearest-training-image distances of generated vs held-out real images
+"""
+
+import numpy as np
+from scipy.optimize import minimize
+
+from genlab.errors import GenlabError
+from genlab.metrics import as_features, knn_sq_dists
+
+
+def _fit_logistic(x, y, *, l2, max_iter):
+    """L2-regularised logistic regression (bias unpenalised) by L-BFGS; returns (w, b)."""
+    n, d = x.shape
+    s = 2.0 * y - 1.0  # labels as -1/+1
+
+    def loss_grad(theta):
+        w, b = theta[:d], theta[d]
+        margin = s * (x @ w + b)
+        loss = np.logaddexp(0.0, -margin).mean() + 0.5 * l2 * (w @ w)
+        g = -s * np.exp(-np.logaddexp(0.0, margin)) / n  # d loss / d logit = -s * sigmoid(-margin) / n
+        return loss, np.concatenate([x.T @ g + l2 * w, [g.sum()]])
+
+    res = minimize(loss_grad, np.zeros(d + 1), jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter})
+    return res.x[:d], res.x[d]
+
+
+def two_sample_accuracy(real, fake, *, l2, max_iter, seed):
+    """Held-out balanced accuracy of a real-vs-generated detector on feature sets (N, d).
+
+    Each set is shuffled (seeded) and split in halves; a logistic regression on standardised
+    features is fitted on the first halves and scored on the second: the mean of its accuracy on
+    held-out real and on held-out generated rows. 0.5 = indistinguishable, 1.0 = always detected.
+    """
+    real, fake = as_features(real, "real features", 4), as_features(fake, "generated features", 4)
+    if real.shape[1] != fake.shape[1]:
+        raise GenlabError("real and generated features differ in width: use one evaluator for both")
+    rng = np.random.default_rng(seed)
+    real, fake = real[rng.permutation(len(real))], fake[rng.permutation(len(fake))]
+    hr, hf = len(real) // 2, len(fake) // 2
+    x_fit = np.concatenate([real[:hr], fake[:hf]])
+    y_fit = np.concatenate([np.zeros(hr), np.ones(hf)])
+    mean, std = x_fit.mean(axis=0), x_fit.std(axis=0)
+    std[std < 1e-12] = 1.0  # constant (e.g. dead ReLU) features: leave them centred, unscaled
+    w, b = _fit_logistic((x_fit - mean) / std, y_fit, l2=l2, max_iter=max_iter)
+    real_ok = _share_correct(-(((real[hr:] - mean) / std) @ w + b))
+    fake_ok = _share_correct(((fake[hf:] - mean) / std) @ w + b)
+    return float(0.5 * (real_ok + fake_ok))
+
+
+def _share_correct(margin):
+    """Share of positive margins, a tie (margin 0, no evidence either way) counting one half."""
+    return (margin > 0).mean() + 0.5 * (margin == 0).mean()
+
+
+def _flat_images(x, what):
+    x = np.asarray(x, dtype=np.float32)
+    x = x.reshape(len(x), -1)
+    if len(x) == 0 or not np.isfinite(x).all():
+        raise GenlabError(f"{what} must be a non-empty set of finite images")
+    return x
+
+
+def memorization(generated, heldout, train, *, batch_size=1024):
+    """Pixel-space distance from each image to its nearest training image, generated vs held-out.
+
+    Returns both medians (nn_median_generated, nn_median_heldout) and nn_ratio = their quotient:
+    about 1 when generated images are as novel as unseen real ones, near 0 for copies.
+    Distances are Euclidean on the flattened images as given (float32 blocks).
+    """
+    gen, real, train = (_flat_images(generated, "generated images"), _flat_images(heldout, "held-out images"),
+                        _flat_images(train, "training images"))
+    if not gen.shape[1] == real.shape[1] == train.shape[1]:
+        raise GenlabError(f"image sizes differ (generated {gen.shape[1]}, held-out {real.shape[1]}, "
+                          f"training {train.shape[1]} pixels): compare images of one dataset")
+    d_gen = np.sqrt(knn_sq_dists(gen, train, 1, batch_size=batch_size)[:, 0])
+    d_real = np.sqrt(knn_sq_dists(real, train, 1, batch_size=batch_size)[:, 0])
+    med_gen, med_real = float(np.median(d_gen)), float(np.median(d_real))
+    if med_real <= 0.0:
+        raise GenlabError("held-out images have median distance 0 to the training set: "
+                          "the test split overlaps the training split; rebuild the data")
+    return {"nn_median_generated": med_gen, "nn_median_heldout": med_real,
+            "nn_ratio": med_gen / med_real}

@@ -1,0 +1,134 @@
+"""report: reports/report.md, a self-contained Markdown page (relative image links) that renders on
+a pull request: what was trained, how good it is against the real-vs-real floor, what it looks like.
+"""
+
+import csv
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# (key in metrics/evaluate.json, label, better direction, one-line meaning)
+METRICS = [
+    ("fd", "Fréchet distance", "lower", "distance between Gaussian fits of evaluator features"),
+    ("kid", "KID", "lower", "unbiased kernel MMD² of evaluator features, cubic kernel"),
+    ("precision", "precision (k=3)", "higher", "share of samples inside the real-data manifold"),
+    ("recall", "recall (k=3)", "higher", "share of real images inside the sample manifold"),
+    ("classes_covered", "classes covered", "higher", "classes that receive a fair share of samples"),
+    ("kl_uniform", "KL(class hist ‖ uniform)", "lower", "imbalance of predicted classes (nats)"),
+    ("classifier_score", "classifier score", "higher", "exp E KL(p(y|x) ‖ p(y)), the MNIST Inception score"),
+    ("detector_accuracy", "detector accuracy", "closer to 0.5", "held-out accuracy of a real-vs-fake classifier"),
+    ("nn_ratio", "memorization ratio", "≈ 1", "median nearest-train distance, samples / held-out real"),
+    ("elbo", "test ELBO (nats)", "higher", "VAE evidence lower bound on binarized test images"),
+    ("iw_bound", "IW bound (nats)", "higher", "importance-weighted bound, k samples"),
+]
+FIGURES = [("grid.png", "Samples"), ("classes.png", "One row per class"),
+           ("interpolation.png", "Latent interpolation"), ("attribute.png", "Attribute-vector edit"),
+           ("reconstructions.png", "Reconstructions"), ("latent_map.png", "Latent space")]
+
+
+def _fmt(value, key):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.1f}"
+    return str(value)
+
+
+def metrics_table(evaluation, models):
+    """Markdown table: one row per metric present, one column per model, then the floor."""
+    head = "| metric | " + " | ".join(models) + " | real vs real (floor) | better |"
+    lines = [head, "|" + "---|" * (len(models) + 3)]
+    floor = evaluation.get("floor", {})
+    for key, label, better, _ in METRICS:
+        if not any(key in evaluation.get(m, {}) for m in models):
+            continue
+        cells = [_fmt(evaluation.get(m, {}).get(key), key) for m in models]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(floor.get(key), key)} | {better} |")
+    return "\n".join(lines)
+
+
+def read_tsv(path):
+    """A dvclive plot file (step, value columns) -> (steps, values)."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows:
+        return [], []
+    key = [k for k in rows[0] if k not in ("step", "timestamp")][0]
+    return [int(r["step"]) for r in rows], [float(r[key]) for r in rows]
+
+
+def plot_curves(live_dir, out_png, title):
+    """One panel per logged metric of a dvclive folder; returns False when there is nothing to plot."""
+    files = sorted(Path(live_dir, "plots", "metrics").rglob("*.tsv"))
+    if not files:
+        return False
+    cols = min(3, len(files))
+    rows = -(-len(files) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    for ax, f in zip(axes.flat, files):
+        steps, values = read_tsv(f)
+        ax.plot(steps, values, lw=1)
+        ax.set_title(str(f.relative_to(Path(live_dir, "plots", "metrics")).with_suffix("")), fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(files):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def _rel(path, start):
+    return os.path.relpath(path, start).replace(os.sep, "/")
+
+
+def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, validation):
+    """Markdown text of the report. figures/curves: {model: folder or PNG path}; links are made
+    relative to out_md's folder so the page is self-contained."""
+    base = Path(out_md).parent
+    models = [m for m in ("gan", "vae") if m in evaluation]
+    out = [f"# Generative models on {meta['dataset']}", ""]
+    summary = []
+    for m in models:
+        e, f = evaluation[m], evaluation.get("floor", {})
+        bits = [f"FD {_fmt(e.get('fd'), 'fd')} (floor {_fmt(f.get('fd'), 'fd')})"]
+        if "classes_covered" in e:
+            bits.append(f"{e['classes_covered']}/{meta['n_classes']} classes covered")
+        if "detector_accuracy" in e:
+            bits.append(f"fakes detected with accuracy {_fmt(e['detector_accuracy'], '')}")
+        summary.append(f"- **{m.upper()}** ({params.get(m, {}).get('arch', '?')}): " + ", ".join(bits))
+    out += ["Trained on the real training split and scored against "
+            f"{evaluation.get('n', '?')} real test images with an evaluator CNN "
+            f"(test accuracy **{_fmt(evaluator.get('test_accuracy'), '')}**) trained on real data only.", ""]
+    out += summary + [""]
+    out += ["## Metrics", "", metrics_table(evaluation, models), ""]
+    out += ["| metric | what it measures |", "|---|---|"]
+    out += [f"| {label} | {meaning} |" for key, label, _, meaning in METRICS
+            if any(key in evaluation.get(m, {}) for m in models)]
+    out += [""]
+    for m in models:
+        out += [f"## {m.upper()}", ""]
+        if curves.get(m) and Path(curves[m]).exists():
+            out += [f"![{m} training curves]({_rel(curves[m], base)})", ""]
+        for name, caption in FIGURES:
+            p = Path(figures.get(m, "")) / name
+            if figures.get(m) and p.exists():
+                out += [f"**{caption}**", "", f"![{m} {caption.lower()}]({_rel(p, base)})", ""]
+    out += ["## Data", "",
+            f"{meta['dataset']}: {meta['counts']} images of shape {meta['shape']}, classes: "
+            + ", ".join(meta["class_names"]) + ".",
+            f"Validation: {validation.get('evaluated', 0) - validation.get('failed', 0)}/"
+            f"{validation.get('evaluated', 0)} expectations passed.", ""]
+    out += ["## Params", "", "| key | value |", "|---|---|"]
+    for section in ("data", "normalize", "train", "gan", "vae", "evaluator", "sample", "evaluate"):
+        for k, v in (params.get(section) or {}).items():
+            out.append(f"| `{section}.{k}` | `{v}` |")
+    out += [""]
+    return "\n".join(out)

@@ -1,0 +1,115 @@
+"""The full metric dict for one set of generated images, with its real-vs-real floor.
+
+score_images(evaluator, generated, test, train, ...) returns
+  {"n": N,
+   "generated": metrics of the N generated images against the N real test images,
+   "floor":     the same metrics for N training images (seeded draw) against the same test images}
+with every value a plain finite number (int for the counts n and classes_covered, float otherwise).
+The floor is what a perfect model would score at this N.
+Memorization is reported for generated images only: its ratio is already normalised by held-out
+real images (the floor of the ratio is 1 by construction).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from genlab import config
+from genlab.detect import memorization, two_sample_accuracy
+from genlab.errors import GenlabError
+from genlab.evaluator import features_and_proba
+from genlab.metrics import (class_histogram, classes_covered, classifier_score, frechet_distance,
+                            kid, kl_to_uniform, precision_recall)
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """The numbers score_images needs (the evaluate: section of params.yaml)."""
+    kid_subset_size: int
+    kid_subsets: int
+    pr_k: int
+    coverage_min_share: float
+    two_sample_l2: float
+    two_sample_max_iter: int
+    seed: int
+
+
+def read_settings(params):
+    """ScoreSettings from a params dict, every value validated (keys evaluate.*)."""
+    g = config.get
+    return ScoreSettings(
+        kid_subset_size=g(params, "evaluate.kid_subset_size", int, lo=2),
+        kid_subsets=g(params, "evaluate.kid_subsets", int, lo=1),
+        pr_k=g(params, "evaluate.pr_k", int, lo=1),
+        coverage_min_share=g(params, "evaluate.coverage_min_share", float, lo=0.0, hi=1.0),
+        two_sample_l2=g(params, "evaluate.two_sample_l2", float, lo=0.0),
+        two_sample_max_iter=g(params, "evaluate.two_sample_max_iter", int, lo=1),
+        seed=g(params, "evaluate.seed", int, lo=0),
+    )
+
+
+def _check_images(x, what, value_range):
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) == 0:
+        raise GenlabError(f"{what}: no images to score")
+    if not np.isfinite(x).all():
+        raise GenlabError(f"{what} contain NaN or Inf: the model diverged; retrain it")
+    lo, hi = value_range
+    tol = 1e-3 * (hi - lo)
+    if x.min() < lo - tol or x.max() > hi + tol:
+        raise GenlabError(f"{what} span [{x.min():.3g}, {x.max():.3g}] but the evaluator takes images "
+                          f"in [{lo}, {hi}]: map them to the processed data's range first")
+    return x
+
+
+def _sample_metrics(f_fake, p_fake, f_real, s):
+    """Metrics of one image set (features, probabilities) against real test features."""
+    kid_mean, kid_std = kid(f_fake, f_real, subset_size=s.kid_subset_size,
+                            n_subsets=s.kid_subsets, seed=s.seed)
+    precision, recall = precision_recall(f_real, f_fake, k=s.pr_k)
+    hist = class_histogram(p_fake)
+    return {
+        "fd": frechet_distance(f_fake, f_real),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+        "kl_uniform": kl_to_uniform(hist),
+        "classes_covered": classes_covered(hist, min_share=s.coverage_min_share),
+        "classifier_score": classifier_score(p_fake),
+        "detector_accuracy": two_sample_accuracy(f_real, f_fake, l2=s.two_sample_l2,
+                                                   max_iter=s.two_sample_max_iter, seed=s.seed),
+    }
+
+
+def score_images(evaluator, generated, test, train, *, value_range, settings):
+    """The metric dict (see module docstring); images (N, H, W, C) in the evaluator's value_range.
+
+    generated and test must hold the same number N of images; train must hold at least N.
+    """
+    s = settings
+    gen = _check_images(generated, "generated images", value_range)
+    test = _check_images(test, "test images", value_range)
+    train = _check_images(train, "training images", value_range)
+    n = len(gen)
+    if len(test) != n:
+        raise GenlabError(f"{n} generated images vs {len(test)} test images: compare the same number "
+                          "on both sides (sample as many images as the test split has)")
+    if len(train) < n:
+        raise GenlabError(f"the real-vs-real floor needs {n} training images, only {len(train)} exist")
+    floor_idx = np.sort(np.random.default_rng(s.seed).choice(len(train), n, replace=False))
+
+    f_gen, p_gen = features_and_proba(evaluator, gen)
+    f_test, _ = features_and_proba(evaluator, test)
+    f_floor, p_floor = features_and_proba(evaluator, train[floor_idx])
+
+    generated_metrics = _sample_metrics(f_gen, p_gen, f_test, s)
+    generated_metrics.update(memorization(gen, test, train))
+    result = {"n": n, "generated": generated_metrics,
+              "floor": _sample_metrics(f_floor, p_floor, f_test, s)}
+    bad = [f"{part}.{k}" for part, d in result.items() if isinstance(d, dict)
+           for k, v in d.items() if not math.isfinite(v)]
+    if bad:
+        raise GenlabError(f"metrics {', '.join(bad)} are not finite: report this as a bug with the images")
+    return result

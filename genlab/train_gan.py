@@ -1,0 +1,83 @@
+"""Training of the GAN (library side of the train_gan stage).
+
+`train_gan` builds the GAN from the stage's params, puts the training images on the device (in
+the generator's tanh range [-1, 1]), runs genlab.train.fit with `GanTask`'s step (random batch
+indices, noise and fake labels from stateless RNG keyed by (seed, iteration)), and writes the model
+folder atomically only when training has finished without divergence.
+"""
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from genlab import data
+from genlab.gan import GAN, gan_config, gan_step
+from genlab.models import save_model
+from genlab.train import TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
+
+
+class GanTask:
+    """GAN model + two Adam optimizers + resident data, and the per-iteration step (graph code)."""
+
+    name = "train_gan"
+    metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
+    hint = "lower gan.lr, or check the training data for NaN/Inf"
+
+    def __init__(self, model, x, y, lr, beta_1, seed):
+        self.model, self.seed = model, seed
+        lo, hi = model.config["value_range"]
+        self.x = device_data(((x - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32))  # (N, H, W, C) in [-1, 1]
+        self.y = device_data(np.asarray(y, np.int32))
+        self.opt_d = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
+        self.opt_g = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
+        self.opt_d.build(model.discriminator.trainable_variables)
+        self.opt_g.build(model.generator.trainable_variables)
+
+    def variables(self):
+        m = self.model
+        return m.generator.variables + m.discriminator.variables + self.opt_d.variables + self.opt_g.variables
+
+    def step(self, key, batch_size):
+        """key: int64 (2,) = (seed, iteration). Samples the batch with replacement, like the recipe."""
+        seeds = tf.random.experimental.stateless_split(key, 3)
+        idx = tf.random.stateless_uniform([batch_size], seeds[0], 0, tf.shape(self.x)[0], dtype=tf.int32)
+        z = tf.random.stateless_normal([batch_size, self.model.latent_dim], seeds[1])
+        fake_labels = tf.random.stateless_uniform([batch_size], seeds[2], 0, self.model.n_classes, dtype=tf.int32)
+        return gan_step(self.model, self.opt_d, self.opt_g, tf.gather(self.x, idx), tf.gather(self.y, idx),
+                        z, fake_labels)
+
+    def extra_metrics(self):
+        return {}
+
+    def log_images(self, live, step):
+        """A fixed-noise grid: 8x8 samples, or for a conditional GAN one row of 8 per class."""
+        m = self.model
+        labels = np.repeat(np.arange(m.n_classes), 8) if m.conditional else None
+        x = m.generate(80 if m.conditional else 64, self.seed, labels=labels)
+        live.log_image(f"samples/{step}.png", grid_uint8(data.to_unit(x, m.config["value_range"]), 8))
+
+    def finish(self):
+        """Nothing to do after the last iteration of a GAN."""
+
+
+def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, latent_dim, hidden, filters,
+              lr, beta_1, settings: TrainSettings, jit_compile="auto", on_log=None, out=None):
+    """Train a GAN on dataset["train"], save it to model_dir, return it.
+
+    dataset: {"meta": meta, "train": (x, y)} (genlab.train.load_training_data), x in meta["range"].
+    Every keyword except jit_compile/on_log/out is a param of the stage and part of the run's
+    fingerprint, so a checkpoint made with other values is not resumed.
+    """
+    args = dict(arch=arch, conditional=conditional, latent_dim=latent_dim, hidden=hidden, filters=filters,
+                lr=lr, beta_1=beta_1)
+    meta = dataset["meta"]
+    cfg = gan_config(arch=arch, latent_dim=latent_dim, conditional=conditional, hidden=hidden, filters=filters,
+                     shape=meta["shape"], n_classes=meta["n_classes"], value_range=meta["range"])
+    fp = run_fingerprint("train_gan", args, settings, dataset, ["train"], ["gan.py", "train.py", "train_gan.py"])
+    set_determinism(settings.seed)
+    x, y = dataset["train"]
+    task = GanTask(GAN(cfg), x, y, lr, beta_1, settings.seed)
+    model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
+                jit_compile=use_xla(arch, jit_compile), on_log=on_log, out=out)
+    save_model(model, model_dir)
+    return model

@@ -1,0 +1,49 @@
+"""The params the training stages read, validated (no TensorFlow import, so errors come at once).
+
+Each function returns exactly the keys it read, as keyword arguments for the library:
+train_settings -> genlab.train.TrainSettings, gan_params -> genlab.train_gan.train_gan,
+vae_params -> genlab.train_vae.train_vae.
+"""
+
+from genlab import config
+from genlab.errors import GenlabError
+
+
+def _positive(params, key):
+    value = config.get(params, key, float, lo=0.0)
+    if value <= 0:
+        raise GenlabError(f"{key} must be a number > 0, got {value!r}")
+    return value
+
+
+def train_settings(params):
+    """train.epochs (iterations of one batch), batch_size, seed, log_every, ckpt_every."""
+    get = lambda key, lo: config.get(params, f"train.{key}", int, lo=lo)  # noqa: E731
+    return {"iterations": get("epochs", 1), "batch_size": get("batch_size", 1), "seed": get("seed", 0),
+            "log_every": get("log_every", 1), "ckpt_every": get("ckpt_every", 1)}
+
+
+def gan_params(params):
+    """gan.arch, conditional, latent_dim, hidden, filters, lr, beta_1."""
+    return {
+        "arch": config.get(params, "gan.arch", str, choices=("mlp", "dcgan")),
+        "conditional": config.get(params, "gan.conditional", bool),
+        "latent_dim": config.get(params, "gan.latent_dim", int, lo=1),
+        "hidden": config.get(params, "gan.hidden", int, lo=1),
+        "filters": config.get(params, "gan.filters", int, lo=1),
+        "lr": _positive(params, "gan.lr"),
+        "beta_1": config.get(params, "gan.beta_1", float, lo=0.0, hi=0.9999),
+    }
+
+
+def vae_params(params):
+    """vae.arch, variant, latent_dim, beta, hidden, filters, lr."""
+    return {
+        "arch": config.get(params, "vae.arch", str, choices=("mlp", "conv")),
+        "variant": config.get(params, "vae.variant", str, choices=("vae", "ae")),
+        "latent_dim": config.get(params, "vae.latent_dim", int, lo=1),
+        "beta": config.get(params, "vae.beta", float, lo=0.0),
+        "hidden": config.get(params, "vae.hidden", int, lo=2),
+        "filters": config.get(params, "vae.filters", int, lo=1),
+        "lr": _positive(params, "vae.lr"),
+    }

@@ -1,0 +1,90 @@
+"""Training of the VAE / plain autoencoder (library side of the train_vae stage).
+
+`train_vae` builds the model from the stage's params, puts the training images on the device as
+[0, 1] Bernoulli targets, runs genlab.train.fit with `VaeTask`'s step (random batch indices and
+reparameterization noise from stateless RNG keyed by (seed, iteration)), logs the losses on the
+whole validation split at every log interval, and writes the model folder atomically only when
+training has finished without divergence. See genlab.vae for the likelihood and the loss.
+"""
+
+import tensorflow as tf
+import keras
+
+from genlab import data
+from genlab.models import save_model
+from genlab.train import TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
+from genlab.vae import VAE, vae_config, vae_losses, vae_step
+
+
+class VaeTask:
+    """VAE model + Adam + resident data, the per-iteration step (graph code) and validation losses."""
+
+    name = "train_vae"
+    hint = "lower vae.lr, or check the training data for NaN/Inf"
+    val_batch = 1000
+
+    def __init__(self, model, x, x_val, lr, beta, seed):
+        self.model, self.beta, self.seed = model, float(beta), seed
+        value_range = model.config["value_range"]
+        self.x_host = data.to_unit(x, value_range)          # (N, H, W, C) in [0, 1]
+        self.x = device_data(self.x_host)
+        self.x_val = data.to_unit(x_val, value_range)
+        self.opt = keras.optimizers.Adam(learning_rate=lr)
+        self.opt.build(model.encoder.trainable_variables + model.decoder.trainable_variables)
+        self.metric_names = ("loss", "reconstruction", "kl") if model.variational else ("loss", "reconstruction")
+        spec = tf.TensorSpec([None, *model.config["shape"]], tf.float32)
+        self._val_fn = tf.function(lambda x, key: vae_losses(model, x, key, self.beta),
+                                   input_signature=[spec, tf.TensorSpec([2], tf.int64)])
+
+    def variables(self):
+        return self.model.encoder.variables + self.model.decoder.variables + self.opt.variables
+
+    def step(self, key, batch_size):
+        """key: int64 (2,) = (seed, iteration)."""
+        seeds = tf.random.experimental.stateless_split(key, 2)
+        idx = tf.random.stateless_uniform([batch_size], seeds[0], 0, tf.shape(self.x)[0], dtype=tf.int32)
+        return vae_step(self.model, self.opt, tf.gather(self.x, idx), seeds[1], self.beta)
+
+    def extra_metrics(self):
+        """Mean losses on the whole validation split, with fixed noise so values compare over time."""
+        n = len(self.x_val)
+        if n == 0:
+            return {}
+        sums = dict.fromkeys(self.metric_names, 0.0)
+        for i in range(0, n, self.val_batch):
+            xb = self.x_val[i:i + self.val_batch]
+            losses = self._val_fn(xb, tf.constant([self.seed, -1 - i], tf.int64))
+            for k in sums:
+                sums[k] += float(losses[k]) * len(xb)
+        return {f"val_{k}": v / n for k, v in sums.items()}
+
+    def log_images(self, live, step):
+        """An 8x8 grid of fixed-seed samples (for the AE only once its code Gaussian is fitted)."""
+        m = self.model
+        if m.variational or m.config.get("code_gaussian"):
+            x01 = data.to_unit(m.generate(64, self.seed), m.config["value_range"])
+            live.log_image(f"samples/{step}.png", grid_uint8(x01, 8))
+
+    def finish(self):
+        """AE only: fit the code Gaussian generate() samples from (deterministic, so repeating it
+        after a resume gives the same model)."""
+        if not self.model.variational:
+            self.model.fit_code_gaussian(self.x_host)
+
+
+def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_dim, beta, hidden, filters,
+              lr, settings: TrainSettings, jit_compile="auto", on_log=None, out=None):
+    """Train a VAE (or plain AE) on dataset["train"], validating on dataset["val"]; save it to
+    model_dir and return it. Every keyword except jit_compile/on_log/out is a param of the stage and
+    part of the run's fingerprint."""
+    args = dict(arch=arch, variant=variant, latent_dim=latent_dim, beta=beta, hidden=hidden, filters=filters, lr=lr)
+    meta = dataset["meta"]
+    cfg = vae_config(arch=arch, variant=variant, latent_dim=latent_dim, hidden=hidden, filters=filters,
+                     shape=meta["shape"], value_range=meta["range"])
+    fp = run_fingerprint("train_vae", args, settings, dataset, ["train", "val"], ["vae.py", "train.py", "train_vae.py"])
+    set_determinism(settings.seed)
+    task = VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], lr, beta, settings.seed)
+    model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
+                jit_compile=use_xla(arch, jit_compile), on_log=on_log, out=out)
+    save_model(model, model_dir)
+    return model

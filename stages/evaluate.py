@@ -1,0 +1,72 @@
+"""Stage evaluate: score every model's samples against the real test split with the evaluator,
+beside the real-vs-real floor; VAE test ELBO and importance-weighted bound. Writes --metrics."""
+
+import argparse
+
+import numpy as np
+
+from genlab import cli, config
+from genlab.data import load_meta, load_split, to_unit
+from genlab.elbo import vae_bounds
+from genlab.errors import GenlabError
+from genlab.evaluator import check_gate, gate_for, load_evaluator, load_evaluator_info
+from genlab.io import write_json
+from genlab.models import load_model
+from genlab.scoring import read_settings, score_images
+
+
+def load_samples(path, n):
+    try:
+        with np.load(path) as z:
+            x = z["x"]
+    except (OSError, KeyError, ValueError) as e:
+        raise GenlabError(f"{path} cannot be read ({e.__class__.__name__}): run `dvc repro sample`") from None
+    if len(x) < n:
+        raise GenlabError(f"{path} holds {len(x)} images but evaluate.n_samples is {n}: "
+                          "set sample.n >= evaluate.n_samples")
+    return x[:n]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True, help="processed data folder (data/processed)")
+    ap.add_argument("--evaluator", required=True, help="evaluator folder (models/evaluator)")
+    ap.add_argument("--samples", required=True, nargs="+", metavar="NAME=NPZ",
+                    help="generated images per model, e.g. gan=samples/gan.npz")
+    ap.add_argument("--vae", required=True, help="VAE model folder, for the test ELBO (models/vae)")
+    ap.add_argument("--metrics", required=True, help="output JSON (metrics/evaluate.json)")
+    args = ap.parse_args()
+    params = cli.read_params()
+    n = config.get(params, "evaluate.n_samples", int, lo=2)
+    gates = config.get(params, "evaluate.min_evaluator_accuracy", dict)
+    iw_k = config.get(params, "evaluate.iw_k", int, lo=1)
+    threshold = config.get(params, "evaluate.binarize_threshold", float, lo=0.0, hi=1.0)
+    settings = read_settings(params)
+    samples = dict(s.split("=", 1) for s in args.samples)
+
+    meta = load_meta(args.data)
+    info = load_evaluator_info(args.evaluator)
+    check_gate(info.get("test_accuracy"), gate_for(gates, meta["dataset"]), meta["dataset"])
+    x_test, _ = load_split(args.data, "test")
+    x_train, _ = load_split(args.data, "train")
+    if len(x_test) < n:
+        raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
+    x_test = np.asarray(x_test[:n])
+    evaluator = load_evaluator(args.evaluator)
+
+    result = {"n": n, "evaluator_accuracy": info["test_accuracy"]}
+    for name, path in samples.items():
+        scored = score_images(evaluator, load_samples(path, n), x_test, x_train,
+                              value_range=meta["range"], settings=settings)
+        result[name] = scored["generated"]
+        result["floor"] = scored["floor"]   # identical for every model: same N, seed, test images
+        print(f"evaluate: {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in scored["generated"].items()))
+    vae = load_model(args.vae)
+    if getattr(vae, "variational", False):
+        result.setdefault("vae", {}).update(vae_bounds(vae.encode, vae.decode_logits, to_unit(x_test, meta["range"]),
+                                                       k=iw_k, threshold=threshold, seed=settings.seed))
+    write_json(args.metrics, result)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,49 @@
+"""Stage report: write reports/report.md (metrics beside floors, curves, figures, data, params)."""
+
+import argparse
+import json
+from pathlib import Path
+
+from genlab import cli
+from genlab.data import load_meta
+from genlab.errors import GenlabError
+from genlab.io import atomic_dir, atomic_file
+from genlab.report import build, plot_curves
+
+
+def read_json(path):
+    p = Path(path)
+    if not p.exists():
+        raise GenlabError(f"{p} not found: run `dvc repro` to produce it")
+    return json.loads(p.read_text())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True, help="processed data folder (its meta.json)")
+    ap.add_argument("--validation", required=True)
+    ap.add_argument("--evaluator-metrics", required=True)
+    ap.add_argument("--metrics", required=True, help="evaluate's JSON")
+    ap.add_argument("--figures", required=True, nargs="+", metavar="NAME=DIR")
+    ap.add_argument("--live", required=True, nargs="+", metavar="NAME=DIR", help="dvclive folders")
+    ap.add_argument("--curves", required=True, help="output folder of training-curve PNGs")
+    ap.add_argument("--out", required=True, help="output Markdown file (reports/report.md)")
+    args = ap.parse_args()
+    params = cli.read_params()
+    figures = dict(s.split("=", 1) for s in args.figures)
+    live = dict(s.split("=", 1) for s in args.live)
+    curves = {}
+    with atomic_dir(args.curves) as tmp:
+        for name, folder in live.items():
+            if plot_curves(folder, Path(tmp) / f"{name}.png", f"{name.upper()} training curves (dvclive)"):
+                curves[name] = Path(args.curves) / f"{name}.png"
+    text = build(out_md=args.out, meta=load_meta(args.data), params=params,
+                 evaluation=read_json(args.metrics), evaluator=read_json(args.evaluator_metrics),
+                 figures=figures, curves=curves, validation=read_json(args.validation))
+    with atomic_file(args.out, "w") as f:
+        f.write(text)
+    print(f"report: {args.out}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

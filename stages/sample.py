@@ -1,0 +1,62 @@
+"""Stage sample: draw sample.n images from a trained model (for evaluate) and make its figures."""
+
+import argparse
+
+import numpy as np
+
+from genlab import cli, config
+from genlab.data import from_unit, load_meta, load_split, to_unit
+from genlab.errors import GenlabError
+from genlab.evaluator import load_evaluator, predict_proba
+from genlab.io import atomic_dir, atomic_file
+from genlab.models import load_model
+from genlab.sampling import draw, gan_figures, vae_figures
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", required=True, help="trained model folder (models/gan or models/vae)")
+    ap.add_argument("--evaluator", required=True, help="evaluator folder (labels samples for the attribute edit)")
+    ap.add_argument("--data", required=True, help="processed data folder (data/processed)")
+    ap.add_argument("--samples", required=True, help="output .npz of generated images (samples/<model>.npz)")
+    ap.add_argument("--figures", required=True, help="output folder of PNG figures (reports/figures/<model>)")
+    args = ap.parse_args()
+    params = cli.read_params()
+    n = config.get(params, "sample.n", int, lo=1)
+    seed = config.get(params, "sample.seed", int, lo=0)
+    grid = config.get(params, "sample.grid", int, lo=1, hi=32)
+    steps = config.get(params, "sample.steps", int, lo=2, hi=32)
+    rows = config.get(params, "sample.rows", int, lo=1, hi=32)
+    edit = config.get(params, "sample.attribute", list)
+    meta = load_meta(args.data)
+    names = meta["class_names"]
+    if len(edit) != 2 or not all(isinstance(k, int) and 0 <= k < len(names) for k in edit) or edit[0] == edit[1]:
+        raise GenlabError(f"sample.attribute must be [from_class, to_class], two different class ids in "
+                          f"0..{len(names) - 1}, got {edit!r}")
+
+    model = load_model(args.model)
+    evaluator = load_evaluator(args.evaluator)
+    value_range = meta["range"]
+
+    def classify(images01):
+        return predict_proba(evaluator, from_unit(images01, value_range)).argmax(axis=1)
+
+    x, labels = draw(model, n, seed)
+    if not np.isfinite(x).all():
+        raise GenlabError(f"{args.model} generates non-finite pixels: retrain it (`dvc repro -f train_{model.family}`)")
+    with atomic_file(args.samples) as f:
+        np.savez(f, x=x, **({"labels": labels} if labels is not None else {}))
+    with atomic_dir(args.figures) as fig_dir:
+        if model.family == "gan":
+            stats = gan_figures(model, fig_dir, seed=seed, grid=grid, steps=steps, rows=rows, edit=edit,
+                                classify=classify, class_names=names)
+        else:
+            x_test, y_test = load_split(args.data, "test")
+            stats = vae_figures(model, fig_dir, x_test01=to_unit(x_test, value_range), y_test=y_test, seed=seed,
+                                grid=grid, steps=steps, rows=rows, edit=edit, classify=classify,
+                                class_names=names)
+    print(f"sample: {n} images -> {args.samples}; figures -> {args.figures}; {stats}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,62 @@
+"""Stage train_evaluator: train the evaluator CNN on the real training split, record its test accuracy.
+
+python -m stages.train_evaluator --data data/processed --model models/evaluator --metrics metrics/evaluator.json
+"""
+
+import argparse
+
+from genlab import config
+from genlab.cli import read_params, run
+from genlab.errors import GenlabError
+
+
+def read_settings(params):
+    """Validate every evaluator.* value this stage reads; return them as keyword arguments."""
+    s = {
+        "filters": config.get(params, "evaluator.filters", list),
+        "feature_dim": config.get(params, "evaluator.feature_dim", int, lo=1),
+        "dropout": config.get(params, "evaluator.dropout", float, lo=0.0, hi=0.9),
+        "epochs": config.get(params, "evaluator.epochs", int, lo=1),
+        "warmup_epochs": config.get(params, "evaluator.warmup_epochs", int, lo=0),
+        "batch_size": config.get(params, "evaluator.batch_size", int, lo=1),
+        "lr": config.get(params, "evaluator.lr", float, lo=1e-6, hi=1.0),
+        "seed": config.get(params, "evaluator.seed", int, lo=0),
+    }
+    if s["warmup_epochs"] >= s["epochs"]:
+        raise GenlabError(f"evaluator.warmup_epochs ({s['warmup_epochs']}) must be less than "
+                          f"evaluator.epochs ({s['epochs']})")
+    f = s["filters"]
+    if not f or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in f):
+        raise GenlabError(f"evaluator.filters must be a non-empty list of positive integers, got {f!r}")
+    return s
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="processed data directory (normalize's output)")
+    ap.add_argument("--model", required=True, help="output directory for the evaluator")
+    ap.add_argument("--metrics", required=True, help="output metrics JSON")
+    args = ap.parse_args()
+    settings = read_settings(read_params())
+
+    from genlab.data import load_meta, load_split
+    from genlab.evaluator import accuracy, save_evaluator, train_evaluator
+    from genlab.io import atomic_dir, write_json
+
+    meta = load_meta(args.data)
+    x, y = load_split(args.data, "train")
+    x_val, y_val = load_split(args.data, "val")
+    x_test, y_test = load_split(args.data, "test")
+    model, info = train_evaluator(x, y, x_val, y_val, n_classes=int(meta["n_classes"]), **settings)
+    test_acc = accuracy(model, x_test, y_test)
+    print(f"evaluator test accuracy {test_acc:.4f} on {len(x_test)} {meta['dataset']} test images")
+    info.update(dataset=meta["dataset"], input_range=list(meta["range"]),
+                class_names=meta.get("class_names"), test_accuracy=test_acc, n_test=len(x_test))
+    with atomic_dir(args.model) as tmp:
+        save_evaluator(model, tmp, info)
+    write_json(args.metrics, {"test_accuracy": test_acc, "val_accuracy": info["val_accuracy"],
+                              "best_epoch": info["train"]["best_epoch"], "n_train": len(x)})
+
+
+if __name__ == "__main__":
+    run(main)

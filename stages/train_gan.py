@@ -1,0 +1,30 @@
+"""Stage train_gan: train the GAN on --data, checkpoint into --checkpoints (resumed after an
+interruption), log to --live with dvclive, and write the finished model to --model."""
+
+import argparse
+
+from genlab import cli
+from genlab.train_params import gan_params, train_settings
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True, help="normalize's output folder (data/processed)")
+    ap.add_argument("--model", required=True, help="output model folder (models/gan)")
+    ap.add_argument("--checkpoints", required=True, help="checkpoint folder, kept between runs (checkpoints/train_gan)")
+    ap.add_argument("--live", required=True, help="dvclive folder (dvclive/train_gan)")
+    args = ap.parse_args()
+    params = cli.read_params()
+    settings, gan = train_settings(params), gan_params(params)
+
+    from genlab.train import TrainSettings, load_training_data, sigterm_as_interrupt
+    from genlab.train_gan import train_gan
+
+    sigterm_as_interrupt()
+    dataset = load_training_data(args.data, ["train"])
+    train_gan(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **gan)
+    print(f"train_gan: {gan['arch']} GAN trained for {settings['iterations']} iterations -> {args.model}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

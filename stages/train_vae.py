@@ -1,0 +1,31 @@
+"""Stage train_vae: train the VAE (or plain autoencoder) on --data, validating on its val split,
+checkpoint into --checkpoints (resumed after an interruption), log to --live with dvclive, and
+write the finished model to --model."""
+
+import argparse
+
+from genlab import cli
+from genlab.train_params import train_settings, vae_params
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True, help="normalize's output folder (data/processed)")
+    ap.add_argument("--model", required=True, help="output model folder (models/vae)")
+    ap.add_argument("--checkpoints", required=True, help="checkpoint folder, kept between runs (checkpoints/train_vae)")
+    ap.add_argument("--live", required=True, help="dvclive folder (dvclive/train_vae)")
+    args = ap.parse_args()
+    params = cli.read_params()
+    settings, vae = train_settings(params), vae_params(params)
+
+    from genlab.train import TrainSettings, load_training_data, sigterm_as_interrupt
+    from genlab.train_vae import train_vae
+
+    sigterm_as_interrupt()
+    dataset = load_training_data(args.data, ["train", "val"])
+    train_vae(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **vae)
+    print(f"train_vae: {vae['arch']} {vae['variant']} trained for {settings['iterations']} iterations -> {args.model}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
