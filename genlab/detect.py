@@ -64,6 +64,24 @@ def _flat_images(x, what):
     return x
 
 
+def nearest_train_distances(images, train, *, batch_size=1024):
+    """Euclidean pixel distance from each image to its nearest training image, float64 (N,)."""
+    x, train = _flat_images(images, "images"), _flat_images(train, "training images")
+    if x.shape[1] != train.shape[1]:
+        raise GenlabError(f"image sizes differ ({x.shape[1]} vs {train.shape[1]} training pixels): "
+                          "compare images of one dataset")
+    return np.sqrt(knn_sq_dists(x, train, 1, batch_size=batch_size)[:, 0])
+
+
+def memorization_summary(d_generated, d_heldout):
+    """Medians of nearest-training distances of generated and held-out images, and their ratio."""
+    med_gen, med_real = float(np.median(d_generated)), float(np.median(d_heldout))
+    if med_real <= 0.0:
+        raise GenlabError("held-out images have median distance 0 to the training set: "
+                          "the test split overlaps the training split; rebuild the data")
+    return {"nn_median_generated": med_gen, "nn_median_heldout": med_real, "nn_ratio": med_gen / med_real}
+
+
 def memorization(generated, heldout, train, *, batch_size=1024):
     """Pixel-space distance from each image to its nearest training image, generated vs held-out.
 
@@ -71,16 +89,5 @@ def memorization(generated, heldout, train, *, batch_size=1024):
     about 1 when generated images are as novel as unseen real ones, near 0 for copies.
     Distances are Euclidean on the flattened images as given (float32 blocks).
     """
-    gen, real, train = (_flat_images(generated, "generated images"), _flat_images(heldout, "held-out images"),
-                        _flat_images(train, "training images"))
-    if not gen.shape[1] == real.shape[1] == train.shape[1]:
-        raise GenlabError(f"image sizes differ (generated {gen.shape[1]}, held-out {real.shape[1]}, "
-                          f"training {train.shape[1]} pixels): compare images of one dataset")
-    d_gen = np.sqrt(knn_sq_dists(gen, train, 1, batch_size=batch_size)[:, 0])
-    d_real = np.sqrt(knn_sq_dists(real, train, 1, batch_size=batch_size)[:, 0])
-    med_gen, med_real = float(np.median(d_gen)), float(np.median(d_real))
-    if med_real <= 0.0:
-        raise GenlabError("held-out images have median distance 0 to the training set: "
-                          "the test split overlaps the training split; rebuild the data")
-    return {"nn_median_generated": med_gen, "nn_median_heldout": med_real,
-            "nn_ratio": med_gen / med_real}
+    return memorization_summary(nearest_train_distances(generated, train, batch_size=batch_size),
+                                nearest_train_distances(heldout, train, batch_size=batch_size))

@@ -133,8 +133,7 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
         "build": {"input_shape": list(x.shape[1:]), "n_classes": int(n_classes),
                   "filters": list(filters), "feature_dim": int(feature_dim), "dropout": float(dropout)},
         "train": {"epochs": epochs, "warmup_epochs": warmup_epochs, "batch_size": batch_size, "lr": lr,
-                  "seed": seed,
-                  "n_train": len(x), "n_val": len(x_val), "best_epoch": best_epoch,
+                  "seed": seed, "n_train": len(x), "n_val": len(x_val), "best_epoch": best_epoch,
                   "seconds": time.perf_counter() - start},
         "val_accuracy": best_acc if len(x_val) else None,
         "history": history,
@@ -174,9 +173,9 @@ def _run(model, x, batch_size):
         f, lg = fn(x[i:i + batch_size])
         feats.append(f.numpy())
         logits.append(lg.numpy())
-    if not feats:
-        return np.zeros((0, model.get_layer(FEATURES_LAYER).units), np.float32), \
-            np.zeros((0, model.outputs[0].shape[-1]), np.float32)
+    if not feats:  # no images: empty arrays of the right widths
+        return (np.zeros((0, model.get_layer(FEATURES_LAYER).units), np.float32),
+                np.zeros((0, model.outputs[0].shape[-1]), np.float32))
     return np.concatenate(feats), np.concatenate(logits)
 
 

@@ -1,10 +1,12 @@
-"""The full metric dict for one set of generated images, with its real-vs-real floor.
+"""The full metric dict for generated images, with its real-vs-real floor.
 
 score_images(evaluator, generated, test, train, ...) returns
   {"n": N,
    "generated": metrics of the N generated images against the N real test images,
    "floor":     the same metrics for N training images (seeded draw) against the same test images}
 with every value a plain finite number (int for the counts n and classes_covered, float otherwise).
+score_models(evaluator, {name: images, ...}, test, train, ...) scores several models at once
+({"n": N, name: metrics, ..., "floor": ...}), computing the real side only once.
 The floor is what a perfect model would score at this N.
 Memorization is reported for generated images only: its ratio is already normalised by held-out
 real images (the floor of the ratio is 1 by construction).
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genlab import config
-from genlab.detect import memorization, two_sample_accuracy
+from genlab.detect import memorization_summary, nearest_train_distances, two_sample_accuracy
 from genlab.errors import GenlabError
 from genlab.evaluator import features_and_proba
 from genlab.metrics import (class_histogram, classes_covered, classifier_score, frechet_distance,
@@ -83,33 +85,47 @@ def _sample_metrics(f_fake, p_fake, f_real, s):
     }
 
 
-def score_images(evaluator, generated, test, train, *, value_range, settings):
-    """The metric dict (see module docstring); images (N, H, W, C) in the evaluator's value_range.
+def score_models(evaluator, generated, test, train, *, value_range, settings):
+    """Score several generated sets against one test set, sharing the real-side work.
 
-    generated and test must hold the same number N of images; train must hold at least N.
+    generated: {name: images}. Returns {"n": N, name: metrics for each name, "floor": floor metrics}
+    (the floor and the held-out memorization distances are computed once for all models).
+    Images (N, H, W, C) in the evaluator's value_range; every set holds N images like test;
+    train holds at least N.
     """
     s = settings
-    gen = _check_images(generated, "generated images", value_range)
     test = _check_images(test, "test images", value_range)
     train = _check_images(train, "training images", value_range)
-    n = len(gen)
-    if len(test) != n:
-        raise GenlabError(f"{n} generated images vs {len(test)} test images: compare the same number "
-                          "on both sides (sample as many images as the test split has)")
+    n = len(test)
+    gens = {name: _check_images(x, f"generated images of {name}", value_range) for name, x in generated.items()}
+    for name, x in gens.items():
+        if len(x) != n:
+            raise GenlabError(f"{name}: {len(x)} generated images vs {n} test images: compare the same "
+                              "number on both sides (sample as many images as are scored)")
     if len(train) < n:
         raise GenlabError(f"the real-vs-real floor needs {n} training images, only {len(train)} exist")
     floor_idx = np.sort(np.random.default_rng(s.seed).choice(len(train), n, replace=False))
 
-    f_gen, p_gen = features_and_proba(evaluator, gen)
     f_test, _ = features_and_proba(evaluator, test)
     f_floor, p_floor = features_and_proba(evaluator, train[floor_idx])
-
-    generated_metrics = _sample_metrics(f_gen, p_gen, f_test, s)
-    generated_metrics.update(memorization(gen, test, train))
-    result = {"n": n, "generated": generated_metrics,
-              "floor": _sample_metrics(f_floor, p_floor, f_test, s)}
+    d_heldout = nearest_train_distances(test, train)
+    result = {"n": n}
+    for name, x in gens.items():
+        f_gen, p_gen = features_and_proba(evaluator, x)
+        result[name] = _sample_metrics(f_gen, p_gen, f_test, s)
+        result[name].update(memorization_summary(nearest_train_distances(x, train), d_heldout))
+    result["floor"] = _sample_metrics(f_floor, p_floor, f_test, s)
     bad = [f"{part}.{k}" for part, d in result.items() if isinstance(d, dict)
            for k, v in d.items() if not math.isfinite(v)]
     if bad:
         raise GenlabError(f"metrics {', '.join(bad)} are not finite: report this as a bug with the images")
     return result
+
+
+def score_images(evaluator, generated, test, train, *, value_range, settings):
+    """The metric dict of one generated set (see module docstring): score_models for one model.
+
+    generated and test must hold the same number N of images; train must hold at least N.
+    """
+    return score_models(evaluator, {"generated": generated}, test, train, value_range=value_range,
+                        settings=settings)

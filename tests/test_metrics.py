@@ -19,7 +19,7 @@ from genlab.evaluator import features, features_and_proba, train_evaluator
 from genlab.metrics import (class_histogram, classes_covered, classifier_score, frechet_distance,
                             frechet_distance_from_stats, kid, kl_to_uniform, knn_sq_dists,
                             precision_recall)
-from genlab.scoring import ScoreSettings, read_settings, score_images
+from genlab.scoring import ScoreSettings, read_settings, score_images, score_models
 
 KID = dict(subset_size=250, n_subsets=50, seed=0)
 NOISE_LEVELS = [0.0, 0.1, 0.2, 0.4, 0.8]   # std of added Gaussian noise, images in [-1, 1]
@@ -276,6 +276,16 @@ def test_score_images_dict_with_floor(evaluator, fmnist_small):
     assert floor["fd"] < gen["fd"] and floor["kid"] < gen["kid"]
     assert abs(floor["detector_accuracy"] - 0.5) < 0.1 < gen["detector_accuracy"] - 0.5
     assert floor["classes_covered"] == 10 and floor["precision"] > 0.5
+
+
+def test_score_models_shares_the_real_side(evaluator, fmnist_small):
+    train, test = fmnist_small["train"][0], fmnist_small["test"][0]
+    a, b = noisy(test[500:], 0.4), blurred(test[500:], 1.5)
+    kw = dict(value_range=(-1.0, 1.0), settings=SETTINGS)
+    both = score_models(evaluator, {"a": a, "b": b}, test[:500], train, **kw)
+    assert set(both) == {"n", "a", "b", "floor"}
+    single = score_images(evaluator, b, test[:500], train, **kw)
+    assert both["b"] == single["generated"] and both["floor"] == single["floor"]
 
 
 def test_score_images_refusals(evaluator, fmnist_small):

@@ -94,8 +94,8 @@ def test_samples_move_toward_the_data(reference, fmnist_small):
 
     mean0, hist0 = distances(untrained)
     mean1, hist1 = distances(trained)
-    assert mean1 < 0.5 * mean0, (mean0, mean1)   # measured: 0.49 -> 0.15 with seed 0
-    assert hist1 < 0.8 * hist0, (hist0, hist1)   # measured: 1.36 -> 0.90 with seed 0
+    assert mean1 < 0.5 * mean0, (mean0, mean1)   # measured: 0.49 -> 0.16
+    assert hist1 < 0.8 * hist0, (hist0, hist1)   # measured: 1.36 -> 0.92
 
 
 def test_model_folder_round_trip(reference):
