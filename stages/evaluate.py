@@ -9,10 +9,10 @@ from genlab import cli, config
 from genlab.data import load_meta, load_split, to_unit
 from genlab.elbo import vae_bounds
 from genlab.errors import GenlabError
-from genlab.evaluator import check_gate, gate_for, load_evaluator, load_evaluator_info
+from genlab.evaluator import check_evaluator, load_evaluator, load_evaluator_info
 from genlab.io import write_json
 from genlab.models import load_model
-from genlab.scoring import read_settings, score_images
+from genlab.scoring import read_settings, score_models
 
 
 def load_samples(path, n):
@@ -46,7 +46,7 @@ def main():
 
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)
-    check_gate(info.get("test_accuracy"), gate_for(gates, meta["dataset"]), meta["dataset"])
+    check_evaluator(info, gates, meta["dataset"])
     x_test, _ = load_split(args.data, "test")
     x_train, _ = load_split(args.data, "train")
     if len(x_test) < n:
@@ -54,13 +54,11 @@ def main():
     x_test = np.asarray(x_test[:n])
     evaluator = load_evaluator(args.evaluator)
 
-    result = {"n": n, "evaluator_accuracy": info["test_accuracy"]}
-    for name, path in samples.items():
-        scored = score_images(evaluator, load_samples(path, n), x_test, x_train,
-                              value_range=meta["range"], settings=settings)
-        result[name] = scored["generated"]
-        result["floor"] = scored["floor"]   # identical for every model: same N, seed, test images
-        print(f"evaluate: {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in scored["generated"].items()))
+    generated = {name: load_samples(path, n) for name, path in samples.items()}
+    result = {"evaluator_accuracy": info["test_accuracy"],
+              **score_models(evaluator, generated, x_test, x_train, value_range=meta["range"], settings=settings)}
+    for name in generated:
+        print(f"evaluate: {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in result[name].items()))
     vae = load_model(args.vae)
     if getattr(vae, "variational", False):
         result.setdefault("vae", {}).update(vae_bounds(vae.encode, vae.decode_logits, to_unit(x_test, meta["range"]),
