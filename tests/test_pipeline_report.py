@@ -81,6 +81,19 @@ def test_sample_figures_and_samples(pipeline):
     assert grid.shape[0] > 100 and grid.shape[1] > 100
 
 
+def test_metrics_diff_shows_every_metric_against_the_published_run(pipeline):
+    """The clone's HEAD holds the committed default-run metrics: `dvc metrics diff` compares with them."""
+    proj, env = pipeline
+    r = subprocess.run(["dvc", "metrics", "diff", "--json"], cwd=proj, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    diff = json.loads(r.stdout)["metrics/evaluate.json"]
+    for key in ("gan.fd", "gan.kid", "gan.recall", "gan.detector_accuracy", "vae.fd", "vae.elbo", "floor.fd"):
+        assert diff[key]["old"] is not None and diff[key]["new"] is not None, key
+    assert diff["n"] == {"old": 10000, "new": 1000, "diff": -9000}
+    p = subprocess.run(["dvc", "params", "diff", "--json"], cwd=proj, capture_output=True, text=True, env=env)
+    assert json.loads(p.stdout)["params.yaml"]["train.epochs"] == {"old": 3000, "new": 60, "diff": -2940}
+
+
 def test_noop_repro_runs_nothing(pipeline):
     proj, env = pipeline
     r = subprocess.run(["dvc", "repro"], cwd=proj, capture_output=True, text=True, env=env)
