@@ -17,7 +17,7 @@ from genlab.errors import GenlabError
 from genlab.fetch import fetch
 from genlab.readers import load_raw
 
-from conftest import ROOT, copy_project, tool_env
+from conftest import copy_project, tool_env
 
 FILES = list(datasets.BUILTIN["fashion_mnist"].files)
 

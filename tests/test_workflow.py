@@ -1,7 +1,6 @@
 """The CML workflow is valid GitHub Actions YAML and runs the README's commands."""
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
