@@ -23,10 +23,24 @@ def read_params(path="params.yaml"):
     return params
 
 
+def limit_threads():
+    """GENLAB_THREADS=N caps the CPU threads TensorFlow uses (intra- and inter-op), e.g. 1 per job
+    when `dvc queue start -j 2` runs two experiments on two cores. Unset: TensorFlow's default."""
+    value = os.environ.get("GENLAB_THREADS", "")
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise GenlabError(f"GENLAB_THREADS must be a positive integer, got {value!r}: unset it or fix it")
+    # TensorFlow reads these when it creates its thread pools, i.e. at its first operation.
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = value
+    os.environ["OMP_NUM_THREADS"] = value
+
+
 def run(main):
     """Call main(); a GenlabError becomes one line on stderr and exit status 1."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
+        limit_threads()
         main()
     except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)

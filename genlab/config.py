@@ -1,4 +1,13 @@
-"""Validation of param values read from params.yaml: one clear line per bad value."""
+"""Validation of param values read from params.yaml: one clear line per bad value.
+
+Every stage reads its params through `get`, before doing any work. With GENLAB_PARAMS_AUDIT set to a
+file path, each key read is appended to that file as "<stage script> <key>" (the tests use this to
+check that dvc.yaml lists exactly the keys each stage reads).
+"""
+
+import os
+import sys
+from pathlib import Path
 
 from genlab.errors import GenlabError
 
@@ -29,6 +38,7 @@ def get(params, key, kind, *, choices=None, lo=None, hi=None, default=_MISSING):
     kind: int, float, bool, str, list or dict. An int is accepted where a float is asked for;
     a bool is never accepted as a number.
     """
+    _audit(key)
     node = params
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -49,3 +59,10 @@ def get(params, key, kind, *, choices=None, lo=None, hi=None, default=_MISSING):
     if not ok:
         raise GenlabError(f"{key} must be {_describe(kind, choices, lo, hi)}, got {value!r}")
     return value
+
+
+def _audit(key):
+    path = os.environ.get("GENLAB_PARAMS_AUDIT")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{Path(sys.argv[0]).stem} {key}\n")

@@ -1,10 +1,8 @@
-"""Save and load trained models (GAN, VAE) as self-describing folders.
+"""Trained models (GAN, VAE) as self-describing folders: the format, and saving.
 
-A model folder holds config.json ({"family": "gan" | "vae", "config": construction arguments})
-and one Keras `<network>.weights.h5` per network. `load_model(dir)` rebuilds the networks from the
-config with the same builders used for training (genlab.gan / genlab.vae), so no caller restates an
-architecture. The loaded object offers `generate(n, seed, labels=None)` (images in the data range)
-and, for a VAE, `encode`, `decode_logits`, `decode`.
+A model folder holds config.json ({"family": "gan" | "vae", "format", "config": construction
+arguments}) and one Keras `<network>.weights.h5` per network. Loading is genlab.load.load_model,
+kept apart so that a training stage depends only on its own model's code (see dvc.yaml).
 """
 
 import json
@@ -14,12 +12,6 @@ from genlab.errors import GenlabError
 from genlab.io import atomic_dir, write_json
 
 FORMAT = 1
-
-
-def _families():
-    from genlab.gan import GAN
-    from genlab.vae import VAE
-    return {"gan": GAN, "vae": VAE}
 
 
 def save_model(model, model_dir):
@@ -32,8 +24,8 @@ def save_model(model, model_dir):
                                                "keras_version": keras.__version__, "config": model.config})
 
 
-def load_model(model_dir):
-    """Rebuild the GAN or VAE saved in model_dir (see save_model)."""
+def read_model_config(model_dir):
+    """(family, config) from model_dir/config.json, checked against this genlab's format."""
     d = Path(model_dir)
     cfg_path = d / "config.json"
     if not cfg_path.exists():
@@ -44,18 +36,6 @@ def load_model(model_dir):
         family, config = saved["family"], saved["config"]
     except (ValueError, KeyError, TypeError) as e:
         raise GenlabError(f"{cfg_path} is not a genlab model config ({e}): retrain the model") from None
-    families = _families()
-    if family not in families:
-        raise GenlabError(f"{cfg_path} names an unknown model family {family!r}: retrain the model")
     if saved.get("format") != FORMAT:
         raise GenlabError(f"{cfg_path} has format {saved.get('format')}, this genlab reads {FORMAT}: retrain the model")
-    model = families[family](config)
-    for name, net in model.networks().items():
-        path = d / f"{name}.weights.h5"
-        if not path.exists():
-            raise GenlabError(f"{path} not found: the model folder is incomplete, retrain the model")
-        try:
-            net.load_weights(str(path))
-        except Exception as e:  # h5py/keras raise many types for truncated or mismatched files
-            raise GenlabError(f"{path} cannot be loaded ({type(e).__name__}: {e}): retrain the model") from None
-    return model
+    return family, config

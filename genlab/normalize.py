@@ -4,6 +4,7 @@ Output (see genlab.data for the reader): {train,val,test}_{x,y}.npy and meta.jso
 written atomically. MLP models flatten x to (N, H*W*C) themselves: a free reshape.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,13 +30,20 @@ def split_indices(n, val_fraction, seed):
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def check_validation(report_path):
-    """Refuse to normalize data that the validate stage did not pass."""
-    path = Path(report_path)
+def check_validation(stamp_path, raw_dir):
+    """Refuse to normalize data that the validate stage did not pass (its stamp names the raw data)."""
+    path = Path(stamp_path)
     if not path.exists():
         raise GenlabError(f"{path} not found: run `dvc repro validate` first")
-    if not json.loads(path.read_text()).get("success"):
+    try:
+        stamp = json.loads(path.read_text())
+    except ValueError:
+        raise GenlabError(f"{path} is corrupt: run `dvc repro -f validate`") from None
+    if not stamp.get("success"):
         raise GenlabError(f"{path} records a failed validation: fix the data and run `dvc repro`")
+    manifest = Path(raw_dir) / "dataset.json"
+    if not manifest.exists() or hashlib.sha256(manifest.read_bytes()).hexdigest() != stamp.get("raw_manifest_sha256"):
+        raise GenlabError(f"{path} was written for other raw data than {raw_dir}: run `dvc repro validate`")
 
 
 def normalize(arrays, out_dir, *, value_range, val_fraction, seed, dataset, class_names=None):

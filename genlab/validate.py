@@ -7,8 +7,10 @@ Expectations: counts per split, image shape, dtype uint8, pixel range 0..255, la
 every class present and balanced within a tolerance, at most a share of blank images.
 """
 
+import hashlib
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -126,3 +128,11 @@ def raise_if_failed(report, report_path):
         lines = [describe_failure(c) for c in report["checks"] if not c["success"]]
         raise GenlabError(f"data validation failed, {report['failed']} of {report['evaluated']} expectations: "
                           + " | ".join(lines) + f" (details in {report_path}); fix or re-fetch the data")
+
+
+def stamp(raw_dir, report):
+    """The gate normalize depends on: which raw data passed. It holds no thresholds, so changing a
+    validate.* param that still passes leaves it byte-identical and nothing downstream re-runs."""
+    manifest = Path(raw_dir) / "dataset.json"
+    return {"success": bool(report["success"]), "dataset": report.get("dataset"),
+            "raw_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest()}

@@ -6,13 +6,7 @@ import argparse
 import numpy as np
 
 from genlab import cli, config
-from genlab.data import load_meta, load_split, to_unit
-from genlab.elbo import vae_bounds
 from genlab.errors import GenlabError
-from genlab.evaluator import check_evaluator, load_evaluator, load_evaluator_info
-from genlab.io import write_json
-from genlab.models import load_model
-from genlab.scoring import read_settings, score_models
 
 
 def load_samples(path, n):
@@ -27,6 +21,19 @@ def load_samples(path, n):
     return x[:n]
 
 
+def read_settings(params):
+    """Validate every evaluate.* value this stage reads; return them as keyword arguments."""
+    from genlab.scoring import read_settings as score_settings
+    gates = config.get(params, "evaluate.min_evaluator_accuracy", dict)
+    for dataset, gate in gates.items():
+        if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:
+            raise GenlabError(f"evaluate.min_evaluator_accuracy.{dataset} must be a number in [0, 1], got {gate!r}")
+    return {"n": config.get(params, "evaluate.n_samples", int, lo=2), "gates": gates,
+            "iw_k": config.get(params, "evaluate.iw_k", int, lo=1),
+            "threshold": config.get(params, "evaluate.binarize_threshold", float, lo=0.0, hi=1.0),
+            "scoring": score_settings(params)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, help="processed data folder (data/processed)")
@@ -36,13 +43,16 @@ def main():
     ap.add_argument("--vae", required=True, help="VAE model folder, for the test ELBO (models/vae)")
     ap.add_argument("--metrics", required=True, help="output JSON (metrics/evaluate.json)")
     args = ap.parse_args()
-    params = cli.read_params()
-    n = config.get(params, "evaluate.n_samples", int, lo=2)
-    gates = config.get(params, "evaluate.min_evaluator_accuracy", dict)
-    iw_k = config.get(params, "evaluate.iw_k", int, lo=1)
-    threshold = config.get(params, "evaluate.binarize_threshold", float, lo=0.0, hi=1.0)
-    settings = read_settings(params)
+    s = read_settings(cli.read_params())
+    n, gates, iw_k, threshold, settings = s["n"], s["gates"], s["iw_k"], s["threshold"], s["scoring"]
     samples = dict(s.split("=", 1) for s in args.samples)
+
+    from genlab.data import load_meta, load_split, to_unit
+    from genlab.elbo import vae_bounds
+    from genlab.evaluator import check_evaluator, load_evaluator, load_evaluator_info
+    from genlab.io import write_json
+    from genlab.load import load_model
+    from genlab.scoring import score_models
 
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)

@@ -3,18 +3,24 @@
 import argparse
 
 from genlab import cli, config, datasets
-from genlab.fetch import fetch
+
+
+def read_settings(params):
+    """Validate every data.* value this stage reads; return them as keyword arguments."""
+    return {"name": config.get(params, "data.name", str, choices=datasets.NAMES),
+            "url": config.get(params, "data.url", str),
+            "sha256": config.get(params, "data.sha256", str)}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True, help="output folder (data/raw)")
     args = ap.parse_args()
-    params = cli.read_params()
-    name = config.get(params, "data.name", str, choices=datasets.NAMES)
-    url = config.get(params, "data.url", str)
-    sha256 = config.get(params, "data.sha256", str)
-    fetch(name, args.out, url=url, sha256=sha256)
+    s = read_settings(cli.read_params())
+
+    from genlab.fetch import fetch
+
+    fetch(s["name"], args.out, url=s["url"], sha256=s["sha256"])
 
 
 if __name__ == "__main__":

@@ -5,10 +5,7 @@ import json
 from pathlib import Path
 
 from genlab import cli
-from genlab.data import load_meta
 from genlab.errors import GenlabError
-from genlab.io import atomic_dir, atomic_file
-from genlab.report import build, plot_curves
 
 
 def read_json(path):
@@ -30,6 +27,11 @@ def main():
     ap.add_argument("--out", required=True, help="output Markdown file (reports/report.md)")
     args = ap.parse_args()
     params = cli.read_params()
+
+    from genlab.data import load_meta
+    from genlab.io import atomic_dir, atomic_file
+    from genlab.report import build, plot_curves
+
     figures = dict(s.split("=", 1) for s in args.figures)
     live = dict(s.split("=", 1) for s in args.live)
     curves = {}

@@ -5,12 +5,23 @@ import argparse
 import numpy as np
 
 from genlab import cli, config
-from genlab.data import from_unit, load_meta, load_split, to_unit
 from genlab.errors import GenlabError
-from genlab.evaluator import load_evaluator, predict_proba
-from genlab.io import atomic_dir, atomic_file
-from genlab.models import load_model
-from genlab.sampling import draw, gan_figures, vae_figures
+
+
+def read_settings(params):
+    """Validate every sample.* value this stage reads; return them as keyword arguments. (That the
+    attribute classes exist in the data is checked in main, where the data's meta is read.)"""
+    s = {"n": config.get(params, "sample.n", int, lo=1),
+         "seed": config.get(params, "sample.seed", int, lo=0),
+         "grid": config.get(params, "sample.grid", int, lo=1, hi=32),
+         "steps": config.get(params, "sample.steps", int, lo=2, hi=32),
+         "rows": config.get(params, "sample.rows", int, lo=1, hi=32),
+         "edit": config.get(params, "sample.attribute", list)}
+    edit = s["edit"]
+    if len(edit) != 2 or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in edit) \
+            or edit[0] == edit[1]:
+        raise GenlabError(f"sample.attribute must be [from_class, to_class], two different class ids, got {edit!r}")
+    return s
 
 
 def main():
@@ -21,18 +32,19 @@ def main():
     ap.add_argument("--samples", required=True, help="output .npz of generated images (samples/<model>.npz)")
     ap.add_argument("--figures", required=True, help="output folder of PNG figures (reports/figures/<model>)")
     args = ap.parse_args()
-    params = cli.read_params()
-    n = config.get(params, "sample.n", int, lo=1)
-    seed = config.get(params, "sample.seed", int, lo=0)
-    grid = config.get(params, "sample.grid", int, lo=1, hi=32)
-    steps = config.get(params, "sample.steps", int, lo=2, hi=32)
-    rows = config.get(params, "sample.rows", int, lo=1, hi=32)
-    edit = config.get(params, "sample.attribute", list)
+    s = read_settings(cli.read_params())
+    n, seed, grid, steps, rows, edit = s["n"], s["seed"], s["grid"], s["steps"], s["rows"], s["edit"]
+
+    from genlab.data import from_unit, load_meta, load_split, to_unit
+    from genlab.evaluator import load_evaluator, predict_proba
+    from genlab.io import atomic_dir, write_npz
+    from genlab.load import load_model
+    from genlab.sampling import draw, gan_figures, vae_figures
+
     meta = load_meta(args.data)
     names = meta["class_names"]
-    if len(edit) != 2 or not all(isinstance(k, int) and 0 <= k < len(names) for k in edit) or edit[0] == edit[1]:
-        raise GenlabError(f"sample.attribute must be [from_class, to_class], two different class ids in "
-                          f"0..{len(names) - 1}, got {edit!r}")
+    if max(edit) >= len(names):
+        raise GenlabError(f"sample.attribute must name two different class ids in 0..{len(names) - 1}, got {edit!r}")
 
     model = load_model(args.model)
     evaluator = load_evaluator(args.evaluator)
@@ -44,8 +56,7 @@ def main():
     x, labels = draw(model, n, seed)
     if not np.isfinite(x).all():
         raise GenlabError(f"{args.model} generates non-finite pixels: retrain it (`dvc repro -f train_{model.family}`)")
-    with atomic_file(args.samples) as f:
-        np.savez(f, x=x, **({"labels": labels} if labels is not None else {}))
+    write_npz(args.samples, x=x, **({"labels": labels} if labels is not None else {}))
     with atomic_dir(args.figures) as fig_dir:
         if model.family == "gan":
             stats = gan_figures(model, fig_dir, seed=seed, grid=grid, steps=steps, rows=rows, edit=edit,

@@ -7,6 +7,11 @@ from genlab import cli
 from genlab.train_params import gan_params, train_settings
 
 
+def read_settings(params):
+    """Validate every train.* and gan.* value this stage reads: (train settings, gan keyword arguments)."""
+    return train_settings(params), gan_params(params)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, help="normalize's output folder (data/processed)")
@@ -14,8 +19,7 @@ def main():
     ap.add_argument("--checkpoints", required=True, help="checkpoint folder, kept between runs (checkpoints/train_gan)")
     ap.add_argument("--live", required=True, help="dvclive folder (dvclive/train_gan)")
     args = ap.parse_args()
-    params = cli.read_params()
-    settings, gan = train_settings(params), gan_params(params)
+    settings, gan = read_settings(cli.read_params())
 
     from genlab.train import TrainSettings, load_training_data, sigterm_as_interrupt
     from genlab.train_gan import train_gan

@@ -8,6 +8,11 @@ from genlab import cli
 from genlab.train_params import train_settings, vae_params
 
 
+def read_settings(params):
+    """Validate every train.* and vae.* value this stage reads: (train settings, vae keyword arguments)."""
+    return train_settings(params), vae_params(params)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, help="normalize's output folder (data/processed)")
@@ -15,8 +20,7 @@ def main():
     ap.add_argument("--checkpoints", required=True, help="checkpoint folder, kept between runs (checkpoints/train_vae)")
     ap.add_argument("--live", required=True, help="dvclive folder (dvclive/train_vae)")
     args = ap.parse_args()
-    params = cli.read_params()
-    settings, vae = train_settings(params), vae_params(params)
+    settings, vae = read_settings(cli.read_params())
 
     from genlab.train import TrainSettings, load_training_data, sigterm_as_interrupt
     from genlab.train_vae import train_vae

@@ -3,28 +3,37 @@
 import argparse
 
 from genlab import cli, config
-from genlab.io import write_json
-from genlab.readers import load_raw, load_raw_info
-from genlab.validate import raise_if_failed, validate_arrays
+
+
+def read_settings(params):
+    """Validate every validate.* value this stage reads; return them as keyword arguments."""
+    return {"balance_tol": config.get(params, "validate.class_balance_tolerance", float, lo=0.0, hi=1.0),
+            "max_blank": config.get(params, "validate.max_blank_fraction", float, lo=0.0, hi=1.0)}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--raw", required=True, help="fetch's output folder (data/raw)")
     ap.add_argument("--report", required=True, help="JSON result (reports/validation.json)")
+    ap.add_argument("--stamp", required=True, help="written only when every expectation passed: "
+                    "which raw data passed, the gate normalize depends on (data/validated.json)")
     args = ap.parse_args()
-    params = cli.read_params()
-    balance_tol = config.get(params, "validate.class_balance_tolerance", float, lo=0.0, hi=1.0)
-    max_blank = config.get(params, "validate.max_blank_fraction", float, lo=0.0, hi=1.0)
+    s = read_settings(cli.read_params())
+
+    from genlab.io import write_json
+    from genlab.readers import load_raw, load_raw_info
+    from genlab.validate import raise_if_failed, stamp, validate_arrays
+
     info = load_raw_info(args.raw)
     arrays = load_raw(args.raw)
     n_classes = len(info["class_names"]) if info.get("class_names") else None
     report = validate_arrays(arrays, counts=info.get("counts"), shape=info.get("image_shape"),
-                             n_classes=n_classes, balance_tol=balance_tol, max_blank=max_blank)
+                             n_classes=n_classes, **s)
     report["dataset"] = info.get("name")
     write_json(args.report, report)
     print(f"validate: {report['evaluated'] - report['failed']}/{report['evaluated']} expectations passed")
     raise_if_failed(report, args.report)
+    write_json(args.stamp, stamp(args.raw, report))
 
 
 if __name__ == "__main__":

@@ -79,3 +79,54 @@ def tool_env(**extra):
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.update(extra)
     return env
+
+
+# The whole pipeline at smoke size: tiny trainings, small samples; real data, every stage.
+SMOKE = {
+    "train": {"epochs": 60, "log_every": 20, "ckpt_every": 30, "batch_size": 64},
+    "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
+    "sample": {"n": 1000},
+    "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
+                 "two_sample_max_iter": 50,
+                 "min_evaluator_accuracy": {"fashion_mnist": 0.5, "mnist": 0.5, "url": 0.0}},
+}
+
+
+def smoke_params(proj):
+    """Rewrite proj/params.yaml with the SMOKE values."""
+    import yaml
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    for section, values in SMOKE.items():
+        params[section].update(values)
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory, shared_data):
+    """A clean clone with the whole pipeline reproduced at smoke size (params changed, not committed).
+    Shared by several test modules: treat it as read-only, or copy it with copy_tree first.
+    Returns (project dir, env, audit file): the audit file lists "<stage> <key>" for every param
+    key each stage read (GENLAB_PARAMS_AUDIT)."""
+    import subprocess
+    proj = copy_project(tmp_path_factory.mktemp("smoke") / "proj")
+    smoke_params(proj)
+    audit = proj.parent / "params-read.txt"
+    env = tool_env(GENLAB_MIRROR=str(shared_data))
+    r = subprocess.run(["dvc", "repro"], cwd=proj, capture_output=True, text=True,
+                       env={**env, "GENLAB_PARAMS_AUDIT": str(audit)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return proj, env, audit
+
+
+def copy_tree(src, dest):
+    """A copy of a project folder (workspace, git and DVC cache) to mutate without touching src.
+    DVC's cache files are read-only and never changed in place, so they are hard-linked."""
+    import shutil
+
+    def copy(s, d):
+        if "/.dvc/cache/" in s:
+            os.link(s, d)
+        else:
+            shutil.copy2(s, d)
+    shutil.copytree(src, dest, symlinks=True, copy_function=copy)
+    return dest

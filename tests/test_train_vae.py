@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.models import load_model
+from genlab.load import load_model
 from genlab.train import TrainSettings
 from genlab.train_vae import train_vae
 

@@ -7,7 +7,7 @@ import pytest
 
 from genlab.errors import GenlabError
 from genlab.normalize import check_validation, normalize, split_indices
-from genlab.validate import raise_if_failed, validate_arrays
+from genlab.validate import raise_if_failed, stamp, validate_arrays
 from genlab.data import load_meta, load_split
 
 FACTS = dict(counts={"train": 60000, "test": 10000}, shape=(28, 28), n_classes=10,
@@ -83,10 +83,20 @@ def test_split_is_seeded():
     assert not np.array_equal(a[1], c[1])
 
 
-def test_normalize_refuses_failed_validation(tmp_path):
-    report = tmp_path / "validation.json"
-    report.write_text(json.dumps({"success": False}))
+def test_normalize_refuses_failed_or_foreign_validation(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "dataset.json").write_text('{"name": "fashion_mnist"}')
+    passed = stamp(raw, {"success": True, "dataset": "fashion_mnist"})
+    ok = tmp_path / "validated.json"
+    ok.write_text(json.dumps(passed))
+    check_validation(ok, raw)                           # the raw data it names: accepted
+    failed = tmp_path / "failed.json"
+    failed.write_text(json.dumps({**passed, "success": False}))
     with pytest.raises(GenlabError, match="records a failed validation"):
-        check_validation(report)
+        check_validation(failed, raw)
     with pytest.raises(GenlabError, match="run `dvc repro validate` first"):
-        check_validation(tmp_path / "missing.json")
+        check_validation(tmp_path / "missing.json", raw)
+    (raw / "dataset.json").write_text('{"name": "mnist"}')    # raw data changed since validation
+    with pytest.raises(GenlabError, match="other raw data"):
+        check_validation(ok, raw)

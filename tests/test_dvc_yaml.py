@@ -1,0 +1,97 @@
+"""dvc.yaml tells the truth about each stage's code and params: every stage lists as deps exactly its
+script and the genlab modules that script imports (directly or through other genlab modules), and
+its params are keys that exist in params.yaml. (Which keys each stage really reads is checked at run
+time in test_experiments.py, through the GENLAB_PARAMS_AUDIT hook.)"""
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def project_imports(path):
+    """The project modules (as 'genlab/x.py' or 'stages/x.py') that the module at path imports
+    anywhere in its body, function-level imports included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name.startswith(("genlab.", "stages.")) and (ROOT / (name.replace(".", "/") + ".py")).exists():
+                found.add(name.replace(".", "/") + ".py")
+    return found
+
+
+def closure(script):
+    todo, seen = [script], set()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        todo.extend(project_imports(ROOT / f) - seen)
+    return seen
+
+
+def stages():
+    """(name, definition) of every stage, a matrix stage once (its items share code and params)."""
+    return list(DVC["stages"].items())
+
+
+def script_of(stage):
+    cmd = stage["cmd"]
+    assert cmd.startswith("python -m stages."), cmd
+    return "stages/" + cmd.split()[2].split(".")[1] + ".py"
+
+
+@pytest.mark.parametrize("name,stage", stages(), ids=[n for n, _ in stages()])
+def test_code_deps_are_exactly_the_imported_modules(name, stage):
+    imported = closure(script_of(stage))
+    folders = [d for d in stage["deps"] if d in ("stages", "genlab")]
+    if folders:   # check_params imports every stage's checks: it lists the code folders whole
+        assert {f.split("/")[0] for f in imported} <= set(folders)
+        return
+    declared = {d for d in stage["deps"] if d.startswith(("stages/", "genlab/"))}
+    assert declared == imported, (f"{name}: listed but not imported {sorted(declared - imported)}; "
+                                  f"imported but not listed {sorted(imported - declared)}")
+
+
+def flat_keys(tree, prefix=""):
+    for k, v in tree.items():
+        yield prefix + k
+        if isinstance(v, dict) and k not in ("min_evaluator_accuracy",):
+            yield from flat_keys(v, prefix + k + ".")
+
+
+def declared_keys(stage):
+    keys = set()
+    for p in stage.get("params", []):
+        keys.update([p] if isinstance(p, str) else [])
+    return keys
+
+
+def test_params_named_in_dvc_yaml_exist_and_every_param_is_used():
+    all_keys = set(flat_keys(PARAMS))
+    leaves = {k for k in all_keys if not isinstance(_lookup(k), dict) or k.endswith("min_evaluator_accuracy")}
+    used = set()
+    for name, stage in stages():
+        keys = declared_keys(stage)
+        assert keys <= all_keys, f"{name} lists params missing from params.yaml: {sorted(keys - all_keys)}"
+        used |= keys
+    assert leaves - used == set(), f"params no stage reads (remove them or list them): {sorted(leaves - used)}"
+
+
+def _lookup(key):
+    node = PARAMS
+    for part in key.split("."):
+        node = node[part]
+    return node

@@ -1,0 +1,336 @@
+"""Experiments: change one param and `dvc repro` re-runs exactly the stages that depend on it.
+
+On the smoke-size pipeline (conftest.smoke_pipeline, real Fashion-MNIST):
+- each stage reads exactly the param keys dvc.yaml lists for it (GENLAB_PARAMS_AUDIT);
+- for EVERY key in params.yaml, `dvc status` names exactly the stages that list it;
+- for a representative key of each section (and a code change), a real `dvc repro` re-runs exactly
+  the stages of the README table "Which change re-runs what", and the other stages' outputs keep
+  their bytes;
+- invalid values are refused by check_params with one clear line before any stage runs;
+- `dvc exp run -S`, `dvc exp show`, `dvc metrics diff`, `dvc params diff` and a queued sweep work.
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, copy_tree, tool_env
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+
+# The README table "Which change re-runs what" (check_params, ~1 s, runs on every params change).
+AFTER_NORMALIZE = ["normalize", "train_gan", "train_vae", "train_evaluator", "sample@gan", "sample@vae",
+                   "evaluate", "report"]
+RERUNS = {
+    "data": ["fetch", "validate", *AFTER_NORMALIZE],
+    "validate": ["validate", "report"],
+    "normalize": AFTER_NORMALIZE,
+    "train": ["train_gan", "train_vae", "sample@gan", "sample@vae", "evaluate", "report"],
+    "gan": ["train_gan", "sample@gan", "evaluate", "report"],
+    "vae": ["train_vae", "sample@vae", "evaluate", "report"],
+    "evaluator": ["train_evaluator", "sample@gan", "sample@vae", "evaluate", "report"],
+    "sample.n": ["sample@gan", "sample@vae", "evaluate", "report"],
+    "sample.seed": ["sample@gan", "sample@vae", "evaluate", "report"],
+    "sample.grid": ["sample@gan", "sample@vae", "report"],       # the samples keep their bytes:
+    "sample.steps": ["sample@gan", "sample@vae", "report"],      # evaluate is skipped
+    "sample.rows": ["sample@gan", "sample@vae", "report"],
+    "sample.attribute": ["sample@gan", "sample@vae", "report"],
+    "evaluate": ["evaluate", "report"],
+}
+
+
+def reruns(key):
+    return set(RERUNS.get(key) or RERUNS[key.split(".")[0]]) | {"check_params"}
+
+
+def dvc(proj, *args, env):
+    return subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env)
+
+
+def stages_run(stdout):
+    return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
+
+
+def leaf_keys(tree, prefix=""):
+    for k, v in tree.items():
+        if isinstance(v, dict) and k != "min_evaluator_accuracy":
+            yield from leaf_keys(v, prefix + k + ".")
+        else:
+            yield prefix + k
+
+
+def changed(value):
+    """A different value of the same kind (dvc status compares values, it does not validate them)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return value + value[-1:]
+    return {**value, "extra": 0.5}
+
+
+def set_param(proj, key, value):
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    node = params
+    *path, last = key.split(".")
+    for part in path:
+        node = node[part]
+    old, node[last] = node[last], value
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return old
+
+
+def commit_all(proj):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(git + ["add", "-A"], cwd=proj, check=True)
+    subprocess.run(git + ["commit", "-qm", "smoke baseline"], cwd=proj, check=True)
+
+
+def declared(stage_name):
+    name = stage_name.split("@")[0]
+    return {p for p in DVC["stages"][name].get("params", []) if isinstance(p, str)}
+
+
+def output_digests(proj, stages):
+    """sha256 of every file of the outputs (and metrics) of these stages, from dvc.lock."""
+    lock = yaml.safe_load((proj / "dvc.lock").read_text())["stages"]
+    digests = {}
+    for stage in stages:
+        for out in lock[stage].get("outs", []):
+            path = proj / out["path"]
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for f in files:
+                digests[str(f.relative_to(proj))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return digests
+
+
+ALL_STAGES = ["check_params", "fetch", "validate", *AFTER_NORMALIZE[:5], "sample@vae", "evaluate", "report"]
+
+
+@pytest.fixture(scope="module")
+def baseline(smoke_pipeline, tmp_path_factory):
+    """The smoke pipeline copied and committed (dvc.lock, metrics, smoke params) as a user's repo is."""
+    proj, env, audit = smoke_pipeline
+    base = copy_tree(proj, tmp_path_factory.mktemp("exp") / "base")
+    commit_all(base)
+    return base, env, audit
+
+
+@pytest.fixture
+def project(baseline, tmp_path):
+    base, env, _ = baseline
+    return copy_tree(base, tmp_path / "proj"), env
+
+
+# --- which keys each stage reads ------------------------------------------------------------------
+
+def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
+    _, _, audit = baseline
+    read = {}
+    for line in audit.read_text().splitlines():
+        stage, key = line.split()
+        read.setdefault(stage, set()).add(key)
+    everything = set()
+    for name, stage in DVC["stages"].items():
+        if name in ("check_params", "report"):      # they read the whole params.yaml
+            continue
+        keys = declared(name)
+        assert read.get(name) == keys, f"{name} reads {sorted(read.get(name, []))}, dvc.yaml lists {sorted(keys)}"
+        everything |= keys
+    assert read["check_params"] == everything      # check_params runs every stage's checks
+
+
+# --- every key: dvc status names exactly the stages that list it ---------------------------------
+
+def test_dvc_status_names_exactly_the_stages_of_each_key(baseline):
+    base, env, _ = baseline
+    params_text = (base / "params.yaml").read_text()
+    keys = list(leaf_keys(yaml.safe_load(params_text)))
+    assert len(keys) >= 40
+    try:
+        for key in keys:
+            old = set_param(base, key, None)
+            set_param(base, key, changed(old))
+            status = json.loads(dvc(base, "status", "--json", env=env).stdout)
+            expected = {s for s in ALL_STAGES if key in declared(s)} | {"check_params", "report"}
+            assert set(status) == expected, f"{key}: dvc status names {sorted(status)}, expected {sorted(expected)}"
+            first = min(reruns(key) - {"check_params"}, key=ALL_STAGES.index)
+            assert first in expected, f"{key}: README table starts at {first}, dvc.yaml disagrees"
+            (base / "params.yaml").write_text(params_text)
+    finally:
+        (base / "params.yaml").write_text(params_text)
+    assert dvc(base, "status", "--json", env=env).stdout.strip() == "{}"
+
+
+# --- representative keys: a real repro re-runs exactly the table's stages --------------------------
+
+REAL = [("validate.max_blank_fraction", 0.002), ("normalize.val_fraction", 0.15), ("gan.lr", 0.0003),
+        ("vae.beta", 0.5), ("evaluator.dropout", 0.2), ("sample.grid", 4), ("evaluate.pr_k", 5)]
+
+
+@pytest.mark.parametrize("key,value", REAL, ids=[k for k, _ in REAL])
+def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
+    proj, env = project
+    expected = reruns(key)
+    untouched = [s for s in ALL_STAGES if s not in expected]
+    before = output_digests(proj, untouched)
+    lock_before = yaml.safe_load((proj / "dvc.lock").read_text())["stages"]
+    set_param(proj, key, value)
+    r = dvc(proj, "repro", env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert stages_run(r.stdout) == expected
+    lock_after = yaml.safe_load((proj / "dvc.lock").read_text())["stages"]
+    assert {s: lock_after[s] for s in untouched} == {s: lock_before[s] for s in untouched}
+    assert output_digests(proj, untouched) == before
+    assert "Running stage" not in dvc(proj, "repro", env=env).stdout      # and then it is up to date
+
+
+def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
+    proj, env = project
+    src = proj / "genlab" / "train_vae.py"
+    code = src.read_text()
+    # a comment: train_vae re-runs, its outputs come out byte-identical, so DVC stops there
+    src.write_text(code + "\n# an edit\n")
+    r = dvc(proj, "repro", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert stages_run(r.stdout) == {"check_params", "train_vae"}
+    # a change of behaviour (batches drawn with the other RNG stream): different weights, downstream re-runs
+    assert code.count("seeds[0], 0, tf.shape") == 1
+    src.write_text(code.replace("seeds[0], 0, tf.shape", "seeds[1], 0, tf.shape"))
+    r = dvc(proj, "repro", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # check_params lists the code folders whole: it re-runs, its output is unchanged, nothing follows from it
+    assert stages_run(r.stdout) == {"check_params", "train_vae", "sample@vae", "evaluate", "report"}
+
+
+def test_noop_repro_runs_nothing(project):
+    proj, env = project
+    r = dvc(proj, "repro", env=env)
+    assert r.returncode == 0 and stages_run(r.stdout) == set()
+
+
+# --- invalid values: refused at once, nothing touched -----------------------------------------------
+
+INVALID = [
+    ("data.name", "cifar", "data.name must be one of 'fashion_mnist', 'mnist', 'url'"),
+    ("normalize.range", [1, -1], "normalize.range must be [low, high] with low < high"),
+    ("normalize.val_fraction", 0.9, "normalize.val_fraction must be a number in [0.0, 0.5], got 0.9"),
+    ("train.epochs", -5, "train.epochs must be a positive integer, got -5"),
+    ("train.batch_size", "big", "train.batch_size must be a positive integer, got 'big'"),
+    ("gan.arch", "stylegan", "gan.arch must be one of 'mlp', 'dcgan', got 'stylegan'"),
+    ("gan.lr", 0, "gan.lr must be a number > 0, got 0.0"),
+    ("gan.conditional", "yes", "gan.conditional must be true or false, got 'yes'"),
+    ("vae.variant", "vq", "vae.variant must be one of 'vae', 'ae', got 'vq'"),
+    ("vae.beta", -1, "vae.beta must be a number >= 0.0, got -1.0"),
+    ("evaluator.filters", [16, 0], "evaluator.filters must be a non-empty list of positive integers"),
+    ("evaluator.warmup_epochs", 2, "evaluator.warmup_epochs (2) must be less than evaluator.epochs (2)"),
+    ("sample.attribute", [3, 3], "sample.attribute must be [from_class, to_class], two different class ids"),
+    ("sample.grid", 0, "sample.grid must be an integer in [1, 32], got 0"),
+    ("evaluate.n_samples", 1, "evaluate.n_samples must be an integer >= 2, got 1"),
+    ("evaluate.min_evaluator_accuracy", {"fashion_mnist": 1.5}, "evaluate.min_evaluator_accuracy.fashion_mnist must be a number in [0, 1], got 1.5"),
+    ("evaluate.coverage_min_share", 2, "evaluate.coverage_min_share must be a number in [0.0, 1.0], got 2.0"),
+]
+
+
+def test_invalid_values_are_refused_before_any_stage_runs(baseline, tmp_path):
+    base, env, _ = baseline
+    proj = copy_tree(base, tmp_path / "proj")
+    outputs = output_digests(proj, [s for s in ALL_STAGES if s != "check_params"])
+    params_text = (proj / "params.yaml").read_text()
+    for key, value, message in INVALID:
+        set_param(proj, key, value)
+        r = dvc(proj, "repro", env=env)
+        assert r.returncode != 0, key
+        assert f"error: {message}" in r.stderr, f"{key}: {r.stderr[-800:]}"
+        assert stages_run(r.stdout) == {"check_params"}, key
+        assert output_digests(proj, [s for s in ALL_STAGES if s != "check_params"]) == outputs, key
+        (proj / "params.yaml").write_text(params_text)
+    # several bad values: all named in the one line
+    set_param(proj, "train.epochs", 0)
+    set_param(proj, "evaluate.pr_k", 0)
+    r = dvc(proj, "repro", env=env)
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and "train.epochs" in line[0] and "evaluate.pr_k" in line[0]
+    # a key that does not exist: DVC refuses `-S`
+    x = dvc(proj, "exp", "run", "-S", "gan.learning_rate=0.1", env=env)
+    assert x.returncode != 0 and "gan.learning_rate" in x.stderr
+
+
+# --- experiments: exp run -S, exp show, metrics/params diff, a queued sweep -----------------------
+
+def test_exp_run_show_and_diff_against_the_baseline(project):
+    proj, env = project
+    r = dvc(proj, "exp", "run", "-S", "train.batch_size=32", "-n", "bs32", env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert stages_run(r.stdout) == reruns("train.batch_size")
+    show = dvc(proj, "exp", "show", "--csv", "--only-changed", env=env).stdout
+    header = show.splitlines()[0].split(",")
+    assert "train.batch_size" in header and "gan.fd" in header and "vae.elbo" in header
+    assert "bs32" in show
+    m = json.loads(dvc(proj, "metrics", "diff", "HEAD", "bs32", "--json", env=env).stdout)
+    assert m["metrics/evaluate.json"]["gan.fd"]["diff"] != 0
+    p = json.loads(dvc(proj, "params", "diff", "HEAD", "bs32", "--json", env=env).stdout)
+    assert p["params.yaml"]["train.batch_size"] == {"old": 64, "new": 32, "diff": -32}
+
+
+def test_queued_sweep_runs_each_value_with_one_thread_per_job(project):
+    proj, env = project
+    env = {**env, "GENLAB_THREADS": "1"}          # two jobs on two cores: one TensorFlow thread each
+    q = dvc(proj, "exp", "run", "--queue", "-S", "evaluate.pr_k=2,4", env=env)
+    assert q.returncode == 0 and q.stdout.count("Queued experiment") == 2, q.stdout + q.stderr
+    s = dvc(proj, "queue", "start", "-j", "2", env=env)
+    assert s.returncode == 0, s.stderr
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = dvc(proj, "queue", "status", env=env).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    show = dvc(proj, "exp", "show", "--csv", "--drop", ".*", "--keep", "Experiment|evaluate.pr_k|gan.precision",
+               env=env).stdout.splitlines()
+    assert show[0] == "Experiment,gan.precision,evaluate.pr_k"
+    rows = {r.split(",")[2]: r.split(",") for r in show[1:] if r.split(",")[0]}   # named experiments
+    assert set(rows) == {"2", "4"}
+    assert rows["2"][1] != rows["4"][1]                 # k changes precision
+
+
+def test_thread_limit_is_applied_and_checked():
+    code = ("import os; from genlab import cli\n"
+            "def main():\n"
+            "    import tensorflow as tf\n"
+            "    x = tf.random.normal([256, 256])\n"
+            "    for _ in range(5): x = tf.matmul(x, x) / 256.0\n"
+            "    print(len(os.listdir('/proc/self/task')))\n"
+            "cli.run(main)\n")
+    counts = {}
+    for n in ("1", "8"):
+        r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                           env=tool_env(GENLAB_THREADS=n, PYTHONPATH=str(ROOT)))
+        assert r.returncode == 0, r.stderr[-1000:]
+        counts[n] = int(r.stdout.split()[-1])
+    assert counts["1"] < counts["8"]
+    bad = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env=tool_env(GENLAB_THREADS="two", PYTHONPATH=str(ROOT)))
+    assert bad.returncode == 1 and bad.stderr.strip() == \
+        "error: GENLAB_THREADS must be a positive integer, got 'two': unset it or fix it"
+
+
+def test_samples_are_written_with_stable_bytes(tmp_path):
+    from genlab.io import write_npz
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    write_npz(tmp_path / "a.npz", x=x, labels=np.arange(4))
+    (tmp_path / "a.npz").rename(tmp_path / "b.npz")
+    write_npz(tmp_path / "a.npz", x=x, labels=np.arange(4))
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz") as z:
+        assert np.array_equal(z["x"], x) and np.array_equal(z["labels"], np.arange(4))
