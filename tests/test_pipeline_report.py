@@ -7,7 +7,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 
