@@ -110,3 +110,24 @@ def test_missing_folder_and_bad_settings(tmp_path):
         load_folder(tmp_path / "flat", image_size=30, channels=3, test_fraction=0.2, seed=0)
     with pytest.raises(GenlabError, match=r"data.channels must be 1 \(grey\) or 3 \(RGB\), got 4"):
         load_folder(tmp_path / "flat", image_size=32, channels=4, test_fraction=0.2, seed=0)
+
+
+@pytest.mark.parametrize("shape", [[32, 32, 3], [32, 32, 1]])
+def test_every_model_takes_its_shape_from_the_data(shape):
+    """GAN mlp/dcgan (conditional, 4 classes) and VAE mlp/conv at the image folder's H x W x C."""
+    from genlab.gan import GAN, gan_config
+    from genlab.vae import VAE, vae_config
+
+    for arch in ("mlp", "dcgan"):
+        gan = GAN(gan_config(arch=arch, latent_dim=8, conditional=True, hidden=16, filters=4, shape=shape,
+                             n_classes=4, value_range=[-1.0, 1.0]))
+        x = gan.generate(8, seed=0, labels=np.arange(8) % 4)
+        assert x.shape == (8, *shape) and tuple(gan.discriminator([x, np.arange(8) % 4]).shape) == (8, 1)
+    for arch in ("mlp", "conv"):
+        vae = VAE(vae_config(arch=arch, variant="vae", latent_dim=4, hidden=16, filters=4, shape=shape,
+                             value_range=[-1.0, 1.0]))
+        z_mean, _ = vae.encode(np.full((3, *shape), 0.5, np.float32))
+        assert z_mean.shape == (3, 4) and vae.decode(z_mean).shape == (3, *shape)
+    with pytest.raises(GenlabError, match=r"dcgan needs image sides divisible by 4"):
+        gan_config(arch="dcgan", latent_dim=8, conditional=False, hidden=16, filters=4, shape=[30, 30, 3],
+                   n_classes=4, value_range=[-1.0, 1.0])

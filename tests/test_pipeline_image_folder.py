@@ -157,3 +157,19 @@ def test_push_pull_reproduces_in_a_fresh_clone_without_training(pipeline, tmp_pa
     assert ran_stages(restored.stdout) == set() and "Stage 'fetch' is cached" in restored.stdout, restored.stdout
     assert (clone / "data" / "raw" / "x_train.npy").read_bytes() == (proj / "data" / "raw" / "x_train.npy").read_bytes()
     run(["git", "checkout", "HEAD", "--", "dvc.lock"], clone, env)
+
+
+def test_attribute_classes_are_checked_against_the_class_count(pipeline):
+    """The default sample.attribute [7, 9] names Fashion-MNIST classes: with 4 classes it is refused."""
+    proj, env, _ = pipeline
+    params = (proj / "params.yaml").read_text()
+    try:
+        (proj / "params.yaml").write_text(params.replace("attribute:\n  - 1\n  - 3", "attribute:\n  - 7\n  - 9"))
+        r = run(["python", "-m", "stages.sample", "--model", "models/gan", "--evaluator", "models/evaluator",
+                 "--data", "data/processed", "--samples", "samples/x.npz", "--figures", "reports/figures/x"],
+                proj, env, ok=False)
+    finally:
+        (proj / "params.yaml").write_text(params)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "error: sample.attribute must be [from_class, to_class], two different class ids in 0..3, got [7, 9]"]
+    assert not (proj / "samples" / "x.npz").exists()
