@@ -164,7 +164,9 @@ def test_attribute_classes_are_checked_against_the_class_count(pipeline):
     proj, env, _ = pipeline
     params = (proj / "params.yaml").read_text()
     try:
-        (proj / "params.yaml").write_text(params.replace("attribute:\n  - 1\n  - 3", "attribute:\n  - 7\n  - 9"))
+        bad = yaml.safe_load(params)
+        bad["sample"]["attribute"] = [7, 9]
+        (proj / "params.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
         r = run(["python", "-m", "stages.sample", "--model", "models/gan", "--evaluator", "models/evaluator",
                  "--data", "data/processed", "--samples", "samples/x.npz", "--figures", "reports/figures/x"],
                 proj, env, ok=False)
