@@ -131,3 +131,11 @@ def test_every_model_takes_its_shape_from_the_data(shape):
     with pytest.raises(GenlabError, match=r"dcgan needs image sides divisible by 4"):
         gan_config(arch="dcgan", latent_dim=8, conditional=False, hidden=16, filters=4, shape=[30, 30, 3],
                    n_classes=4, value_range=[-1.0, 1.0])
+
+
+def test_corrupt_raw_npy_is_named(folder, tmp_path):
+    root, _ = folder
+    import_folder(root, tmp_path / "raw", image_size=8, channels=1, test_fraction=0.25, seed=0, log=lambda m: None)
+    (tmp_path / "raw" / "x_test.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(GenlabError, match=r"x_test\.npy is not a readable \.npy file .*dvc repro -f fetch"):
+        load_raw(tmp_path / "raw")
