@@ -45,6 +45,8 @@ def _hidden(path, root):
 
 def list_images(root):
     """(class_names, files, labels, skipped): image paths sorted by class then relative path."""
+    if not str(root).strip():
+        raise GenlabError("data.path is empty: with data.name image_folder set it to the folder of class subfolders")
     root = Path(root)
     if not root.is_dir():
         raise GenlabError(f"data.path {root} is not a folder: set data.path to a folder holding one "

@@ -100,6 +100,8 @@ def test_bad_folders_are_refused(folder, setup, msg):
 
 
 def test_missing_folder_and_bad_settings(tmp_path):
+    with pytest.raises(GenlabError, match=r"data.path is empty"):
+        load_folder("", image_size=32, channels=3, test_fraction=0.2, seed=0)
     with pytest.raises(GenlabError, match=r"data.path .*nope is not a folder"):
         load_folder(tmp_path / "nope", image_size=32, channels=3, test_fraction=0.2, seed=0)
     (tmp_path / "flat").mkdir()
