@@ -1,10 +1,11 @@
-"""An image-folder dataset through the whole pipeline, then shared through a DVC remote.
+"""Image-folder datasets through the whole pipeline, then shared through a DVC remote.
 
 In a temporary clone: real Fashion-MNIST images are written as a folder of class subfolders
 (PNG and JPEG, grey and tinted RGB, mixed sizes), tracked with `dvc add`, and the smoke-size
 pipeline runs on it at 32x32x3 (`data.name: image_folder`). Then its outputs and the run-cache are
 pushed to a local-directory remote, and a second clone of that git repository pulls them: it is
 up to date without training anything, and the run-cache restores stages without running them.
+A second, shorter run uses a grey (channels 1) folder outside the project.
 """
 
 import json
@@ -58,15 +59,19 @@ def ran_stages(stdout):
     return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
 
 
+def set_params(proj, overrides):
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    for section, values in overrides.items():
+        params[section].update(values)
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, fmnist_raw):
     proj = copy_project(tmp_path_factory.mktemp("imgfolder"))
     env = tool_env()
     write_images(proj / "images", fmnist_raw)
-    params = yaml.safe_load((proj / "params.yaml").read_text())
-    for section, values in SMOKE.items():
-        params[section].update(values)
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(proj, SMOKE)
     run(["dvc", "add", "images"], proj, env)
     run(GIT + ["add", "-A"], proj, env)
     run(GIT + ["commit", "-qm", "image folder, smoke params"], proj, env)
@@ -175,3 +180,23 @@ def test_attribute_classes_are_checked_against_the_class_count(pipeline):
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
         "error: sample.attribute must be [from_class, to_class], two different class ids in 0..3, got [7, 9]"]
     assert not (proj / "samples" / "x.npz").exists()
+
+
+def test_grey_folder_outside_the_project(tmp_path, fmnist_raw):
+    """channels 1, and data.path an absolute folder outside the project (an external dependency)."""
+    proj = copy_project(tmp_path / "proj")
+    env = tool_env()
+    write_images(tmp_path / "grey", fmnist_raw)
+    set_params(proj, {**SMOKE, "data": {**SMOKE["data"], "path": str(tmp_path / "grey"), "channels": 1},
+                      "train": {**SMOKE["train"], "epochs": 20}})
+    run(["dvc", "repro"], proj, env)
+    lock = yaml.safe_load((proj / "dvc.lock").read_text())
+    assert str(tmp_path / "grey") in [d["path"] for d in lock["stages"]["fetch"]["deps"]]
+    meta = json.loads((proj / "data" / "processed" / "meta.json").read_text())
+    assert meta["shape"] == [SIZE, SIZE, 1]
+    for model in ("gan", "vae"):
+        with np.load(proj / "samples" / f"{model}.npz") as z:
+            assert z["x"].shape == (120, SIZE, SIZE, 1) and np.isfinite(z["x"]).all()
+    metrics = json.loads((proj / "metrics" / "evaluate.json").read_text())
+    assert np.isfinite([v for part in ("gan", "vae", "floor") for v in metrics[part].values()]).all()
+    assert f"shape [{SIZE}, {SIZE}, 1]" in (proj / "reports" / "report.md").read_text()
