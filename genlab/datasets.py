@@ -51,7 +51,7 @@ BUILTIN = {
         class_names=tuple(str(d) for d in range(10)),
     ),
 }
-NAMES = tuple(BUILTIN) + ("url",)
+NAMES = tuple(BUILTIN) + ("url", "image_folder")   # image_folder: see genlab.image_folder
 URL_FILE = "dataset.npz"   # what a user-URL dataset is saved as
 
 
@@ -78,6 +78,8 @@ def get(name, url="", sha256=""):
     """The Dataset for params data.name (and data.url/sha256 when name is 'url')."""
     if name == "url":
         return user_dataset(url, sha256)
+    if name == "image_folder":
+        raise GenlabError("data.name image_folder is imported from data.path (genlab.image_folder), not fetched")
     if name not in BUILTIN:
         raise GenlabError(f"data.name must be one of {', '.join(NAMES)}, got {name!r}")
     return BUILTIN[name]

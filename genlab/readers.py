@@ -1,4 +1,5 @@
-"""Readers for the raw dataset formats: IDX (MNIST/Fashion-MNIST, optionally gzipped) and .npz.
+"""Readers for the raw dataset formats: IDX (MNIST/Fashion-MNIST, optionally gzipped), .npz, and
+four .npy files (an image folder imported by genlab.image_folder).
 
 Every malformed input is refused with a GenlabError naming the file; none crashes or hangs.
 """
@@ -82,6 +83,18 @@ def read_npz(path, keys=NPZ_KEYS):
                           "delete it and fetch again") from None
 
 
+def read_npy(path):
+    """Read one .npy array without pickle."""
+    path = Path(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise GenlabError(f"{path} not found: run `dvc repro fetch`") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise GenlabError(f"{path} is not a readable .npy file ({e.__class__.__name__}: {e}): "
+                          "run `dvc repro -f fetch`") from None
+
+
 def load_raw_info(raw_dir):
     """The fetch stage's dataset.json: name, format, files, counts, image_shape, class_names."""
     manifest = Path(raw_dir) / "dataset.json"
@@ -105,6 +118,8 @@ def load_raw(raw_dir):
     elif info.get("format") == "npz":
         (fname,) = info["files"]
         arrays = read_npz(raw_dir / fname)
+    elif info.get("format") == "npy":
+        arrays = {k: read_npy(raw_dir / f"{k}.npy") for k in NPZ_KEYS}
     else:
         raise GenlabError(f"{manifest} names an unknown format {info.get('format')!r}: run `dvc repro -f fetch`")
     for split in ("train", "test"):

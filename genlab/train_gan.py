@@ -53,7 +53,7 @@ class GanTask:
         """A fixed-noise grid: 8x8 samples, or for a conditional GAN one row of 8 per class."""
         m = self.model
         labels = np.repeat(np.arange(m.n_classes), 8) if m.conditional else None
-        x = m.generate(80 if m.conditional else 64, self.seed, labels=labels)
+        x = m.generate(8 * m.n_classes if m.conditional else 64, self.seed, labels=labels)
         live.log_image(f"samples/{step}.png", grid_uint8(data.to_unit(x, m.config["value_range"]), 8))
 
     def finish(self):

@@ -44,7 +44,8 @@ def main():
     meta = load_meta(args.data)
     names = meta["class_names"]
     if max(edit) >= len(names):
-        raise GenlabError(f"sample.attribute must name two different class ids in 0..{len(names) - 1}, got {edit!r}")
+        raise GenlabError(f"sample.attribute must be [from_class, to_class], two different class ids in "
+                          f"0..{len(names) - 1}, got {edit!r}")
 
     model = load_model(args.model)
     evaluator = load_evaluator(args.evaluator)

@@ -196,7 +196,7 @@ def test_mnist_npz_is_verified_against_the_keras_digest(tmp_path, shared_data):
 
 
 def test_unknown_name():
-    with pytest.raises(GenlabError, match="data.name must be one of fashion_mnist, mnist, url, got 'cifar'"):
+    with pytest.raises(GenlabError, match="data.name must be one of fashion_mnist, mnist, url, image_folder, got 'cifar'"):
         fetch("cifar", "unused", mirror="")
 
 
@@ -209,5 +209,5 @@ def test_stage_prints_one_clear_line(tmp_path):
                        capture_output=True, text=True, env=tool_env())
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
-        "error: data.name must be one of 'fashion_mnist', 'mnist', 'url', got 7"]
+        "error: data.name must be one of 'fashion_mnist', 'mnist', 'url', 'image_folder', got 7"]
     assert not (proj / "data" / "raw").exists()
