@@ -156,10 +156,12 @@ def test_dvc_status_names_exactly_the_stages_of_each_key(baseline):
     params_text = (base / "params.yaml").read_text()
     keys = list(leaf_keys(yaml.safe_load(params_text)))
     assert len(keys) >= 40
+    (base.parent / "other-images").mkdir(exist_ok=True)      # data.path must name a folder that exists
+    (base.parent / "other-images" / "a.txt").write_text("a")
     try:
         for key in keys:
             old = set_param(base, key, None)
-            set_param(base, key, changed(old))
+            set_param(base, key, str(base.parent / "other-images") if key == "data.path" else changed(old))
             status = json.loads(dvc(base, "status", "--json", env=env).stdout)
             expected = {s for s in ALL_STAGES if key in declared(s)} | {"check_params", "report"}
             assert set(status) == expected, f"{key}: dvc status names {sorted(status)}, expected {sorted(expected)}"
