@@ -115,6 +115,9 @@ class Placement:
             raise GenlabError(f"train.batch_size {settings.batch_size} cannot be split over {self.replicas} "
                               f"replicas: use a multiple of {self.replicas}")
         self.notes = []
+        if self.replicas > 1:
+            self.notes.append(f"note: train.strategy {self.kind}: {self.replicas} replicas, "
+                              f"{settings.batch_size // self.replicas} images each per iteration")
         self.precision = settings.mixed_precision
         self._force = force_mixed_precision
         if self.precision != "none" and not (force_mixed_precision or has_gpu()):
@@ -123,10 +126,10 @@ class Placement:
             self.precision = "none"
         self.loss_scale = self.precision == "fp16"
         distributed = self.kind != "default"
-        if distributed and settings.xla == "true":
+        if distributed and str(settings.xla).lower() == "true":
             raise GenlabError(f"train.xla true is not supported with train.strategy {self.kind} (XLA cannot "
                               "compile one step over variables on several devices): use train.xla auto or false")
-        self.jit_compile = {"true": True, "false": False}.get(settings.xla)
+        self.jit_compile = {"true": True, "false": False}.get(str(settings.xla).lower())
         if self.jit_compile is None:   # auto
             self.jit_compile = not distributed and (arch == "mlp" or has_gpu())
 

@@ -38,6 +38,10 @@ import keras
 from genlab import checkpoint, data
 from genlab.errors import GenlabError
 
+# Stateless RNG algorithm of every training draw: pinned, because "auto_select" picks another
+# algorithm under XLA, so XLA and non-XLA code (a tf.data pipeline, a distributed step) would draw
+# different batches from the same key.
+RNG_ALG = "philox"
 CHUNK_SECONDS = 2.0  # one compiled call runs about this long, so Ctrl-C/SIGTERM is handled within it
 
 
@@ -248,10 +252,9 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
         nonlocal last_saved
         task.log_images(live, at)
         last_saved = at
-        if not chief:
-            return
-        checkpoint.save(ckpt_dir, at, run_fingerprint, [np.asarray(v.numpy()) for v in state.variables],
-                        live_dir=live_dir)
+        values = [np.asarray(v.numpy()) for v in state.variables]  # on every worker: reading may all-reduce
+        if chief:
+            checkpoint.save(ckpt_dir, at, run_fingerprint, values, live_dir=live_dir)
 
     def log(at):
         values = state.read_means()

@@ -15,7 +15,7 @@ import keras
 from genlab import data, devices
 from genlab.gan import GAN, gan_config, gan_step
 from genlab.models import save_model
-from genlab.train import TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
+from genlab.train import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
 
 
 class GanTask:
@@ -49,11 +49,11 @@ class GanTask:
     def draw(self, key, batch_size):
         """key: int64 (2,) = (seed, iteration). Batch indices (with replacement, like the recipe),
         noise and fake labels of the global batch."""
-        seeds = tf.random.experimental.stateless_split(key, 3)
-        return {"idx": tf.random.stateless_uniform([batch_size], seeds[0], 0, self.n, dtype=tf.int32),
-                "z": tf.random.stateless_normal([batch_size, self.model.latent_dim], seeds[1]),
+        seeds = tf.random.experimental.stateless_split(key, 3, alg=RNG_ALG)
+        return {"idx": tf.random.stateless_uniform([batch_size], seeds[0], 0, self.n, dtype=tf.int32, alg=RNG_ALG),
+                "z": tf.random.stateless_normal([batch_size, self.model.latent_dim], seeds[1], alg=RNG_ALG),
                 "fake_labels": tf.random.stateless_uniform([batch_size], seeds[2], 0, self.model.n_classes,
-                                                           dtype=tf.int32)}
+                                                           dtype=tf.int32, alg=RNG_ALG)}
 
     def gather(self, idx):
         return {"x": tf.gather(self.x, idx), "y": tf.gather(self.y, idx)}

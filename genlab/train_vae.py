@@ -15,7 +15,7 @@ import keras
 
 from genlab import data, devices
 from genlab.models import save_model
-from genlab.train import TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
+from genlab.train import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
 from genlab.vae import VAE, vae_config, vae_losses, vae_step
 
 
@@ -48,9 +48,9 @@ class VaeTask:
 
     def draw(self, key, batch_size):
         """key: int64 (2,) = (seed, iteration). Batch indices and reparameterization noise."""
-        seeds = tf.random.experimental.stateless_split(key, 2)
-        return {"idx": tf.random.stateless_uniform([batch_size], seeds[0], 0, self.n, dtype=tf.int32),
-                "eps": tf.random.stateless_normal([batch_size, self.model.latent_dim], seeds[1])}
+        seeds = tf.random.experimental.stateless_split(key, 2, alg=RNG_ALG)
+        return {"idx": tf.random.stateless_uniform([batch_size], seeds[0], 0, self.n, dtype=tf.int32, alg=RNG_ALG),
+                "eps": tf.random.stateless_normal([batch_size, self.model.latent_dim], seeds[1], alg=RNG_ALG)}
 
     def gather(self, idx):
         return {"x": tf.gather(self.x, idx)}
