@@ -145,7 +145,9 @@ class CompiledSteps:
         if task.in_memory:
             self._compiled = tf.function(self._run, jit_compile=jit_compile, autograph=False)
         else:  # a tf.data iterator cannot be XLA-compiled: compile the iteration, loop outside XLA
-            self._one_fn = tf.function(self._one, jit_compile=jit_compile, autograph=False) if jit_compile else self._one
+            self._one_fn = self._one
+            if jit_compile:
+                self._one_fn = tf.function(self._one, jit_compile=True, autograph=False)
             self._compiled = tf.function(self._run, autograph=False)
 
     def run(self, n):

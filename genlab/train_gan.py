@@ -15,7 +15,8 @@ import keras
 from genlab import data, devices
 from genlab.gan import GAN, gan_config, gan_step
 from genlab.models import save_model
-from genlab.train import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
+from genlab.train import (RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism,
+                          use_xla)
 
 
 class GanTask:

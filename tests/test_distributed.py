@@ -20,6 +20,7 @@ sample path, and XLA is off under a strategy.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -115,10 +116,7 @@ def test_multi_worker_two_processes_match_single_device(runs, shared_data):
     as the single-device run; only worker 0 (the chief) writes checkpoints and the model."""
     work = runs["tmp"] / "gan-mw"
     workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
-    # the data slice is written once, before the workers start
-    finish(helper(work / "unused.npz", work, "gan", "iterations=1", "xla=false", GENLAB_TEST_DATA=str(shared_data)))
-    for d in ("ckpt", "live", "model"):
-        subprocess.run(["rm", "-rf", str(work / d)], check=True)
+    shutil.copytree(runs["tmp"] / "gan-default" / "processed", work / "processed")  # the workers' shared data
     procs = [helper(work / f"w{i}.npz", work, "gan", ITERS, "log_every=1", "strategy=multi_worker",
                     GENLAB_TEST_DATA=str(shared_data),
                     TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}))
@@ -271,18 +269,18 @@ def test_multi_worker_without_tf_config_is_refused(monkeypatch):
         devices.make_strategy("multi_worker")
 
 
-def test_batch_not_divisible_by_replicas_is_refused(runs, tmp_path):
-    """batch 30 on 2 replicas: one clear line, before any training (the real stage, 2 logical CPUs)."""
+def test_batch_not_divisible_by_replicas_is_refused(fmnist_small, tmp_path):
+    """batch 31 on 2 replicas: one clear line, before any training (the real stage, 2 logical CPUs)."""
     import yaml
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"].update(batch_size=30, strategy="mirrored", epochs=2)
+    params["train"].update(batch_size=31, strategy="mirrored", epochs=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    processed = runs["tmp"] / "gan-default" / "processed"
-    cmd = [sys.executable, "-m", "stages.train_gan", "--data", str(processed), "--model", "models/gan",
+    _dataset(fmnist_small, tmp_path, True)
+    cmd = [sys.executable, "-m", "stages.train_gan", "--data", "processed", "--model", "models/gan",
            "--checkpoints", "checkpoints/train_gan", "--live", "dvclive/train_gan"]
     out = subprocess.run(cmd, cwd=tmp_path, env=tool_env(PYTHONPATH=str(ROOT), GENLAB_CPU_DEVICES="2"),
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1
+    assert out.returncode == 1, out.stderr[-2000:]
     assert out.stderr.strip().splitlines()[-1] == \
-        "error: train.batch_size 30 cannot be split over 2 replicas: use a multiple of 2"
+        "error: train.batch_size 31 cannot be split over 2 replicas: use a multiple of 2"
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "models").exists()
