@@ -305,7 +305,9 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
             boundary(step)
     except KeyboardInterrupt:
         now = int(state.step.numpy())
-        if chief and state.divergence() is None and now > max(last_saved, 0):
+        # several workers: reading the state is a collective the others may never join, so the
+        # run resumes from its last periodic checkpoint instead
+        if chief and adaptive and state.divergence() is None and now > max(last_saved, 0):
             save_checkpoint(now)
             say(f"{task.name}: interrupted at iteration {now}; checkpoint saved, run the stage again to resume")
         raise
