@@ -129,9 +129,9 @@ class Placement:
         if distributed and str(settings.xla).lower() == "true":
             raise GenlabError(f"train.xla true is not supported with train.strategy {self.kind} (XLA cannot "
                               "compile one step over variables on several devices): use train.xla auto or false")
-        self.jit_compile = {"true": True, "false": False}.get(str(settings.xla).lower())
-        if self.jit_compile is None:   # auto
-            self.jit_compile = not distributed and (arch == "mlp" or has_gpu())
+        from genlab.train import use_xla
+        xla = {"true": True, "false": False}.get(str(settings.xla).lower(), "auto")
+        self.jit_compile = use_xla(arch, xla) and not distributed
 
     @contextlib.contextmanager
     def scope(self):

@@ -133,7 +133,7 @@ class CompiledSteps:
     def __init__(self, task, settings, jit_compile, placement=None):
         self.task, self.settings = task, settings
         self.names = task.metric_names
-        self.strategy = placement.strategy if placement is not None and placement.replicas > 1 else None
+        self.strategy = placement.strategy if placement is not None and placement.kind != "default" else None
         self.replicas = placement.replicas if placement is not None else 1
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="bad_step")
