@@ -108,6 +108,10 @@ class Placement:
 
     def __init__(self, settings, arch, force_mixed_precision=False):
         self.kind = settings.strategy
+        distributed = self.kind != "default"
+        if distributed and str(settings.xla).lower() == "true":
+            raise GenlabError(f"train.xla true is not supported with train.strategy {self.kind} (XLA cannot "
+                              "compile one step over variables on several devices): use train.xla auto or false")
         self.strategy = make_strategy(settings.strategy)
         self.replicas = int(self.strategy.num_replicas_in_sync)
         self.chief = is_chief(self.strategy)
@@ -125,10 +129,6 @@ class Placement:
                               "training in float32")
             self.precision = "none"
         self.loss_scale = self.precision == "fp16"
-        distributed = self.kind != "default"
-        if distributed and str(settings.xla).lower() == "true":
-            raise GenlabError(f"train.xla true is not supported with train.strategy {self.kind} (XLA cannot "
-                              "compile one step over variables on several devices): use train.xla auto or false")
         from genlab.train import use_xla
         xla = {"true": True, "false": False}.get(str(settings.xla).lower(), "auto")
         self.jit_compile = use_xla(arch, xla) and not distributed

@@ -262,6 +262,16 @@ def test_bad_device_params_are_one_clear_line(key, value, message):
     assert str(e.value) == message
 
 
+def test_xla_true_under_a_strategy_is_refused():
+    from genlab import devices
+    from genlab.train import TrainSettings
+    settings = TrainSettings(iterations=1, batch_size=8, seed=0, log_every=1, ckpt_every=1, strategy="mirrored",
+                             xla="true")
+    with pytest.raises(GenlabError, match=r"^train.xla true is not supported with train.strategy mirrored .*"
+                                          r"use train.xla auto or false$"):
+        devices.Placement(settings, "mlp")
+
+
 def test_multi_worker_without_tf_config_is_refused(monkeypatch):
     from genlab import devices
     monkeypatch.delenv("TF_CONFIG", raising=False)
