@@ -88,10 +88,10 @@ def child(name, args):
 
     family, arch, device_params = parse_name(name)
     x, y = load(args.data)
-    if not device_params["data_in_memory"]:   # what normalize writes, memory-mapped
-        tmp = Path(tempfile.mkdtemp(prefix="bench-device-"))
-        np.save(tmp / "x.npy", x)
-        x = np.load(tmp / "x.npy", mmap_mode="r")
+    if not device_params["data_in_memory"]:   # what normalize writes, memory-mapped (deleted at exit)
+        tmp = tempfile.TemporaryDirectory(prefix="bench-device-")
+        np.save(Path(tmp.name) / "x.npy", x)
+        x = np.load(Path(tmp.name) / "x.npy", mmap_mode="r")
     settings = TrainSettings(iterations=10 ** 9, batch_size=args.batch, seed=0, log_every=10 ** 9,
                              ckpt_every=10 ** 9, xla="auto", **device_params)
     placement = devices.Placement(settings, arch)
