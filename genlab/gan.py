@@ -176,7 +176,14 @@ def _bce_logits(labels_value, logits):
         labels=tf.fill(tf.shape(logits), labels_value), logits=logits))
 
 
-def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels):
+def grad_loss(opt, loss, replicas):
+    """The loss to differentiate: divided by the number of replicas (the optimizer sums the
+    replicas' gradients, so the update is that of the global batch mean) and scaled by the
+    optimizer's loss scale (fp16 LossScaleOptimizer; the identity otherwise). Call inside the tape."""
+    return opt.scale_loss(loss / replicas if replicas > 1 else loss)
+
+
+def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1):
     """One GAN iteration (graph code): a discriminator update, then a generator update.
 
     real: (B, H, W, C) in [-1, 1]; z: (B, latent_dim); labels int32 (B,) (ignored if unconditional).
@@ -184,21 +191,26 @@ def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels):
     recipe's d_loss, as one update on the real and fake halves instead of two updates); the
     generator then takes one step on the non-saturating loss BCE(D(G(z)), 1) with the same z, as
     in the recipe. Returns dict d_loss, g_loss, d_real = mean sigmoid D(x), d_fake = mean sigmoid D(G(z)).
+    Under mixed precision the networks compute in float16/bfloat16; logits and losses are float32.
+    replicas: this is one replica's share of the global batch (see grad_loss).
     """
     g, d = model.generator, model.discriminator
     batch = tf.shape(real)[0]
     with tf.GradientTape() as tape:
         fake = g(model.g_inputs(z, fake_labels), training=True)
-        logits = d(model.d_inputs(tf.concat([real, fake], 0), tf.concat([real_labels, fake_labels], 0)),
-                   training=True)
+        logits = d(model.d_inputs(tf.concat([tf.cast(real, fake.dtype), fake], 0),
+                                  tf.concat([real_labels, fake_labels], 0)), training=True)
+        logits = tf.cast(logits, tf.float32)
         real_logits, fake_logits = logits[:batch], logits[batch:]
         d_loss = 0.5 * (_bce_logits(1.0, real_logits) + _bce_logits(0.0, fake_logits))
-    opt_d.apply_gradients(zip(tape.gradient(d_loss, d.trainable_variables), d.trainable_variables))
+        scaled = grad_loss(opt_d, d_loss, replicas)
+    opt_d.apply_gradients(zip(tape.gradient(scaled, d.trainable_variables), d.trainable_variables))
     with tf.GradientTape() as tape:
         fake_logits_g = d(model.d_inputs(g(model.g_inputs(z, fake_labels), training=True), fake_labels),
                           training=True)
-        g_loss = _bce_logits(1.0, fake_logits_g)
-    opt_g.apply_gradients(zip(tape.gradient(g_loss, g.trainable_variables), g.trainable_variables))
+        g_loss = _bce_logits(1.0, tf.cast(fake_logits_g, tf.float32))
+        scaled = grad_loss(opt_g, g_loss, replicas)
+    opt_g.apply_gradients(zip(tape.gradient(scaled, g.trainable_variables), g.trainable_variables))
     return {"d_loss": d_loss, "g_loss": g_loss,
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
             "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}

@@ -4,10 +4,16 @@ A *task* (GanTask in genlab.train_gan, VaeTask in genlab.train_vae) supplies
   model, name, metric_names, hint      the model being trained, the stage name, the losses the
                                        step returns, and what to advise when they diverge
   variables()                          every variable of its state (networks, optimizers)
-  step(key, batch_size) -> {loss: t}   one iteration as graph code; key = int64 (seed, iteration)
+  in_memory                            True: the data are resident (gather); False: streamed
+  draw(key, batch_size) -> {name: t}   the iteration's global random draws, "idx" (batch_size,) the
+                                       batch indices; key = int64 (seed, iteration)
+  gather(idx) -> batch                 rows of the resident data (in_memory)
+  host_batches(seed, start, stop, batch_size)   the streamed tf.data input (not in_memory)
+  update(batch, draws, replicas) -> {loss: t}   one iteration (or one replica's share) as graph code
   extra_metrics(), log_images(live, step), finish()   host-side extras at log/checkpoint/end.
 `fit` runs the step inside one `tf.function` (XLA-compiled when `jit_compile`) that loops over a
-chunk of iterations with `tf.while_loop`: the data stay on the device as variables, random batch
+chunk of iterations with `tf.while_loop`: the data stay on the device as variables (or are read
+from memory-mapped files by tf.data, train.data_in_memory false), random batch
 indices and noise come from stateless RNG keyed by (seed, iteration), losses are accumulated in
 `keras.metrics.Mean`, and the first non-finite loss is recorded in graph. Python looks at the state
 only at chunk ends (about every CHUNK_SECONDS, and at every log/checkpoint boundary), where it
@@ -19,6 +25,7 @@ exactly what an uninterrupted one would: on the same machine the final weights a
 """
 
 import hashlib
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +38,10 @@ import keras
 from genlab import checkpoint, data
 from genlab.errors import GenlabError
 
+# Stateless RNG algorithm of every training draw: pinned, because "auto_select" picks another
+# algorithm under XLA, so XLA and non-XLA code (a tf.data pipeline, a distributed step) would draw
+# different batches from the same key.
+RNG_ALG = "philox"
 CHUNK_SECONDS = 2.0  # one compiled call runs about this long, so Ctrl-C/SIGTERM is handled within it
 
 
@@ -42,14 +53,21 @@ class TrainSettings:
     seed: int
     log_every: int
     ckpt_every: int
+    strategy: str = "default"          # default | mirrored | multi_worker (genlab.devices)
+    mixed_precision: str = "none"      # none | bf16 | fp16 (GPU only; ignored with a note on a CPU)
+    xla: str = "auto"                  # auto | true | false
+    data_in_memory: bool = True        # False: stream batches from the memory-mapped .npy files
 
 
-def load_training_data(data_dir, splits):
-    """{"meta": meta, split: (x, y) for split in splits} from the normalize stage's folder, in memory."""
+def load_training_data(data_dir, splits, in_memory=True):
+    """{"meta": meta, split: (x, y) for split in splits} from the normalize stage's folder: in memory,
+    or with in_memory=False the images memory-mapped (read batch by batch while training)."""
     out = {"meta": data.load_meta(data_dir)}
     for split in splits:
-        x, y = data.load_split(data_dir, split, mmap=False)
-        out[split] = (np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int32))
+        x, y = data.load_split(data_dir, split, mmap=not in_memory)
+        if in_memory or x.dtype != np.float32:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        out[split] = (x, np.ascontiguousarray(y, dtype=np.int32))
     return out
 
 
@@ -104,22 +122,57 @@ def grid_uint8(x01, ncol):
 
 class CompiledSteps:
     """The training state (step counter, loss means, first-divergence record) and `run(n)`, the one
-    compiled function that performs n iterations of task.step (used by fit and the benchmark)."""
+    compiled function that performs n iterations of the task's step (used by fit and the benchmarks).
 
-    def __init__(self, task, settings, jit_compile):
+    Each iteration: draws = task.draw(key, batch_size) (global batch indices and noise, stateless,
+    key = (seed, iteration)); the batch is task.gather(idx) of the resident data, or the next element
+    of the streamed input (task.in_memory False); losses = task.update(batch, draws, replicas). Under
+    a distribution strategy every replica runs update on its own slice of the global batch and the
+    losses are averaged over replicas. Variables must be created in placement.scope()."""
+
+    def __init__(self, task, settings, jit_compile, placement=None):
         self.task, self.settings = task, settings
         self.names = task.metric_names
+        self.strategy = placement.strategy if placement is not None and placement.kind != "default" else None
+        self.replicas = placement.replicas if placement is not None else 1
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="bad_step")
         self.bad_values = tf.Variable(tf.zeros(len(self.names)), trainable=False, name="bad_values")
         self.means = [keras.metrics.Mean(name=k) for k in self.names]
         self.variables = (list(task.variables()) + [self.step, self.bad_step, self.bad_values]
                           + [v for m in self.means for v in m.variables])
-        self.run = tf.function(self._run, jit_compile=jit_compile, autograph=False)
+        self._iterator = None
+        if task.in_memory:
+            self._compiled = tf.function(self._run, jit_compile=jit_compile, autograph=False)
+        else:  # a tf.data iterator cannot be XLA-compiled: compile the iteration, loop outside XLA
+            self._one_fn = self._one
+            if jit_compile:
+                self._one_fn = tf.function(self._one, jit_compile=True, autograph=False)
+            self._compiled = tf.function(self._run, autograph=False)
 
-    def _one(self):
+    def run(self, n):
+        """n (int32 tensor) iterations; returns the step counter after them."""
+        if not self.task.in_memory and self._iterator is None:  # starts at the (possibly restored) step
+            s = self.settings
+            self._iterator = iter(self.task.host_batches(s.seed, int(self.step.numpy()), s.iterations, s.batch_size))
+        return self._compiled(n) if self.task.in_memory else self._compiled(n, self._iterator)
+
+    def _replica_update(self, draws, batch):
+        b = self.settings.batch_size // self.replicas
+        start = tf.distribute.get_replica_context().replica_id_in_sync_group * b
+        draws = {k: v[start:start + b] for k, v in draws.items()}
+        batch = {k: v[start:start + b] for k, v in batch.items()} if batch else self.task.gather(draws["idx"])
+        return self.task.update(batch, draws, self.replicas)
+
+    def _one(self, batch=None):
         key = tf.stack([tf.constant(self.settings.seed, tf.int64), self.step])
-        losses = self.task.step(key, self.settings.batch_size)
+        draws = self.task.draw(key, self.settings.batch_size)
+        if self.strategy is None:
+            losses = self.task.update(self.task.gather(draws["idx"]) if batch is None else batch, draws, 1)
+        else:
+            per_replica = self.strategy.run(self._replica_update, args=(draws, batch or {}))
+            losses = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                      for k, v in per_replica.items()}
         values = tf.stack([tf.cast(losses[k], tf.float32) for k in self.names])
         for m, k in zip(self.means, self.names):
             m.update_state(losses[k])
@@ -128,9 +181,12 @@ class CompiledSteps:
         self.bad_values.assign(tf.where(first_bad, values, self.bad_values))
         self.step.assign_add(1)
 
-    def _run(self, n):
+    def _run(self, n, iterator=None):
         def body(i):
-            self._one()
+            if iterator is None:
+                self._one()
+            else:
+                self._one_fn(iterator.get_next())
             return (i + 1,)
         tf.while_loop(lambda i: i < n, body, (tf.constant(0, tf.int32),))
         return self.step.read_value()
@@ -160,17 +216,27 @@ def _open_live(live_dir, resume):
     return Live(str(live_dir), resume=resume, dvcyaml=False, save_dvc_exp=False)
 
 
-def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True, on_log=None, out=None):
+def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True, on_log=None, out=None,
+        placement=None):
     """Train `task` to settings.iterations, resuming from the newest matching checkpoint.
 
     on_log(step, values): optional callback after each logged interval. Raises GenlabError when a
     loss becomes NaN/Inf (nothing is checkpointed after that). On KeyboardInterrupt (Ctrl-C, or
     SIGTERM turned into one by `sigterm_as_interrupt`) a checkpoint of the current iteration is
-    written before the interrupt propagates.
+    written before the interrupt propagates. placement: a genlab.devices.Placement (None = the
+    default single device); call fit inside placement.scope(). With several workers only the chief
+    writes checkpoints and logs (the others log into a temporary folder), and chunk lengths depend
+    on the log/checkpoint intervals only, so that every worker makes the same calls.
     """
     out = out or sys.stderr
+    chief = placement is None or placement.chief
+    if not chief:
+        import tempfile
+        live_dir = Path(tempfile.mkdtemp(prefix="genlab-worker-live-"))
+        out = open(os.devnull, "w")
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
-    state = CompiledSteps(task, settings, jit_compile)
+    adaptive = placement is None or placement.kind != "multi_worker"
+    state = CompiledSteps(task, settings, jit_compile, placement)
     total = settings.iterations
     resumed = checkpoint.load_latest(ckpt_dir, run_fingerprint, [v.shape for v in state.variables], log=say)
     if resumed:
@@ -187,9 +253,10 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
     def save_checkpoint(at):
         nonlocal last_saved
         task.log_images(live, at)
-        checkpoint.save(ckpt_dir, at, run_fingerprint, [np.asarray(v.numpy()) for v in state.variables],
-                        live_dir=live_dir)
         last_saved = at
+        values = [np.asarray(v.numpy()) for v in state.variables]  # on every worker: reading may all-reduce
+        if chief:
+            checkpoint.save(ckpt_dir, at, run_fingerprint, values, live_dir=live_dir)
 
     def log(at):
         values = state.read_means()
@@ -223,7 +290,7 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
             boundary(step)  # after a resume at the end, this also runs task.finish()
         while step < total:
             nearest = min(_next_multiple(step, settings.log_every), _next_multiple(step, settings.ckpt_every), total)
-            n = min(nearest - step, chunk)
+            n = min(nearest - step, chunk) if adaptive else nearest - step
             t0 = time.perf_counter()
             step = int(state.run(tf.constant(n, tf.int32)).numpy())
             elapsed = time.perf_counter() - t0
@@ -238,11 +305,16 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
             boundary(step)
     except KeyboardInterrupt:
         now = int(state.step.numpy())
-        if state.divergence() is None and now > max(last_saved, 0):
+        # several workers: reading the state is a collective the others may never join, so the
+        # run resumes from its last periodic checkpoint instead
+        if chief and adaptive and state.divergence() is None and now > max(last_saved, 0):
             save_checkpoint(now)
             say(f"{task.name}: interrupted at iteration {now}; checkpoint saved, run the stage again to resume")
         raise
     live.end()
+    if not chief:
+        import shutil
+        shutil.rmtree(live_dir, ignore_errors=True)
     return task.model
 
 

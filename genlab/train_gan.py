@@ -6,30 +6,40 @@ indices, noise and fake labels from stateless RNG keyed by (seed, iteration)), a
 folder atomically only when training has finished without divergence.
 """
 
+import sys
+
 import numpy as np
 import tensorflow as tf
 import keras
 
-from genlab import data
+from genlab import data, devices
 from genlab.gan import GAN, gan_config, gan_step
 from genlab.models import save_model
-from genlab.train import TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
+from genlab.train import (RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism,
+                          use_xla)
 
 
 class GanTask:
-    """GAN model + two Adam optimizers + resident data, and the per-iteration step (graph code)."""
+    """GAN model + two Adam optimizers + the data (resident on the device, or streamed from a
+    memory-mapped array when in_memory is False), and the per-iteration step (graph code).
+    optimizer: wraps each Adam (genlab.devices.Placement.optimizer: loss scaling for fp16)."""
 
     name = "train_gan"
     metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
     hint = "lower gan.lr, or check the training data for NaN/Inf"
 
-    def __init__(self, model, x, y, lr, beta_1, seed):
-        self.model, self.seed = model, seed
+    def __init__(self, model, x, y, lr, beta_1, seed, in_memory=True, optimizer=None):
+        self.model, self.seed, self.in_memory, self.n = model, seed, in_memory, len(x)
         lo, hi = model.config["value_range"]
-        self.x = device_data(((x - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32))  # (N, H, W, C) in [-1, 1]
-        self.y = device_data(np.asarray(y, np.int32))
-        self.opt_d = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
-        self.opt_g = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1)
+        self._to_tanh = lambda rows: ((rows - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32)  # -> [-1, 1]
+        if in_memory:
+            self.x = device_data(self._to_tanh(x))          # (N, H, W, C) in [-1, 1]
+            self.y = device_data(np.asarray(y, np.int32))
+        else:
+            self.x_host, self.y_host = x, y
+        wrap = optimizer or (lambda opt: opt)
+        self.opt_d = wrap(keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1))
+        self.opt_g = wrap(keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1))
         self.opt_d.build(model.discriminator.trainable_variables)
         self.opt_g.build(model.generator.trainable_variables)
 
@@ -37,14 +47,26 @@ class GanTask:
         m = self.model
         return m.generator.variables + m.discriminator.variables + self.opt_d.variables + self.opt_g.variables
 
-    def step(self, key, batch_size):
-        """key: int64 (2,) = (seed, iteration). Samples the batch with replacement, like the recipe."""
-        seeds = tf.random.experimental.stateless_split(key, 3)
-        idx = tf.random.stateless_uniform([batch_size], seeds[0], 0, tf.shape(self.x)[0], dtype=tf.int32)
-        z = tf.random.stateless_normal([batch_size, self.model.latent_dim], seeds[1])
-        fake_labels = tf.random.stateless_uniform([batch_size], seeds[2], 0, self.model.n_classes, dtype=tf.int32)
-        return gan_step(self.model, self.opt_d, self.opt_g, tf.gather(self.x, idx), tf.gather(self.y, idx),
-                        z, fake_labels)
+    def draw(self, key, batch_size):
+        """key: int64 (2,) = (seed, iteration). Batch indices (with replacement, like the recipe),
+        noise and fake labels of the global batch."""
+        seeds = tf.random.experimental.stateless_split(key, 3, alg=RNG_ALG)
+        return {"idx": tf.random.stateless_uniform([batch_size], seeds[0], 0, self.n, dtype=tf.int32, alg=RNG_ALG),
+                "z": tf.random.stateless_normal([batch_size, self.model.latent_dim], seeds[1], alg=RNG_ALG),
+                "fake_labels": tf.random.stateless_uniform([batch_size], seeds[2], 0, self.model.n_classes,
+                                                           dtype=tf.int32, alg=RNG_ALG)}
+
+    def gather(self, idx):
+        return {"x": tf.gather(self.x, idx), "y": tf.gather(self.y, idx)}
+
+    def host_batches(self, seed, start, stop, batch_size):
+        return devices.host_batches(lambda key, b: self.draw(key, b)["idx"], {"x": self.x_host, "y": self.y_host},
+                                    {"x": self._to_tanh, "y": lambda rows: np.asarray(rows, np.int32)},
+                                    seed, start, stop, batch_size)
+
+    def update(self, batch, draws, replicas):
+        return gan_step(self.model, self.opt_d, self.opt_g, batch["x"], batch["y"], draws["z"],
+                        draws["fake_labels"], replicas)
 
     def extra_metrics(self):
         return {}
@@ -61,23 +83,35 @@ class GanTask:
 
 
 def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, latent_dim, hidden, filters,
-              lr, beta_1, settings: TrainSettings, jit_compile="auto", on_log=None, out=None):
+              lr, beta_1, settings: TrainSettings, jit_compile=None, on_log=None, out=None):
     """Train a GAN on dataset["train"], save it to model_dir, return it.
 
-    dataset: {"meta": meta, "train": (x, y)} (genlab.train.load_training_data), x in meta["range"].
-    Every keyword except jit_compile/on_log/out is a param of the stage and part of the run's
-    fingerprint, so a checkpoint made with other values is not resumed.
+    dataset: {"meta": meta, "train": (x, y)} (genlab.train.load_training_data), x in meta["range"]
+    (a memory-mapped x with settings.data_in_memory False). Every keyword except
+    jit_compile/on_log/out is a param of the stage and part of the run's fingerprint, so a
+    checkpoint made with other values is not resumed. settings.strategy, mixed_precision and xla
+    decide where and how it runs (genlab.devices); jit_compile ("auto", True, False) overrides xla.
     """
     args = dict(arch=arch, conditional=conditional, latent_dim=latent_dim, hidden=hidden, filters=filters,
                 lr=lr, beta_1=beta_1)
     meta = dataset["meta"]
     cfg = gan_config(arch=arch, latent_dim=latent_dim, conditional=conditional, hidden=hidden, filters=filters,
                      shape=meta["shape"], n_classes=meta["n_classes"], value_range=meta["range"])
+    placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
+    for note in placement.notes:
+        print(note, file=out or sys.stderr, flush=True)
+    jit = placement.jit_compile if jit_compile is None else use_xla(arch, jit_compile) and placement.replicas == 1
     fp = run_fingerprint("train_gan", args, settings, dataset, ["train"], ["gan.py", "train.py", "train_gan.py"])
     set_determinism(settings.seed)
     x, y = dataset["train"]
-    task = GanTask(GAN(cfg), x, y, lr, beta_1, settings.seed)
-    model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
-                jit_compile=use_xla(arch, jit_compile), on_log=on_log, out=out)
-    save_model(model, model_dir)
+    with placement.scope():
+        model = GAN(cfg)
+        if placement.replicas > 1:
+            devices.sync_batch_norm(model)
+        task = GanTask(model, x, y, lr, beta_1, settings.seed, in_memory=settings.data_in_memory,
+                       optimizer=placement.optimizer)
+        model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
+                    jit_compile=jit, on_log=on_log, out=out, placement=placement)
+    if placement.chief:
+        save_model(model, model_dir)
     return model

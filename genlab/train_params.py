@@ -17,10 +17,25 @@ def _positive(params, key):
 
 
 def train_settings(params):
-    """train.epochs (iterations of one batch), batch_size, seed, log_every, ckpt_every."""
+    """train.epochs (iterations of one batch), batch_size, seed, log_every, ckpt_every; and where and
+    how to run: strategy, mixed_precision, xla, data_in_memory (genlab.devices)."""
     get = lambda key, lo: config.get(params, f"train.{key}", int, lo=lo)  # noqa: E731
     return {"iterations": get("epochs", 1), "batch_size": get("batch_size", 1), "seed": get("seed", 0),
-            "log_every": get("log_every", 1), "ckpt_every": get("ckpt_every", 1)}
+            "log_every": get("log_every", 1), "ckpt_every": get("ckpt_every", 1),
+            "strategy": config.get(params, "train.strategy", str, choices=("default", "mirrored", "multi_worker")),
+            "mixed_precision": config.get(params, "train.mixed_precision", str, choices=("none", "bf16", "fp16")),
+            "xla": _xla(params),
+            "data_in_memory": config.get(params, "train.data_in_memory", bool)}
+
+
+def _xla(params):
+    """train.xla: auto, true or false (YAML reads the last two as booleans) -> "auto" | "true" | "false"."""
+    value = config.get(params, "train.xla", object)
+    if value is True or value is False:
+        return str(value).lower()
+    if value != "auto":
+        raise GenlabError(f"train.xla must be auto, true or false, got {value!r}")
+    return value
 
 
 def gan_params(params):

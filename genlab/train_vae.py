@@ -7,29 +7,37 @@ whole validation split at every log interval, and writes the model folder atomic
 training has finished without divergence. See genlab.vae for the likelihood and the loss.
 """
 
+import sys
+
+import numpy as np
 import tensorflow as tf
 import keras
 
-from genlab import data
+from genlab import data, devices
 from genlab.models import save_model
-from genlab.train import TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism, use_xla
+from genlab.train import (RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism,
+                          use_xla)
 from genlab.vae import VAE, vae_config, vae_losses, vae_step
 
 
 class VaeTask:
-    """VAE model + Adam + resident data, the per-iteration step (graph code) and validation losses."""
+    """VAE model + Adam + the data (resident on the device, or streamed from a memory-mapped array
+    when in_memory is False), the per-iteration step (graph code) and validation losses.
+    optimizer: wraps the Adam (genlab.devices.Placement.optimizer: loss scaling for fp16)."""
 
     name = "train_vae"
     hint = "lower vae.lr, or check the training data for NaN/Inf"
     val_batch = 1000
 
-    def __init__(self, model, x, x_val, lr, beta, seed):
-        self.model, self.beta, self.seed = model, float(beta), seed
-        value_range = model.config["value_range"]
-        self.x_host = data.to_unit(x, value_range)          # (N, H, W, C) in [0, 1]
-        self.x = device_data(self.x_host)
-        self.x_val = data.to_unit(x_val, value_range)
-        self.opt = keras.optimizers.Adam(learning_rate=lr)
+    def __init__(self, model, x, x_val, lr, beta, seed, in_memory=True, optimizer=None):
+        self.model, self.beta, self.seed, self.in_memory, self.n = model, float(beta), seed, in_memory, len(x)
+        self.value_range = model.config["value_range"]
+        self._to_unit = lambda rows: data.to_unit(rows, self.value_range)   # (N, H, W, C) in [0, 1]
+        self.x_host = x                                                      # in the data range
+        if in_memory:
+            self.x = device_data(self._to_unit(x))
+        self.x_val = x_val
+        self.opt = (optimizer or (lambda opt: opt))(keras.optimizers.Adam(learning_rate=lr))
         self.opt.build(model.encoder.trainable_variables + model.decoder.trainable_variables)
         self.metric_names = ("loss", "reconstruction", "kl") if model.variational else ("loss", "reconstruction")
         spec = tf.TensorSpec([None, *model.config["shape"]], tf.float32)
@@ -39,11 +47,21 @@ class VaeTask:
     def variables(self):
         return self.model.encoder.variables + self.model.decoder.variables + self.opt.variables
 
-    def step(self, key, batch_size):
-        """key: int64 (2,) = (seed, iteration)."""
-        seeds = tf.random.experimental.stateless_split(key, 2)
-        idx = tf.random.stateless_uniform([batch_size], seeds[0], 0, tf.shape(self.x)[0], dtype=tf.int32)
-        return vae_step(self.model, self.opt, tf.gather(self.x, idx), seeds[1], self.beta)
+    def draw(self, key, batch_size):
+        """key: int64 (2,) = (seed, iteration). Batch indices and reparameterization noise."""
+        seeds = tf.random.experimental.stateless_split(key, 2, alg=RNG_ALG)
+        return {"idx": tf.random.stateless_uniform([batch_size], seeds[0], 0, self.n, dtype=tf.int32, alg=RNG_ALG),
+                "eps": tf.random.stateless_normal([batch_size, self.model.latent_dim], seeds[1], alg=RNG_ALG)}
+
+    def gather(self, idx):
+        return {"x": tf.gather(self.x, idx)}
+
+    def host_batches(self, seed, start, stop, batch_size):
+        return devices.host_batches(lambda key, b: self.draw(key, b)["idx"], {"x": self.x_host},
+                                    {"x": self._to_unit}, seed, start, stop, batch_size)
+
+    def update(self, batch, draws, replicas):
+        return vae_step(self.model, self.opt, batch["x"], None, self.beta, eps=draws["eps"], replicas=replicas)
 
     def extra_metrics(self):
         """Mean losses on the whole validation split, with fixed noise so values compare over time."""
@@ -52,7 +70,7 @@ class VaeTask:
             return {}
         sums = dict.fromkeys(self.metric_names, 0.0)
         for i in range(0, n, self.val_batch):
-            xb = self.x_val[i:i + self.val_batch]
+            xb = self._to_unit(self.x_val[i:i + self.val_batch])
             losses = self._val_fn(xb, tf.constant([self.seed, -1 - i], tf.int64))
             for k in sums:
                 sums[k] += float(losses[k]) * len(xb)
@@ -69,22 +87,32 @@ class VaeTask:
         """AE only: fit the code Gaussian generate() samples from (deterministic, so repeating it
         after a resume gives the same model)."""
         if not self.model.variational:
-            self.model.fit_code_gaussian(self.x_host)
+            step = 10 * self.val_batch   # in chunks, so that a memory-mapped split is never copied whole
+            codes = [self.model.encode(self._to_unit(self.x_host[i:i + step]))[0] for i in range(0, self.n, step)]
+            self.model.fit_code_gaussian(codes=np.concatenate(codes))
 
 
 def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_dim, beta, hidden, filters,
-              lr, settings: TrainSettings, jit_compile="auto", on_log=None, out=None):
+              lr, settings: TrainSettings, jit_compile=None, on_log=None, out=None):
     """Train a VAE (or plain AE) on dataset["train"], validating on dataset["val"]; save it to
     model_dir and return it. Every keyword except jit_compile/on_log/out is a param of the stage and
-    part of the run's fingerprint."""
+    part of the run's fingerprint. settings.strategy, mixed_precision, xla and data_in_memory decide
+    where and how it runs (genlab.devices); jit_compile ("auto", True, False) overrides xla."""
     args = dict(arch=arch, variant=variant, latent_dim=latent_dim, beta=beta, hidden=hidden, filters=filters, lr=lr)
     meta = dataset["meta"]
     cfg = vae_config(arch=arch, variant=variant, latent_dim=latent_dim, hidden=hidden, filters=filters,
                      shape=meta["shape"], value_range=meta["range"])
+    placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
+    for note in placement.notes:
+        print(note, file=out or sys.stderr, flush=True)
+    jit = placement.jit_compile if jit_compile is None else use_xla(arch, jit_compile) and placement.replicas == 1
     fp = run_fingerprint("train_vae", args, settings, dataset, ["train", "val"], ["vae.py", "train.py", "train_vae.py"])
     set_determinism(settings.seed)
-    task = VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], lr, beta, settings.seed)
-    model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
-                jit_compile=use_xla(arch, jit_compile), on_log=on_log, out=out)
-    save_model(model, model_dir)
+    with placement.scope():
+        task = VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], lr, beta, settings.seed,
+                       in_memory=settings.data_in_memory, optimizer=placement.optimizer)
+        model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
+                    jit_compile=jit, on_log=on_log, out=out, placement=placement)
+    if placement.chief:
+        save_model(model, model_dir)
     return model

@@ -148,9 +148,10 @@ class VAE:
         lo, hi = self.config["value_range"]
         return (self.decode(self.sample_codes(n, seed), batch_size) * (hi - lo) + lo).astype(np.float32)
 
-    def fit_code_gaussian(self, x01):
-        """AE only: fit N(mean, L L^T) to the codes of x01 so that generate() has a distribution."""
-        z, _ = self.encode(x01)
+    def fit_code_gaussian(self, x01=None, codes=None):
+        """AE only: fit N(mean, L L^T) to the codes of x01 (or to `codes`, already encoded) so that
+        generate() has a distribution."""
+        z = self.encode(x01)[0] if codes is None else codes
         z = z.astype(np.float64)
         cov = np.cov(z, rowvar=False).reshape(self.latent_dim, self.latent_dim)
         cov += 1e-6 * np.eye(self.latent_dim)
@@ -158,20 +159,22 @@ class VAE:
                                         "scale_tril": np.linalg.cholesky(cov).tolist()}
 
 
-def vae_losses(model, x01, seed, beta):
+def vae_losses(model, x01, seed, beta, eps=None):
     """Graph code: per-batch means of total, reconstruction and kl for x01 (B, H, W, C).
 
-    seed: int32/int64 (2,) for the reparameterization noise (stateless, so a step is reproducible).
+    seed: int32/int64 (2,) for the reparameterization noise (stateless, so a step is reproducible);
+    eps: that noise given directly ((B, latent_dim), a replica's share of the global batch's noise)
+    instead. Under mixed precision the networks compute in float16/bfloat16; the losses are float32.
     """
     if model.variational:
-        z_mean, z_log_var = model.encoder(x01, training=True)
-        eps = tf.random.stateless_normal(tf.shape(z_mean), seed)
+        z_mean, z_log_var = (tf.cast(t, tf.float32) for t in model.encoder(x01, training=True))
+        eps = tf.random.stateless_normal(tf.shape(z_mean), seed) if eps is None else eps
         z = z_mean + tf.exp(0.5 * z_log_var) * eps
         kl = -0.5 * tf.reduce_sum(1.0 + z_log_var - tf.square(z_mean) - tf.exp(z_log_var), axis=1)
     else:
-        z = model.encoder(x01, training=True)
+        z = tf.cast(model.encoder(x01, training=True), tf.float32)
         kl = tf.zeros(tf.shape(z)[:1])
-    logits = model.decoder(z, training=True)
+    logits = tf.cast(model.decoder(z, training=True), tf.float32)
     reconstruction = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x01, logits=logits),
                                    axis=[1, 2, 3])
     total = reconstruction + beta * kl
@@ -179,10 +182,14 @@ def vae_losses(model, x01, seed, beta):
             "kl": tf.reduce_mean(kl)}
 
 
-def vae_step(model, opt, x01, seed, beta):
-    """One VAE iteration (graph code): an Adam step on the mean loss of the batch x01."""
+def vae_step(model, opt, x01, seed, beta, eps=None, replicas=1):
+    """One VAE iteration (graph code): an Adam step on the mean loss of the batch x01 (one replica's
+    share of the global batch when replicas > 1: the loss is divided by replicas, since the optimizer
+    sums the replicas' gradients; fp16 loss scaling by the optimizer's scale_loss)."""
     with tf.GradientTape() as tape:
-        losses = vae_losses(model, x01, seed, beta)
+        losses = vae_losses(model, x01, seed, beta, eps)
+        loss = losses["loss"] / replicas if replicas > 1 else losses["loss"]
+        scaled = opt.scale_loss(loss)
     variables = model.encoder.trainable_variables + model.decoder.trainable_variables
-    opt.apply_gradients(zip(tape.gradient(losses["loss"], variables), variables))
+    opt.apply_gradients(zip(tape.gradient(scaled, variables), variables))
     return losses

@@ -25,7 +25,7 @@ def main():
     from genlab.train_gan import train_gan
 
     sigterm_as_interrupt()
-    dataset = load_training_data(args.data, ["train"])
+    dataset = load_training_data(args.data, ["train"], in_memory=settings["data_in_memory"])
     train_gan(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **gan)
     print(f"train_gan: {gan['arch']} GAN trained for {settings['iterations']} iterations -> {args.model}")
 

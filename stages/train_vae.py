@@ -26,7 +26,7 @@ def main():
     from genlab.train_vae import train_vae
 
     sigterm_as_interrupt()
-    dataset = load_training_data(args.data, ["train", "val"])
+    dataset = load_training_data(args.data, ["train", "val"], in_memory=settings["data_in_memory"])
     train_vae(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **vae)
     print(f"train_vae: {vae['arch']} {vae['variant']} trained for {settings['iterations']} iterations -> {args.model}")
 
