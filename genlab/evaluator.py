@@ -159,22 +159,24 @@ def _usable_backup(scratch, backup_dir, fp, steps_per_epoch, epochs, log):
             log(f"note: ignoring the evaluator checkpoint in {d}: made with other params, data or code; "
                 "starting this run over")
         else:
-            for suffix in ("", ".bkp"):
-                weights, meta = d / f"{_WEIGHTS}{suffix}", d / f"{_META}{suffix}"
+            weights, meta = d / _WEIGHTS, d / _META
+            for previous in (False, True):
+                if previous and not (d / f"{_WEIGHTS}.bkp").exists():
+                    break
                 try:
+                    if previous:  # as Keras does: the previous pair takes the place of the current one
+                        for name in (_WEIGHTS, _META):
+                            shutil.copyfile(d / f"{name}.bkp", d / name)
                     epoch = int(json.loads(meta.read_text())["epoch"])
                     scratch.load_weights(weights)
                     done = int(scratch.optimizer.iterations.numpy())
                     if done != epoch * steps_per_epoch or not 0 < epoch <= epochs:
                         raise ValueError(f"holds step {done}, its metadata says epoch {epoch}")
                 except Exception as e:  # h5py, json and Keras raise many types for a torn file
-                    if weights.exists() or meta.exists():
-                        log(f"warning: evaluator checkpoint {weights} is unusable ({type(e).__name__}: "
-                            f"{str(e)[:120]}); trying the previous one")
+                    which = "the previous epoch's" if previous else "the last"
+                    log(f"warning: {which} evaluator checkpoint in {d} is unusable ({type(e).__name__}: "
+                        f"{str(e)[:120]}){'' if previous else '; trying the previous one'}")
                     continue
-                if suffix:
-                    for src, dst in ((weights, d / _WEIGHTS), (meta, d / _META)):
-                        shutil.copyfile(src, dst)
                 return epoch
             log(f"warning: no usable evaluator checkpoint in {d}; starting this run over")
     shutil.rmtree(d, ignore_errors=True)
