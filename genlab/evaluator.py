@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from genlab.errors import GenlabError
-from genlab.io import write_json
+from genlab.io import ensure_space, write_json
 
 FORMAT = "genlab-evaluator/1"
 MODEL_FILE = "evaluator.keras"
@@ -115,7 +115,7 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
     start = time.perf_counter()
     # the epoch callback goes first: it refuses a diverged epoch before BackupAndRestore saves it
     trainer.fit(np.zeros(steps_per_epoch, np.float32), batch_size=1, epochs=epochs, shuffle=False, verbose=0,
-                callbacks=[_EpochEnd(trainer, x_val, y_val, epochs, log)] + callbacks)
+                callbacks=[_EpochEnd(trainer, x_val, y_val, epochs, log, backup_dir)] + callbacks)
     model, history, best_epoch, best_acc = trainer.result()
     info = {
         "build": {"input_shape": list(x.shape[1:]), "n_classes": int(n_classes),
@@ -130,10 +130,15 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
 
 def _run_fingerprint(build, run, *arrays):
     """The identity of an evaluator training run: its arguments, its data and this module's code."""
-    from genlab.checkpoint import array_digest, fingerprint
-    return fingerprint({"build": build, "run": run, "data": array_digest(*arrays),
-                        "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
-                        "versions": [tf.__version__, keras.__version__, np.__version__]})
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    ident = {"build": build, "run": run, "data": h.hexdigest(),
+             "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+             "versions": [tf.__version__, keras.__version__, np.__version__]}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
 _WEIGHTS, _META = "latest.weights.h5", "training_metadata.json"   # BackupAndRestore's file names
@@ -266,10 +271,12 @@ class _EpochTrainer(keras.Model):
 
 
 class _EpochEnd(keras.callbacks.Callback):
-    """Per epoch: set its data order, then check the loss, measure validation accuracy, keep the best."""
-    def __init__(self, trainer, x_val, y_val, epochs, log):
+    """Per epoch: set its data order, then check the loss, measure validation accuracy, keep the best,
+    and check there is room for the backup."""
+    def __init__(self, trainer, x_val, y_val, epochs, log, backup_dir):
         super().__init__()
         self.trainer, self.x_val, self.y_val, self.epochs, self.log = trainer, x_val, y_val, epochs, log
+        self.backup_dir = backup_dir
         self.t0 = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -286,6 +293,9 @@ class _EpochEnd(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.t0
         keep = not has_val or val_acc > float(self.trainer.best_acc.numpy())
         self.trainer.record(epoch, loss, val_acc, seconds, keep)
+        if self.backup_dir is not None:  # before BackupAndRestore writes its HDF5 file
+            ensure_space(self.backup_dir, sum(v.numpy().nbytes for v in self.trainer.variables),
+                         "the evaluator checkpoint")
         self.log(f"evaluator epoch {epoch + 1}/{self.epochs}: loss {loss:.4f}, val accuracy {val_acc:.4f}, "
                  f"{seconds:.1f} s")
 
