@@ -75,7 +75,11 @@ def atomic_dir(path):
             old = _sibling_tmp(path, "dir")
             old.rmdir()
             path.rename(old)
-            tmp.rename(path)
+            try:
+                tmp.rename(path)
+            except BaseException:
+                old.rename(path)  # put the previous output back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(path)

@@ -184,3 +184,124 @@ def test_interrupted_training_resumes_and_finishes(clone, stage):
         tsv = (live / "plots" / "metrics" / f"{first}.tsv").read_text().splitlines()
         assert [int(line.split("\t")[0]) for line in tsv[1:]] == list(range(20, ITERATIONS + 1, 20))
         assert (model / "config.json").exists()
+
+
+# ---- disk full, read-only output folder ------------------------------------------------------------
+
+STAGE_ARGS = {
+    "normalize": ["--raw", "data/raw", "--validation", "reports/validation.json", "--out", "data/processed"],
+    "train_gan": ["--data", "data/processed", "--model", "models/gan", "--checkpoints", "checkpoints/train_gan",
+                  "--live", "dvclive/train_gan"],
+    "train_evaluator": ["--data", "data/processed", "--model", "models/evaluator", "--checkpoints",
+                        "checkpoints/train_evaluator", "--metrics", "metrics/evaluator.json"],
+}
+
+
+def run_stage(proj, stage, preexec_fn=None):
+    return subprocess.run([sys.executable, "-m", f"stages.{stage}", *STAGE_ARGS[stage]], cwd=proj, env=tool_env(),
+                          capture_output=True, text=True, preexec_fn=preexec_fn, timeout=600)
+
+
+def file_size_limit(nbytes):
+    """preexec_fn: a file-size limit (ulimit -f). Writing beyond it fails with EFBIG (Python ignores
+    SIGXFSZ), the same code path as a full disk (ENOSPC)."""
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def one_error_line(r, *fragments):
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) >= 1 and lines[-1].startswith("error: "), r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+    return lines[-1]
+
+
+@pytest.mark.parametrize("stage, limit, message", [
+    ("normalize", 1 << 20, "a file could not be written"),          # np.save of the training images
+    ("train_evaluator", 100_000, "the evaluator checkpoint needs about"),   # before Keras's HDF5 backup
+    ("train_gan", 300_000, "the model models/gan needs about"),    # checkpoints fit, the model does not
+])
+def test_disk_full_is_one_clear_line_and_leaves_nothing_partial(clone, stage, limit, message):
+    before = snapshot(clone / "data" / "processed")
+    r = run_stage(clone, stage, preexec_fn=file_size_limit(limit))
+    line = one_error_line(r, message, "free some disk space", "then run the stage again")
+    assert not tmp_leftovers(clone), line
+    assert snapshot(clone / "data" / "processed") == before      # the previous output is intact
+    assert not (clone / MODEL.get(stage, "models/none")).exists()
+    if stage == "train_gan":  # its checkpoints were written whole: with room again, only the model is left
+        r = run_stage(clone, stage)
+        assert r.returncode == 0 and f"resuming from iteration {ITERATIONS} of {ITERATIONS}" in r.stderr, r.stderr
+        assert (clone / "models" / "gan" / "config.json").exists()
+
+
+def drop_dac_override():
+    """preexec_fn: as root, give up CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH so file modes apply."""
+    if os.geteuid() == 0:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):                       # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone after exec
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.parametrize("stage, folder", [("normalize", "data"), ("train_evaluator", "checkpoints")])
+def test_read_only_output_folder_is_one_clear_line(clone, stage, folder):
+    before = snapshot(clone / "data" / "processed")
+    (clone / folder).mkdir(exist_ok=True)
+    os.chmod(clone / folder, 0o555)
+    try:
+        r = run_stage(clone, stage, preexec_fn=drop_dac_override)
+    finally:
+        os.chmod(clone / folder, 0o755)
+    if r.returncode == 0:
+        pytest.skip("this user can write into read-only folders")
+    one_error_line(r, "Permission denied", "make the output folder writable")
+    assert snapshot(clone / "data" / "processed") == before
+    assert not tmp_leftovers(clone) and not (clone / "models" / "evaluator").exists()
+
+
+@pytest.mark.parametrize("fail_at", ["write", "fsync", "rename"])
+def test_atomic_writes_leave_nothing_when_the_disk_fills(tmp_path, monkeypatch, fail_at):
+    """ENOSPC injected into each step of genlab.io's atomic writes: the old file/folder stays, no temp."""
+    from genlab import io as gio
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    (tmp_path / "m.json").write_text('{"old": 1}')
+
+    def full(*args, **kwargs):
+        if args and hasattr(args[-1], "write"):
+            args[-1].write("{")                      # half a file, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+    if fail_at == "write":
+        monkeypatch.setattr(gio.json, "dump", full)
+    elif fail_at == "fsync":
+        monkeypatch.setattr(gio.os, "fsync", full)
+    else:
+        monkeypatch.setattr(gio.os, "replace", full)
+        monkeypatch.setattr(Path, "rename", full)
+    with pytest.raises(OSError, match="No space left"):
+        gio.write_json(tmp_path / "m.json", {"new": 1})
+    with pytest.raises(OSError, match="No space left"):
+        with gio.atomic_dir(tmp_path / "out") as d:
+            (d / "new.txt").write_text("new")
+            if fail_at != "rename":
+                full()
+    monkeypatch.undo()
+    assert (tmp_path / "m.json").read_text() == '{"old": 1}'
+    assert snapshot(tmp_path / "out") == {"old.txt": b"old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "out"]
+
+
+def test_os_errors_become_one_line():
+    from genlab.cli import os_error_line
+    assert os_error_line(OSError(errno.ENOSPC, "No space left on device", "models/gan")) == (
+        "No space left on device (models/gan): free some disk space, then run the stage again; "
+        "no partial output was kept")
+    assert os_error_line(OSError("2116800 requested and\n249968 written")).startswith(
+        "a file could not be written or read (2116800 requested and 249968 written): the disk may be full")
