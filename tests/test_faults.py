@@ -7,7 +7,9 @@ a checkpoint every few iterations; each test copies that clone, so the tests are
 """
 
 import errno
+import gzip
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -16,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -305,3 +308,134 @@ def test_os_errors_become_one_line():
         "no partial output was kept")
     assert os_error_line(OSError("2116800 requested and\n249968 written")).startswith(
         "a file could not be written or read (2116800 requested and 249968 written): the disk may be full")
+
+
+# ---- interrupted downloads ---------------------------------------------------------------------------
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Serves files[path]; the first len(plan[path]) requests of a path misbehave as planned:
+    "length": Content-Length sent, the connection closed after half the body;
+    "chunked": chunked encoding, closed after half the body without the last chunk;
+    "close": no length (the body ends when the connection closes), closed after half the body;
+    "stall": half the body, then wait until `release` is set."""
+    files, plan, release = {}, {}, threading.Event()
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        todo = self.plan.get(self.path) or ["ok"]
+        how = todo.pop(0) if self.plan.get(self.path) else "ok"
+        half = body[: len(body) // 2]
+        self.send_response(200)
+        if how == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+        elif how == "close":
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(half)
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body if how == "ok" else half)
+            if how == "stall":
+                self.wfile.flush()
+                self.release.wait(60)
+        self.close_connection = True
+
+
+@pytest.fixture
+def flaky_server(tmp_path):
+    _Flaky.files, _Flaky.plan, _Flaky.release = {}, {}, threading.Event()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    _Flaky.release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def small_npz(fmnist_raw):
+    import io as pyio
+    buf = pyio.BytesIO()
+    np.savez(buf, x_train=fmnist_raw["x_train"][:200], y_train=fmnist_raw["y_train"][:200],
+             x_test=fmnist_raw["x_test"][:50], y_test=fmnist_raw["y_test"][:50])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("how", ["length", "chunked"])
+def test_download_cut_mid_body_is_retried(flaky_server, small_npz, tmp_path, monkeypatch, how):
+    """Cut twice in the middle of the body, then served whole: two retries, then the verified file."""
+    from genlab import fetch as fetch_mod
+    from genlab.readers import load_raw
+    monkeypatch.setattr(fetch_mod, "BACKOFF_S", 0.01)
+    _Flaky.files = {"/d.npz.gz": gzip.compress(small_npz)}
+    _Flaky.plan = {"/d.npz.gz": [how, how]}
+    logs = []
+    digest = hashlib.sha256(small_npz).hexdigest()
+    fetch_mod.fetch("url", tmp_path / "raw", url=f"{flaky_server}/d.npz.gz", sha256=digest, mirror="", log=logs.append)
+    assert sum("retrying" in m for m in logs) == 2, logs
+    assert len(load_raw(tmp_path / "raw")["y_train"]) == 200
+    assert hashlib.sha256((tmp_path / "raw" / "dataset.npz").read_bytes()).hexdigest() == digest
+
+
+def test_download_cut_without_length_is_refused_then_the_next_run_succeeds(flaky_server, small_npz, tmp_path,
+                                                                          monkeypatch):
+    """A body whose end cannot be told from a closed connection: the truncated gzip (or the payload
+    digest) gives it away; nothing is written, and the next run, with the server healed, succeeds."""
+    from genlab import fetch as fetch_mod
+    from genlab.errors import GenlabError
+    monkeypatch.setattr(fetch_mod, "BACKOFF_S", 0.01)
+    digest = hashlib.sha256(small_npz).hexdigest()
+    out = tmp_path / "raw"
+    for blob, expect in ((gzip.compress(small_npz), "corrupt or truncated gzip"), (small_npz, "has sha256")):
+        _Flaky.files = {"/d.npz.gz": blob}
+        _Flaky.plan = {"/d.npz.gz": ["close"]}
+        with pytest.raises(GenlabError, match=expect):
+            fetch_mod.fetch("url", out, url=f"{flaky_server}/d.npz.gz", sha256=digest, mirror="", log=lambda m: None)
+        assert not out.exists() and not list(tmp_path.glob(".raw.tmp-*"))
+    fetch_mod.fetch("url", out, url=f"{flaky_server}/d.npz.gz", sha256=digest, mirror="", log=lambda m: None)
+    assert hashlib.sha256((out / "dataset.npz").read_bytes()).hexdigest() == digest
+
+
+def test_fetch_killed_mid_download_keeps_the_old_data_and_the_next_run_cleans_up(clone, flaky_server, fmnist_raw):
+    """kill -9 of the fetch stage while the body is arriving: data/raw is untouched (the download goes
+    to a temporary sibling); the next run removes that leftover and fetches the verified file."""
+    import io as pyio
+    buf = pyio.BytesIO()   # 4.7 MB: more than the 1 MiB read size, so part of it reaches the disk
+    np.savez(buf, x_train=fmnist_raw["x_train"][:6000], y_train=fmnist_raw["y_train"][:6000],
+             x_test=fmnist_raw["x_test"][:50], y_test=fmnist_raw["y_test"][:50])
+    small_npz = buf.getvalue()
+    digest = hashlib.sha256(small_npz).hexdigest()
+    set_params(clone, {"data": {"name": "url", "url": f"{flaky_server}/d.npz", "sha256": digest}})
+    _Flaky.files = {"/d.npz": small_npz}
+    _Flaky.plan = {"/d.npz": ["stall"]}
+    before = snapshot(clone / "data" / "raw")
+    proc = subprocess.Popen([sys.executable, "-m", "stages.fetch", "--out", "data/raw"], cwd=clone, env=tool_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.stat().st_size for p in clone.glob("data/.raw.tmp-*/*.download")):
+        time.sleep(0.02)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert list(clone.glob("data/.raw.tmp-*")), "the download was not in progress"
+    assert snapshot(clone / "data" / "raw") == before
+    _Flaky.release.set()
+    r = run_stage_cmd(clone, ["stages.fetch", "--out", "data/raw"])
+    assert r.returncode == 0, r.stderr
+    assert not list(clone.glob("data/.raw.tmp-*"))
+    assert hashlib.sha256((clone / "data" / "raw" / "dataset.npz").read_bytes()).hexdigest() == digest
+
+
+def run_stage_cmd(proj, args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=proj, env=tool_env(), capture_output=True, text=True,
+                          timeout=600)
