@@ -439,3 +439,51 @@ def test_fetch_killed_mid_download_keeps_the_old_data_and_the_next_run_cleans_up
 def run_stage_cmd(proj, args):
     return subprocess.run([sys.executable, "-m", *args], cwd=proj, env=tool_env(), capture_output=True, text=True,
                           timeout=600)
+
+
+# ---- two `dvc repro` at once, divergence -------------------------------------------------------------
+
+def test_second_concurrent_repro_is_refused_and_the_first_is_unharmed(clone):
+    first = subprocess.Popen(["dvc", "repro", "train_vae"], cwd=clone, env=tool_env(), start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while progress(clone, "train_vae") == 0 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert first.poll() is None, first.stdout.read()
+    second = dvc(clone, "repro", check=False)
+    assert second.returncode != 0
+    # DVC holds its repo lock while it plans and records, and a read/write lock on every dep and out
+    # of a running stage: the second run meets one of the two
+    message = " ".join((second.stderr + second.stdout).split())
+    assert ("Unable to acquire lock. Most likely another DVC process is running" in message
+            or re.search(r"is busy, it is being blocked by: \(PID \d+\): \S*dvc repro train_vae", message)), message
+    assert "Running stage" not in second.stdout
+    out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, out
+    assert "resuming" not in out and "interrupted" not in out
+    assert json.loads((clone / "dvclive" / "train_vae" / "metrics.json").read_text())["step"] == ITERATIONS
+    assert "up to date" in dvc(clone, "status", "train_vae").stdout
+
+
+def test_divergence_stops_clearly_and_the_previous_results_can_be_restored(clone):
+    """A huge learning rate: one error line naming the iteration and the loss, no model written.
+    What DVC does: before running a stage it deletes the stage's outputs (cached ones stay in its
+    cache, git-tracked ones in git) and records nothing for a failed stage, so `git checkout` +
+    `dvc checkout` bring back the previous results byte for byte."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    dvc(clone, "repro", "train_gan")
+    subprocess.run(git + ["add", "-A"], cwd=clone, check=True)
+    subprocess.run(git + ["commit", "-qm", "good run"], cwd=clone, check=True)
+    results = {d: snapshot(clone / d) for d in ("models/gan", "dvclive/train_gan")}
+    lock = (clone / "dvc.lock").read_text()
+    set_params(clone, {"gan": {"lr": 1.0e12}})
+    r = dvc(clone, "repro", "train_gan", check=False)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "Traceback" not in out
+    assert re.search(r"^error: training diverged at iteration 1: g_loss is nan; lower gan.lr", out, re.M), out
+    assert not (clone / "models" / "gan").exists()                 # deleted by DVC, not written again
+    assert not list((clone / "dvclive" / "train_gan").rglob("*.json"))
+    assert (clone / "dvc.lock").read_text() == lock                # nothing recorded for the failed run
+    subprocess.run(["git", "checkout", "-q", "--", "params.yaml", "dvclive"], cwd=clone, check=True)
+    dvc(clone, "checkout", "train_gan")
+    assert {d: snapshot(clone / d) for d in results} == results
