@@ -487,3 +487,58 @@ def test_divergence_stops_clearly_and_the_previous_results_can_be_restored(clone
     subprocess.run(["git", "checkout", "-q", "--", "params.yaml", "dvclive"], cwd=clone, check=True)
     dvc(clone, "checkout", "train_gan")
     assert {d: snapshot(clone / d) for d in results} == results
+
+
+# ---- mutated data files, in a separate interpreter ---------------------------------------------------
+
+FUZZ = r'''
+import gzip, io, sys, zipfile
+import numpy as np
+from genlab.errors import GenlabError
+from genlab.readers import read_idx, read_npz
+
+x, y = np.load(sys.argv[1])["x"], np.load(sys.argv[1])["y"]
+idx = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in x.shape) + x.tobytes()
+buf = io.BytesIO()
+np.savez(buf, x_train=x, y_train=y, x_test=x[:5], y_test=y[:5])
+zbuf = io.BytesIO()
+np.savez_compressed(zbuf, x_train=x, y_train=y, x_test=x[:5], y_test=y[:5])
+goods = [(idx, read_idx, "m.idx"), (gzip.compress(idx), read_idx, "m.gz"),
+         (buf.getvalue(), read_npz, "m.npz"), (zbuf.getvalue(), read_npz, "m.npz")]
+rng = np.random.default_rng(1)
+counts = {"loaded": 0, "refused": 0}
+def attempt(blob, reader, name):
+    p = sys.argv[2] + "/" + name
+    open(p, "wb").write(blob)
+    try:
+        reader(p)
+        counts["loaded"] += 1
+    except GenlabError:
+        counts["refused"] += 1
+for i in range(int(sys.argv[3])):
+    good, reader, name = goods[i % len(goods)]
+    b = bytearray(good)
+    head = rng.random() < 0.5            # half the mutations hit the headers (where the sizes are)
+    for _ in range(rng.integers(1, 6)):
+        b[rng.integers(64 if head else len(b))] = rng.integers(256)
+    if rng.random() < 0.3:
+        b = b[: rng.integers(len(b))]
+    attempt(bytes(b), reader, name)
+# forged headers: sizes whose product overflows 64 bits, or far larger than the file
+for dims in ([0x10000] * 4, [0xFFFFFFFF] * 3, [1 << 31, 2]):
+    attempt(bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims), read_idx, "f.idx")
+attempt(b"", read_idx, "e.idx"); attempt(b"", read_npz, "e.npz"); attempt(b"PK\x03\x04", read_npz, "z.npz")
+print(counts["loaded"], counts["refused"])
+'''
+
+
+def test_mutated_idx_and_npz_files_load_or_are_refused_never_crash_or_hang(tmp_path, fmnist_raw):
+    """600 byte-mutated IDX, IDX.gz, .npz and compressed .npz files plus 6 forged or empty ones, read in a
+    child interpreter with a time limit: every one loads or raises GenlabError (no other exception,
+    no crash of the interpreter, no hang)."""
+    np.savez(tmp_path / "src.npz", x=fmnist_raw["x_test"][:20], y=fmnist_raw["y_test"][:20])
+    r = subprocess.run([sys.executable, "-c", FUZZ, str(tmp_path / "src.npz"), str(tmp_path), "600"],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    loaded, refused = map(int, r.stdout.split())
+    assert loaded + refused == 606 and refused > 300, r.stdout
