@@ -542,3 +542,76 @@ def test_mutated_idx_and_npz_files_load_or_are_refused_never_crash_or_hang(tmp_p
     assert r.returncode == 0, r.stderr[-3000:]
     loaded, refused = map(int, r.stdout.split())
     assert loaded + refused == 606 and refused > 300, r.stdout
+
+
+# ---- the evaluator's backups (library level, a small real slice) ------------------------------------
+
+EVAL_ARGS = dict(n_classes=10, filters=[4, 8], feature_dim=16, dropout=0.3, epochs=3, warmup_epochs=1,
+                 batch_size=64, lr=0.003, seed=0)
+
+
+@pytest.fixture(scope="module")
+def eval_slice(fmnist_small):
+    (x, y), (xv, yv) = fmnist_small["train"], fmnist_small["test"]
+    return x[:1280], y[:1280], xv[:200], yv[:200]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(eval_slice):
+    from genlab.evaluator import train_evaluator
+    model, info = train_evaluator(*eval_slice, **EVAL_ARGS, log=lambda m: None)
+    return [w.numpy() for w in model.weights], info
+
+
+class _Stop(Exception):
+    pass
+
+
+def stopped_after(eval_slice, backup, epochs_done):
+    """Train with backups, stopped (like Ctrl-C) right after epoch `epochs_done` was backed up."""
+    from genlab.evaluator import train_evaluator
+
+    def log(line):
+        if line.startswith(f"evaluator epoch {epochs_done + 1}/"):
+            raise _Stop
+    with pytest.raises(_Stop):
+        train_evaluator(*eval_slice, **EVAL_ARGS, backup_dir=backup, log=log)
+
+
+@pytest.mark.parametrize("damage, resumes_at, message", [
+    (None, 2, None),
+    ("truncate weights", 1, "the last evaluator checkpoint in"),
+    ("torn metadata", 1, "JSONDecodeError"),
+    ("weights ahead of metadata", 1, "its metadata says epoch"),
+    ("other params", 0, "made with other params, data or code"),
+    ("all broken", 0, "no usable evaluator checkpoint"),
+])
+def test_evaluator_resumes_from_its_last_good_backup(eval_slice, uninterrupted, tmp_path, damage, resumes_at, message):
+    """Stopped after epoch 2 of 3, damaged, resumed: the resume point is the last good backup, and the
+    result is bit-identical to an uninterrupted run whatever the resume point."""
+    from genlab.evaluator import train_evaluator
+    backup = tmp_path / "backup"
+    stopped_after(eval_slice, backup, 2)
+    w, meta = backup / "latest.weights.h5", backup / "training_metadata.json"
+    if damage == "truncate weights":
+        w.write_bytes(w.read_bytes()[:2000])
+    elif damage == "torn metadata":
+        meta.write_text('{"epoch": 2, "ba')
+    elif damage == "weights ahead of metadata":       # killed between Keras's two writes
+        meta.write_text(json.dumps({"epoch": 1, "batch": 0}))
+    elif damage == "other params":
+        (backup / "fingerprint.json").write_text(json.dumps({"fingerprint": "0" * 64}))
+    elif damage == "all broken":
+        for p in (w, Path(f"{w}.bkp")):
+            p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    logs = []
+    model, info = train_evaluator(*eval_slice, **EVAL_ARGS, backup_dir=backup, log=logs.append)
+    assert info["train"]["resumed_from_epoch"] == resumes_at
+    if resumes_at:
+        assert f"train_evaluator: resuming from epoch {resumes_at} of 3 ({backup})" in logs
+    if message:
+        assert any(message in line for line in logs), logs
+    weights, reference = [w.numpy() for w in model.weights], uninterrupted[0]
+    assert all(np.array_equal(a, b) for a, b in zip(weights, reference))
+    assert [h["loss"] for h in info["history"]] == [h["loss"] for h in uninterrupted[1]["history"]]
+    assert info["train"]["best_epoch"] == uninterrupted[1]["train"]["best_epoch"]
