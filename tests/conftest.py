@@ -79,3 +79,39 @@ def tool_env(**extra):
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.update(extra)
     return env
+
+
+# The whole pipeline at smoke size (tests/test_pipeline_report.py checks its report; tests/test_faults.py
+# runs it a second time in another clone and compares the metrics files byte for byte).
+SMOKE = {
+    "train": {"epochs": 60, "log_every": 20, "ckpt_every": 30, "batch_size": 64},
+    "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
+    "sample": {"n": 1000},
+    "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
+                 "two_sample_max_iter": 50,
+                 "min_evaluator_accuracy": {"fashion_mnist": 0.5, "mnist": 0.5, "url": 0.0}},
+}
+
+
+def smoke_params(proj):
+    import yaml
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    for section, values in SMOKE.items():
+        params[section].update(values)
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_smoke_pipeline(dest, data_dir):
+    """copy_project into dest, smoke params, `dvc repro` from the mirror; returns (project, env)."""
+    import subprocess
+    proj = copy_project(dest)
+    smoke_params(proj)
+    env = tool_env(GENLAB_MIRROR=str(data_dir))
+    r = subprocess.run(["dvc", "repro"], cwd=proj, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return proj, env
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory, shared_data):
+    return run_smoke_pipeline(tmp_path_factory.mktemp("full"), shared_data)

@@ -7,36 +7,12 @@ import subprocess
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
-
-from conftest import copy_project, tool_env
-
-SMOKE = {
-    "train": {"epochs": 60, "log_every": 20, "ckpt_every": 30, "batch_size": 64},
-    "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
-    "sample": {"n": 1000},
-    "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
-                 "two_sample_max_iter": 50,
-                 "min_evaluator_accuracy": {"fashion_mnist": 0.5, "mnist": 0.5, "url": 0.0}},
-}
-
-
-def smoke_params(proj):
-    params = yaml.safe_load((proj / "params.yaml").read_text())
-    for section, values in SMOKE.items():
-        params[section].update(values)
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, shared_data):
-    proj = copy_project(tmp_path_factory.mktemp("full"))
-    smoke_params(proj)
-    env = tool_env(GENLAB_MIRROR=str(shared_data))
-    r = subprocess.run(["dvc", "repro"], cwd=proj, capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return proj, env
+def pipeline(smoke_pipeline):
+    return smoke_pipeline
 
 
 def test_report_has_every_section_and_valid_images(pipeline):
