@@ -1,6 +1,17 @@
 """The fault matrix of issue 7: every fault is injected into the real stages (mostly `dvc repro` in a
 temporary clone) and the outcome asserted.
 
+  - Ctrl-C, SIGTERM, kill -9 to `dvc repro` of train_gan / train_vae / train_evaluator (3 x 3), then a
+    truncated newest checkpoint (3): resume from the last good point, same final step count
+  - disk full (file-size limit) in normalize / train_evaluator / train_gan (3); ENOSPC injected into
+    the write, fsync and rename of atomic files and folders (3 x 2); read-only output folder (2)
+  - downloads cut mid-body (with a length, chunked: retried; without a length: refused, gzip or raw),
+    fetch killed mid-download (5)
+  - two `dvc repro` at once (1); divergence with the previous results restored (1)
+  - 606 mutated, forged or empty IDX / IDX.gz / npz / compressed npz files in a child interpreter
+  - the evaluator's backups damaged five ways, plus a clean resume (6): bit-identical weights
+  - two full smoke-size pipeline runs: byte-identical metrics files (1)
+
 Most tests share one clone whose data stages were reproduced on a small real slice (3,000 training
 + 1,000 test Fashion-MNIST images, served as a user .npz from a file:// URL) with tiny networks and
 a checkpoint every few iterations; each test copies that clone, so the tests are independent.
