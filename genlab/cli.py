@@ -1,6 +1,8 @@
 """Helpers shared by the stage scripts: run a stage's main() with user-facing errors."""
 
+import errno
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -36,14 +38,42 @@ def limit_threads():
     os.environ["OMP_NUM_THREADS"] = value
 
 
+_OS_HINTS = {
+    errno.ENOSPC: "free some disk space",
+    errno.EDQUOT: "free some disk space (the disk quota is exceeded)",
+    errno.EFBIG: "free some disk space or raise the file-size limit (ulimit -f)",
+    errno.EROFS: "make the output folder writable",
+    errno.EACCES: "make the output folder writable (or fix the permissions of the file named)",
+    errno.EPERM: "make the output folder writable (or fix the permissions of the file named)",
+}
+
+
+def os_error_line(e):
+    """One line for an OSError (disk full, read-only folder, ...): what failed, where, what to do."""
+    what = " ".join((e.strerror or str(e) or type(e).__name__).split())
+    if e.errno is None:  # numpy, h5py: no errno, only a message
+        what = f"a file could not be written or read ({what})"
+    where = f" ({e.filename})" if e.filename else ""
+    hint = _OS_HINTS.get(e.errno, "the disk may be full or the folder read-only: free some disk space or "
+                                  "make the output folder writable")
+    return f"{what}{where}: {hint}, then run the stage again; no partial output was kept"
+
+
 def run(main):
-    """Call main(); a GenlabError becomes one line on stderr and exit status 1."""
+    """Call main(); a GenlabError, or an OSError such as a full disk or a read-only folder, becomes
+    one line on stderr and exit status 1 (outputs are written atomically, so none is left partial)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         limit_threads()
         main()
     except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        sys.exit(1)
+    except sqlite3.OperationalError as e:  # DVC's state database (opened by dvclive) on a full disk
+        print(f"error: {os_error_line(OSError(None, f'a database write failed: {e}'))}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

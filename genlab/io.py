@@ -1,9 +1,11 @@
 """Atomic outputs: a stage's result appears whole or not at all."""
 
 import contextlib
+import errno
 import json
 import math
 import os
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,6 +42,24 @@ def remove_stale_tmp(path):
                 stale.unlink(missing_ok=True)
 
 
+def ensure_space(folder, nbytes, what):
+    """Raise OSError(ENOSPC/EFBIG) unless `folder`'s disk has room for `nbytes` (with a margin) and
+    the file-size limit allows them. Used before HDF5 writes: h5py/HDF5 can crash the interpreter
+    (SIGSEGV) when a write fails, instead of raising an error."""
+    need = int(nbytes * 1.5) + (1 << 20)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and need > limit:
+        raise OSError(errno.EFBIG, f"{what} needs about {need >> 10} KiB but the file-size limit is "
+                                   f"{limit >> 10} KiB", str(folder))
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise OSError(errno.ENOSPC, f"{what} needs about {need >> 20} MiB but {free >> 20} MiB are free",
+                      str(folder))
+
+
 @contextlib.contextmanager
 def atomic_dir(path):
     """Yield a temporary directory beside `path`; on success it replaces `path` whole.
@@ -55,7 +75,11 @@ def atomic_dir(path):
             old = _sibling_tmp(path, "dir")
             old.rmdir()
             path.rename(old)
-            tmp.rename(path)
+            try:
+                tmp.rename(path)
+            except BaseException:
+                old.rename(path)  # put the previous output back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(path)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from genlab.errors import GenlabError
-from genlab.io import atomic_dir, write_json
+from genlab.io import atomic_dir, ensure_space, write_json
 
 FORMAT = 1
 
@@ -17,6 +17,8 @@ FORMAT = 1
 def save_model(model, model_dir):
     """Write model (a GAN or VAE) to model_dir atomically: the folder appears whole or not at all."""
     import keras
+    ensure_space(Path(model_dir).parent, sum(v.numpy().nbytes for net in model.networks().values()
+                                             for v in net.weights), f"the model {model_dir}")
     with atomic_dir(model_dir) as tmp:
         for name, net in model.networks().items():
             net.save_weights(str(Path(tmp) / f"{name}.weights.h5"))

@@ -7,6 +7,7 @@ Every malformed input is refused with a GenlabError naming the file; none crashe
 import gzip
 import io
 import json
+import math
 import zipfile
 import zlib
 from pathlib import Path
@@ -40,7 +41,7 @@ def parse_idx(data, name="<bytes>"):
         raise _bad(name, "truncated header")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a forged header cannot overflow
     if len(data) - header != expected:
         raise _bad(name, f"header says {expected} bytes of data, file has {len(data) - header}")
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)

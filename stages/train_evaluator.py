@@ -1,9 +1,13 @@
 """Stage train_evaluator: train the evaluator CNN on the real training split, record its test accuracy.
 
-python -m stages.train_evaluator --data data/processed --model models/evaluator --metrics metrics/evaluator.json
+python -m stages.train_evaluator --data data/processed --model models/evaluator \
+    --checkpoints checkpoints/train_evaluator --metrics metrics/evaluator.json
+The training state is backed up in --checkpoints at every epoch end (kept between runs): after
+Ctrl-C, SIGTERM or kill -9 the next run resumes after the last finished epoch.
 """
 
 import argparse
+import signal
 
 from genlab import config
 from genlab.cli import read_params, run
@@ -35,9 +39,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="processed data directory (normalize's output)")
     ap.add_argument("--model", required=True, help="output directory for the evaluator")
+    ap.add_argument("--checkpoints", required=True,
+                    help="epoch backups, kept between runs (checkpoints/train_evaluator)")
     ap.add_argument("--metrics", required=True, help="output metrics JSON")
     args = ap.parse_args()
     settings = read_settings(read_params())
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
 
     from genlab.data import load_meta, load_split
     from genlab.evaluator import accuracy, save_evaluator, train_evaluator
@@ -47,7 +54,8 @@ def main():
     x, y = load_split(args.data, "train")
     x_val, y_val = load_split(args.data, "val")
     x_test, y_test = load_split(args.data, "test")
-    model, info = train_evaluator(x, y, x_val, y_val, n_classes=int(meta["n_classes"]), **settings)
+    model, info = train_evaluator(x, y, x_val, y_val, n_classes=int(meta["n_classes"]),
+                                  backup_dir=args.checkpoints, **settings)
     test_acc = accuracy(model, x_test, y_test)
     print(f"evaluator test accuracy {test_acc:.4f} on {len(x_test)} {meta['dataset']} test images")
     info.update(dataset=meta["dataset"], input_range=list(meta["range"]),

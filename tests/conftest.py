@@ -81,7 +81,9 @@ def tool_env(**extra):
     return env
 
 
-# The whole pipeline at smoke size: tiny trainings, small samples; real data, every stage.
+# The whole pipeline at smoke size: tiny trainings, small samples; real data, every stage
+# (test_pipeline_report checks its report, test_experiments its stages and params, test_faults runs it
+# a second time in another clone and compares the metrics files byte for byte).
 SMOKE = {
     "train": {"epochs": 60, "log_every": 20, "ckpt_every": 30, "batch_size": 64},
     "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
@@ -101,20 +103,26 @@ def smoke_params(proj):
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def run_smoke_pipeline(dest, data_dir, **extra_env):
+    """copy_project into dest, smoke params, `dvc repro` from the mirror; returns (project, env)."""
+    import subprocess
+    proj = copy_project(dest)
+    smoke_params(proj)
+    env = tool_env(GENLAB_MIRROR=str(data_dir))
+    r = subprocess.run(["dvc", "repro"], cwd=proj, capture_output=True, text=True, env={**env, **extra_env})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return proj, env
+
+
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory, shared_data):
     """A clean clone with the whole pipeline reproduced at smoke size (params changed, not committed).
     Shared by several test modules: treat it as read-only, or copy it with copy_tree first.
     Returns (project dir, env, audit file): the audit file lists "<stage> <key>" for every param
     key each stage read (GENLAB_PARAMS_AUDIT)."""
-    import subprocess
-    proj = copy_project(tmp_path_factory.mktemp("smoke") / "proj")
-    smoke_params(proj)
-    audit = proj.parent / "params-read.txt"
-    env = tool_env(GENLAB_MIRROR=str(shared_data))
-    r = subprocess.run(["dvc", "repro"], cwd=proj, capture_output=True, text=True,
-                       env={**env, "GENLAB_PARAMS_AUDIT": str(audit)})
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    base = tmp_path_factory.mktemp("smoke")
+    audit = base / "params-read.txt"
+    proj, env = run_smoke_pipeline(base / "proj", shared_data, GENLAB_PARAMS_AUDIT=str(audit))
     return proj, env, audit
 
 

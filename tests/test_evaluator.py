@@ -140,7 +140,7 @@ def _project(tmp_path, fmnist_small, params):
     (data / "meta.json").write_text(json.dumps(meta))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return ["train_evaluator", "--data", "data/processed", "--model", "models/evaluator",
-            "--metrics", "metrics/evaluator.json"]
+            "--checkpoints", "checkpoints/train_evaluator", "--metrics", "metrics/evaluator.json"]
 
 
 def test_stage_writes_model_and_metrics(tmp_path, fmnist_small, monkeypatch):
