@@ -206,8 +206,9 @@ def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
     assert r.returncode == 0, r.stderr[-2000:]
     assert stages_run(r.stdout) == {"check_params", "train_vae"}
     # a change of behaviour (batches drawn with the other RNG stream): different weights, downstream re-runs
-    assert code.count("seeds[0], 0, tf.shape") == 1
-    src.write_text(code.replace("seeds[0], 0, tf.shape", "seeds[1], 0, tf.shape"))
+    batch_rng = "stateless_uniform([batch_size], seeds[0]"
+    assert code.count(batch_rng) == 1
+    src.write_text(code.replace(batch_rng, batch_rng.replace("seeds[0]", "seeds[1]")))
     r = dvc(proj, "repro", env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     # check_params lists the code folders whole: it re-runs, its output is unchanged, nothing follows from it
