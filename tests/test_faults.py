@@ -203,7 +203,7 @@ def test_interrupted_training_resumes_and_finishes(clone, stage):
 # ---- disk full, read-only output folder ------------------------------------------------------------
 
 STAGE_ARGS = {
-    "normalize": ["--raw", "data/raw", "--validation", "reports/validation.json", "--out", "data/processed"],
+    "normalize": ["--raw", "data/raw", "--validated", "data/validated.json", "--out", "data/processed"],
     "train_gan": ["--data", "data/processed", "--model", "models/gan", "--checkpoints", "checkpoints/train_gan",
                   "--live", "dvclive/train_gan"],
     "train_evaluator": ["--data", "data/processed", "--model", "models/evaluator", "--checkpoints",
