@@ -170,7 +170,9 @@ def test_interrupted_training_resumes_and_finishes(clone, stage):
         if point:
             assert resumed_from(stage, out) == point
         if sig != signal.SIGKILL and stage != "train_evaluator":
-            assert "checkpoint saved, run the stage again to resume" in out, out
+            # a checkpoint is saved on the way out, unless the signal came just after one was written
+            assert "checkpoint saved, run the stage again to resume" in out or \
+                re.search(rf"{stage} {progress(proj, stage)}/{ITERATIONS} ", out), out
         saved = progress(proj, stage)
         assert saved > point
         point = saved
@@ -494,7 +496,9 @@ def test_divergence_stops_clearly_and_the_previous_results_can_be_restored(clone
     assert re.search(r"^error: training diverged at iteration 1: g_loss is nan; lower gan.lr", out, re.M), out
     assert not (clone / "models" / "gan").exists()                 # deleted by DVC, not written again
     assert not list((clone / "dvclive" / "train_gan").rglob("*.json"))
-    assert (clone / "dvc.lock").read_text() == lock                # nothing recorded for the failed run
+    # nothing recorded for the failed run (check_params, which passed the new value, records it)
+    without_check = lambda text: {k: v for k, v in yaml.safe_load(text)["stages"].items() if k != "check_params"}  # noqa: E731
+    assert without_check((clone / "dvc.lock").read_text()) == without_check(lock)
     subprocess.run(["git", "checkout", "-q", "--", "params.yaml", "dvclive"], cwd=clone, check=True)
     dvc(clone, "checkout", "train_gan")
     assert {d: snapshot(clone / d) for d in results} == results

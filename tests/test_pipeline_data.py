@@ -58,7 +58,7 @@ def test_changed_param_reruns_only_its_stage(repro_data):
     r = dvc(proj, "repro", "normalize", env=env)
     assert r.returncode == 0, r.stderr
     ran = {line.split("'")[1] for line in r.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"normalize"}
+    assert ran == {"check_params", "normalize"}          # check_params runs on any params change
     assert (proj / "reports" / "validation.json").read_bytes() == report
     assert not np.array_equal(load_split(proj / "data" / "processed", "val")[1], y_before)
 
@@ -66,18 +66,17 @@ def test_changed_param_reruns_only_its_stage(repro_data):
 def test_bad_param_type_stops_with_one_line(repro_data):
     proj, env, _ = repro_data
     params = (proj / "params.yaml").read_text()
+    out = proj / "data" / "processed"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     try:
         (proj / "params.yaml").write_text(params.replace("val_fraction: 0.1", "val_fraction: lots"))
-        out = proj / "data" / "processed"
-        before = {p.name: p.read_bytes() for p in out.iterdir()}
         r = dvc(proj, "repro", "normalize", env=env)
         assert r.returncode != 0
         assert "error: normalize.val_fraction must be a number in [0.0, 0.5], got 'lots'" in r.stderr
         assert "Traceback" not in r.stderr
-        # DVC removes a stage's outs before running it; the stage wrote nothing partial, and the
-        # last good output is still in DVC's cache:
-        assert not out.exists() and not list(out.parent.glob(".processed.tmp-*"))
+        # check_params, the first stage, refused it: normalize never ran, so DVC did not delete its output
+        ran = {line.split("'")[1] for line in r.stdout.splitlines() if line.startswith("Running stage")}
+        assert ran == {"check_params"}
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     finally:
         (proj / "params.yaml").write_text(params)
-    assert dvc(proj, "checkout", "normalize", env=env).returncode == 0
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
