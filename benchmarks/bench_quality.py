@@ -251,17 +251,17 @@ def table(rows, scores, meta):
              f"N = {meta['n']:,} generated vs test images, evaluator test accuracy {meta['evaluator_accuracy']:.4f}; "
              f"VAE bounds on {meta['bounds_n']:,} binarized test images, IW bound with k = {meta['iw_k']}; "
              f"{meta['cpus']} CPUs, {meta['when']}.", "",
-             "| model | iterations | it/s | FD | KID×1e3 | precision | recall | classes | detector acc. "
+             "| model | iterations | it/s | FD | KID | precision | recall | classes | detector acc. "
              "| test ELBO | IW bound | load before→after |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = scores[r["name"]]
         lines.append(f"| {r['name']} ({r['desc']}) | {r['iterations']:,} | {r['it_s']:.1f} | {s['fd']:.2f} "
-                     f"| {s['kid'] * 1e3:.2f} | {s['precision']:.3f} | {s['recall']:.3f} | {s['classes_covered']} "
+                     f"| {s['kid']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} | {s['classes_covered']} "
                      f"| {s['detector_accuracy']:.3f} | {fmt(r.get('elbo'), '.1f')} | {fmt(r.get('iw_bound'), '.1f')} "
                      f"| {r['load_before']:.1f}→{r['load_after']:.1f} |")
     f = scores["floor"]
-    lines.append(f"| real-vs-real floor (training images) | | | {f['fd']:.2f} | {f['kid'] * 1e3:.2f} "
+    lines.append(f"| real-vs-real floor (training images) | | | {f['fd']:.2f} | {f['kid']:.3f} "
                  f"| {f['precision']:.3f} | {f['recall']:.3f} | {f['classes_covered']} | {f['detector_accuracy']:.3f} "
                  "| | | |")
     return "\n".join(lines) + "\n"
@@ -305,11 +305,11 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench_quality-") as samples:
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             futures = [pool.submit(run_child, name, overrides, args, samples) for name, overrides in runs]
-        for f in futures:
-            r = f.result()
-            rows.append(r)
-            print(f"  {name}: {r['iterations']} iterations in {r['train_s']:.0f} s ({r['it_s']:.1f} it/s, "
-                  f"warm-up {r['warmup_s']:.1f} s), load {r['load_before']} -> {r['load_after']}", flush=True)
+            for f in futures:  # in table order, each as soon as it is done
+                r = f.result()
+                rows.append(r)
+                print(f"  {r['name']}: {r['iterations']} iterations in {r['train_s']:.0f} s ({r['it_s']:.1f} it/s, "
+                      f"warm-up {r['warmup_s']:.1f} s), load {r['load_before']} -> {r['load_after']}", flush=True)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import numpy as np
         from genlab.evaluator import check_gate
