@@ -18,6 +18,7 @@ from keras import layers
 from genlab.errors import GenlabError
 
 ARCHS = ("mlp", "dcgan")
+LOSSES = ("ns", "hinge")
 
 
 def _label_input(n_classes):
@@ -183,14 +184,29 @@ def grad_loss(opt, loss, replicas):
     return opt.scale_loss(loss / replicas if replicas > 1 else loss)
 
 
-def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1):
+def gan_losses(real_logits, fake_logits, fake_logits_g, loss):
+    """(d_loss, g_loss) from discriminator logits. loss "ns": the recipe's BCE discriminator loss
+    (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2 and the non-saturating generator loss BCE(D(G(z)), 1);
+    "hinge" (Lim & Ye 2017, as in SN-GAN/BigGAN): mean relu(1 - D(x)) + mean relu(1 + D(G(z))) and
+    -mean D(G(z))."""
+    if loss == "hinge":
+        d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
+        return d_loss, None if fake_logits_g is None else -tf.reduce_mean(fake_logits_g)
+    if loss != "ns":
+        raise GenlabError(f"gan.loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    return (0.5 * (_bce_logits(1.0, real_logits) + _bce_logits(0.0, fake_logits)),
+            None if fake_logits_g is None else _bce_logits(1.0, fake_logits_g))
+
+
+def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1, loss="ns"):
     """One GAN iteration (graph code): a discriminator update, then a generator update.
 
     real: (B, H, W, C) in [-1, 1]; z: (B, latent_dim); labels int32 (B,) (ignored if unconditional).
-    The discriminator takes one Adam step on d_loss = (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2 (the
-    recipe's d_loss, as one update on the real and fake halves instead of two updates); the
-    generator then takes one step on the non-saturating loss BCE(D(G(z)), 1) with the same z, as
-    in the recipe. Returns dict d_loss, g_loss, d_real = mean sigmoid D(x), d_fake = mean sigmoid D(G(z)).
+    The discriminator takes one Adam step on d_loss (loss "ns": (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2,
+    the recipe's d_loss as one update on the real and fake halves instead of two updates; see
+    gan_losses for "hinge"); the generator then takes one step on its loss (ns: the non-saturating
+    BCE(D(G(z)), 1)) with the same z, as in the recipe. Returns dict d_loss, g_loss,
+    d_real = mean sigmoid D(x), d_fake = mean sigmoid D(G(z)).
     Under mixed precision the networks compute in float16/bfloat16; logits and losses are float32.
     replicas: this is one replica's share of the global batch (see grad_loss).
     """
@@ -202,13 +218,13 @@ def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1)
                                   tf.concat([real_labels, fake_labels], 0)), training=True)
         logits = tf.cast(logits, tf.float32)
         real_logits, fake_logits = logits[:batch], logits[batch:]
-        d_loss = 0.5 * (_bce_logits(1.0, real_logits) + _bce_logits(0.0, fake_logits))
+        d_loss, _ = gan_losses(real_logits, fake_logits, None, loss)
         scaled = grad_loss(opt_d, d_loss, replicas)
     opt_d.apply_gradients(zip(tape.gradient(scaled, d.trainable_variables), d.trainable_variables))
     with tf.GradientTape() as tape:
         fake_logits_g = d(model.d_inputs(g(model.g_inputs(z, fake_labels), training=True), fake_labels),
                           training=True)
-        g_loss = _bce_logits(1.0, tf.cast(fake_logits_g, tf.float32))
+        _, g_loss = gan_losses(real_logits, fake_logits, tf.cast(fake_logits_g, tf.float32), loss)
         scaled = grad_loss(opt_g, g_loss, replicas)
     opt_g.apply_gradients(zip(tape.gradient(scaled, g.trainable_variables), g.trainable_variables))
     return {"d_loss": d_loss, "g_loss": g_loss,

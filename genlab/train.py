@@ -10,6 +10,8 @@ A *task* (GanTask in genlab.train_gan, VaeTask in genlab.train_vae) supplies
   gather(idx) -> batch                 rows of the resident data (in_memory)
   host_batches(seed, start, stop, batch_size)   the streamed tf.data input (not in_memory)
   update(batch, draws, replicas) -> {loss: t}   one iteration (or one replica's share) as graph code
+  after_update(step)                   graph code after each update, outside any replica context
+                                       (the GAN's weight average); step = the iteration, from 0
   extra_metrics(), log_images(live, step), finish()   host-side extras at log/checkpoint/end.
 `fit` runs the step inside one `tf.function` (XLA-compiled when `jit_compile`) that loops over a
 chunk of iterations with `tf.while_loop`: the data stay on the device as variables (or are read
@@ -173,6 +175,7 @@ class CompiledSteps:
             per_replica = self.strategy.run(self._replica_update, args=(draws, batch or {}))
             losses = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                       for k, v in per_replica.items()}
+        self.task.after_update(self.step)
         values = tf.stack([tf.cast(losses[k], tf.float32) for k in self.names])
         for m, k in zip(self.means, self.names):
             m.update_state(losses[k])

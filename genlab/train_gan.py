@@ -4,6 +4,11 @@
 the generator's tanh range [-1, 1]), runs genlab.train.fit with `GanTask`'s step (random batch
 indices, noise and fake labels from stateless RNG keyed by (seed, iteration)), and writes the model
 folder atomically only when training has finished without divergence.
+
+Options that are off by default: `loss` "hinge" (else the recipe's non-saturating BCE), `d_lr` (a
+discriminator learning rate of its own, two time-scale update; 0 = the generator's `lr`), and
+`ema` (decay of an exponential moving average of the generator's weights, Yazici et al. 2019;
+the averaged generator is what the grids show and what is saved; 0 = off).
 """
 
 import sys
@@ -18,6 +23,8 @@ from genlab.models import save_model
 from genlab.train import (RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism,
                           use_xla)
 
+EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early averages forget the init
+
 
 class GanTask:
     """GAN model + two Adam optimizers + the data (resident on the device, or streamed from a
@@ -28,8 +35,10 @@ class GanTask:
     metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
     hint = "lower gan.lr, or check the training data for NaN/Inf"
 
-    def __init__(self, model, x, y, lr, beta_1, seed, in_memory=True, optimizer=None):
+    def __init__(self, model, x, y, lr, beta_1, seed, in_memory=True, optimizer=None, *, d_lr=0.0, loss="ns",
+                 ema=0.0):
         self.model, self.seed, self.in_memory, self.n = model, seed, in_memory, len(x)
+        self.loss, self.ema = loss, float(ema)
         lo, hi = model.config["value_range"]
         self._to_tanh = lambda rows: ((rows - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32)  # -> [-1, 1]
         if in_memory:
@@ -38,14 +47,18 @@ class GanTask:
         else:
             self.x_host, self.y_host = x, y
         wrap = optimizer or (lambda opt: opt)
-        self.opt_d = wrap(keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1))
+        self.opt_d = wrap(keras.optimizers.Adam(learning_rate=d_lr or lr, beta_1=beta_1))
         self.opt_g = wrap(keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1))
         self.opt_d.build(model.discriminator.trainable_variables)
         self.opt_g.build(model.generator.trainable_variables)
+        # EMA copies of every generator variable (weights and BatchNorm statistics)
+        self.ema_vars = ([tf.Variable(v.value, trainable=False, name=f"ema_{i}") for i, v in
+                          enumerate(model.generator.variables)] if self.ema else [])
 
     def variables(self):
         m = self.model
-        return m.generator.variables + m.discriminator.variables + self.opt_d.variables + self.opt_g.variables
+        return (m.generator.variables + m.discriminator.variables + self.opt_d.variables + self.opt_g.variables
+                + self.ema_vars)
 
     def draw(self, key, batch_size):
         """key: int64 (2,) = (seed, iteration). Batch indices (with replacement, like the recipe),
@@ -66,24 +79,65 @@ class GanTask:
 
     def update(self, batch, draws, replicas):
         return gan_step(self.model, self.opt_d, self.opt_g, batch["x"], batch["y"], draws["z"],
-                        draws["fake_labels"], replicas)
+                        draws["fake_labels"], replicas, loss=self.loss)
+
+    def after_update(self, step):
+        """Graph code after each iteration's update (step = the iteration just done, from 0; outside
+        any replica context): with gan.ema, move the averaged generator weights toward the new ones."""
+        if not self.ema:
+            return
+        t = tf.cast(step, tf.float32)
+        decay = tf.minimum(self.ema, (1.0 + t) / (EMA_WARMUP + t))
+        for e, v in zip(self.ema_vars, self.model.generator.variables):
+            e.assign(decay * e + (1.0 - decay) * tf.cast(v.value, e.dtype))
+
+    def _use_ema(self):
+        """Copy the averaged weights into the generator; returns the raw weights (to restore)."""
+        raw = [v.numpy() for v in self.model.generator.variables]
+        for v, e in zip(self.model.generator.variables, self.ema_vars):
+            v.assign(e)
+        return raw
 
     def extra_metrics(self):
         return {}
 
     def log_images(self, live, step):
-        """A fixed-noise grid: 8x8 samples, or for a conditional GAN one row of 8 per class."""
+        """A fixed-noise grid: 8x8 samples, or for a conditional GAN one row of 8 per class (from the
+        averaged generator when gan.ema is on)."""
         m = self.model
+        raw = self._use_ema() if self.ema else None
         labels = np.repeat(np.arange(m.n_classes), 8) if m.conditional else None
         x = m.generate(8 * m.n_classes if m.conditional else 64, self.seed, labels=labels)
+        if raw is not None:
+            for v, value in zip(m.generator.variables, raw):
+                v.assign(value)
         live.log_image(f"samples/{step}.png", grid_uint8(data.to_unit(x, m.config["value_range"]), 8))
 
     def finish(self):
-        """Nothing to do after the last iteration of a GAN."""
+        """With gan.ema: the averaged generator becomes the model's generator (what is saved). Done
+        again after a resume at the end, it copies the same averages: the result is the same."""
+        if self.ema:
+            self._use_ema()
+
+
+def gan_task(dataset, *, arch, conditional, latent_dim, hidden, filters, lr, beta_1, seed, d_lr=0.0,
+             loss="ns", ema=0.0, placement=None, in_memory=True):
+    """A GanTask for dataset["train"] with a GAN built from these params (also used by benchmarks).
+    Call it inside placement.scope() when a placement (genlab.devices.Placement) is given."""
+    meta = dataset["meta"]
+    cfg = gan_config(arch=arch, latent_dim=latent_dim, conditional=conditional, hidden=hidden, filters=filters,
+                     shape=meta["shape"], n_classes=meta["n_classes"], value_range=meta["range"])
+    x, y = dataset["train"]
+    model = GAN(cfg)
+    if placement is not None and placement.replicas > 1:
+        devices.sync_batch_norm(model)
+    return GanTask(model, x, y, lr, beta_1, seed, in_memory=in_memory,
+                   optimizer=placement.optimizer if placement is not None else None, d_lr=d_lr, loss=loss, ema=ema)
 
 
 def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, latent_dim, hidden, filters,
-              lr, beta_1, settings: TrainSettings, jit_compile=None, on_log=None, out=None):
+              lr, beta_1, settings: TrainSettings, d_lr=0.0, loss="ns", ema=0.0, jit_compile=None, on_log=None,
+              out=None):
     """Train a GAN on dataset["train"], save it to model_dir, return it.
 
     dataset: {"meta": meta, "train": (x, y)} (genlab.train.load_training_data), x in meta["range"]
@@ -93,23 +147,16 @@ def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, late
     decide where and how it runs (genlab.devices); jit_compile ("auto", True, False) overrides xla.
     """
     args = dict(arch=arch, conditional=conditional, latent_dim=latent_dim, hidden=hidden, filters=filters,
-                lr=lr, beta_1=beta_1)
-    meta = dataset["meta"]
-    cfg = gan_config(arch=arch, latent_dim=latent_dim, conditional=conditional, hidden=hidden, filters=filters,
-                     shape=meta["shape"], n_classes=meta["n_classes"], value_range=meta["range"])
+                lr=lr, beta_1=beta_1, d_lr=d_lr, loss=loss, ema=ema)
     placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
     for note in placement.notes:
         print(note, file=out or sys.stderr, flush=True)
     jit = placement.jit_compile if jit_compile is None else use_xla(arch, jit_compile) and placement.replicas == 1
     fp = run_fingerprint("train_gan", args, settings, dataset, ["train"], ["gan.py", "train.py", "train_gan.py"])
     set_determinism(settings.seed)
-    x, y = dataset["train"]
     with placement.scope():
-        model = GAN(cfg)
-        if placement.replicas > 1:
-            devices.sync_batch_norm(model)
-        task = GanTask(model, x, y, lr, beta_1, settings.seed, in_memory=settings.data_in_memory,
-                       optimizer=placement.optimizer)
+        task = gan_task(dataset, seed=settings.seed, placement=placement, in_memory=settings.data_in_memory,
+                        **args)
         model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
                     jit_compile=jit, on_log=on_log, out=out, placement=placement)
     if placement.chief:

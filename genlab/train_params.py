@@ -39,7 +39,7 @@ def _xla(params):
 
 
 def gan_params(params):
-    """gan.arch, conditional, latent_dim, hidden, filters, lr, beta_1."""
+    """gan.arch, conditional, latent_dim, hidden, filters, lr, beta_1, d_lr, loss, ema."""
     return {
         "arch": config.get(params, "gan.arch", str, choices=("mlp", "dcgan")),
         "conditional": config.get(params, "gan.conditional", bool),
@@ -48,6 +48,9 @@ def gan_params(params):
         "filters": config.get(params, "gan.filters", int, lo=1),
         "lr": _positive(params, "gan.lr"),
         "beta_1": config.get(params, "gan.beta_1", float, lo=0.0, hi=0.9999),
+        "d_lr": config.get(params, "gan.d_lr", float, lo=0.0),
+        "loss": config.get(params, "gan.loss", str, choices=("ns", "hinge")),
+        "ema": config.get(params, "gan.ema", float, lo=0.0, hi=0.9999),
     }
 
 

@@ -83,6 +83,9 @@ class VaeTask:
             x01 = data.to_unit(m.generate(64, self.seed), m.config["value_range"])
             live.log_image(f"samples/{step}.png", grid_uint8(x01, 8))
 
+    def after_update(self, step):
+        """Nothing to do after a VAE update."""
+
     def finish(self):
         """AE only: fit the code Gaussian generate() samples from (deterministic, so repeating it
         after a resume gives the same model)."""

@@ -3,7 +3,8 @@ set up before TensorFlow starts): trains a small GAN or VAE on a real Fashion-MN
 given train.* settings and writes the final weights and the logged losses to an .npz.
 
     python tests/distributed_helper.py OUT.npz WORKDIR FAMILY key=value ...
-FAMILY: gan (MLP recipe networks, BatchNorm in the generator) | gan_dcgan | vae (MLP) | vae_conv;
+FAMILY: gan (MLP recipe networks, BatchNorm in the generator) | gan_options (the same with gan.loss hinge,
+gan.ema 0.9, gan.d_lr 2e-3) | gan_dcgan | vae (MLP) | vae_conv;
 key=value: TrainSettings fields (strategy=mirrored, data_in_memory=false, iterations=20, ...) and
 kill_at=N (stop with an exception at the log of iteration N, like kill -9: for resume tests).
 Environment: GENLAB_CPU_DEVICES, TF_CONFIG as for the stages; GENLAB_TEST_DATA as for conftest.
@@ -74,8 +75,10 @@ def main():
         if family.startswith("gan"):
             from genlab.train_gan import train_gan
             arch = "dcgan" if family == "gan_dcgan" else "mlp"
+            options = dict(loss="hinge", ema=0.9, d_lr=2e-3) if family == "gan_options" else {}
             model = train_gan(dataset, **dirs, arch=arch, conditional=arch == "dcgan", latent_dim=16, hidden=64,
-                              filters=4, lr=1e-3, beta_1=0.5, settings=settings, on_log=on_log, out=sys.stderr)
+                              filters=4, lr=1e-3, beta_1=0.5, settings=settings, on_log=on_log, out=sys.stderr,
+                              **options)
             nets = (model.generator, model.discriminator)
         else:
             from genlab.train_vae import train_vae

@@ -87,6 +87,20 @@ def test_mirrored_matches_single_device(runs, family):
     assert_close(a, b)
 
 
+def test_mirrored_gan_options_match_single_device(runs):
+    """gan.loss hinge, gan.ema (updated outside the replicas) and gan.d_lr under the mirrored strategy:
+    the same losses and saved (averaged) generator as on one device."""
+    tmp, env = runs["tmp"], runs["env"]
+    procs = [helper(tmp / f"opts-{s}.npz", tmp / f"opts-{s}", "gan_options", ITERS, "log_every=1", "xla=false",
+                    f"strategy={s}", **env) for s in ("default", "mirrored")]
+    finish(*procs)
+    a, b = np.load(tmp / "opts-default.npz"), np.load(tmp / "opts-mirrored.npz")
+    assert len(a["logged"]) == 20
+    assert_close(a, b)
+    plain = runs["gan", "default"]
+    assert any(not np.allclose(wa, wb) for wa, wb in zip(weights(a), weights(plain)))
+
+
 def test_mirrored_run_resumes_after_a_kill(runs):
     """Killed at iteration 15 (checkpoint at 10), run again: the same weights as the uninterrupted
     mirrored run, bit for bit (same devices, same reduction order)."""

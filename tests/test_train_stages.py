@@ -18,7 +18,7 @@ PARAMS = {
     "train": {"epochs": 20, "batch_size": 32, "seed": 0, "log_every": 10, "ckpt_every": 10, "strategy": "default",
               "mixed_precision": "none", "xla": "auto", "data_in_memory": True},
     "gan": {"arch": "mlp", "conditional": True, "latent_dim": 16, "hidden": 32, "filters": 4,
-            "lr": 0.0002, "beta_1": 0.5},
+            "lr": 0.0002, "beta_1": 0.5, "d_lr": 0.0, "loss": "ns", "ema": 0.0},
     "vae": {"arch": "mlp", "variant": "vae", "latent_dim": 4, "beta": 1.0, "hidden": 32, "filters": 4,
             "lr": 0.001},
 }
@@ -65,6 +65,9 @@ def call_stage(name, cwd, data, monkeypatch):
     ("train_gan", "gan__arch", "resnet", "gan.arch must be one of 'mlp', 'dcgan', got 'resnet'"),
     ("train_gan", "gan__lr", 0, "gan.lr must be a number > 0, got 0.0"),
     ("train_gan", "gan__conditional", "yes", "gan.conditional must be true or false, got 'yes'"),
+    ("train_gan", "gan__loss", "wgan", "gan.loss must be one of 'ns', 'hinge', got 'wgan'"),
+    ("train_gan", "gan__ema", 1.0, "gan.ema must be a number in [0.0, 0.9999], got 1.0"),
+    ("train_gan", "gan__d_lr", -1e-4, "gan.d_lr must be a number >= 0.0, got -0.0001"),
     ("train_vae", "vae__variant", "vqvae", "vae.variant must be one of 'vae', 'ae', got 'vqvae'"),
     ("train_vae", "vae__beta", -1.0, "vae.beta must be a number >= 0.0, got -1.0"),
     ("train_vae", "train__ckpt_every", None, "train.ckpt_every is missing from params.yaml"),
