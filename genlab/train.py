@@ -256,10 +256,10 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
     def save_checkpoint(at):
         nonlocal last_saved
         task.log_images(live, at)
-        last_saved = at
         values = [np.asarray(v.numpy()) for v in state.variables]  # on every worker: reading may all-reduce
         if chief:
             checkpoint.save(ckpt_dir, at, run_fingerprint, values, live_dir=live_dir)
+        last_saved = at  # only once written: an interrupt during the save saves again on the way out
 
     def log(at):
         values = state.read_means()
@@ -313,6 +313,10 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
         if chief and adaptive and state.divergence() is None and now > max(last_saved, 0):
             save_checkpoint(now)
             say(f"{task.name}: interrupted at iteration {now}; checkpoint saved, run the stage again to resume")
+        elif chief and state.divergence() is None:  # just after a checkpoint, or several workers
+            say(f"{task.name}: interrupted at iteration {now}; " + (
+                f"run the stage again to resume from its checkpoint at iteration {last_saved}" if last_saved > 0
+                else "no checkpoint yet, run the stage again to start over"))
         raise
     live.end()
     if not chief:

@@ -179,8 +179,10 @@ def test_interrupted_training_resumes_and_finishes(clone, stage):
             assert resumed_from(stage, out) == point
         if sig != signal.SIGKILL and stage != "train_evaluator":
             # a checkpoint is saved on the way out, unless the signal came just after one was written
-            assert "checkpoint saved, run the stage again to resume" in out or \
-                re.search(rf"{stage} {progress(proj, stage)}/{ITERATIONS} ", out), out
+            now = progress(proj, stage)
+            assert (f"{stage}: interrupted at iteration {now}; checkpoint saved, run the stage again to resume" in out
+                    or f"{stage}: interrupted at iteration {now}; run the stage again to resume from its "
+                       f"checkpoint at iteration {now}" in out), out
         saved = progress(proj, stage)
         assert saved > point
         point = saved
