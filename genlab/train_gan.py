@@ -5,10 +5,11 @@ the generator's tanh range [-1, 1]), runs genlab.train.fit with `GanTask`'s step
 indices, noise and fake labels from stateless RNG keyed by (seed, iteration)), and writes the model
 folder atomically only when training has finished without divergence.
 
-Options that are off by default: `loss` "hinge" (else the recipe's non-saturating BCE), `d_lr` (a
-discriminator learning rate of its own, two time-scale update; 0 = the generator's `lr`), and
-`ema` (decay of an exponential moving average of the generator's weights, Yazici et al. 2019;
-the averaged generator is what the grids show and what is saved; 0 = off).
+Options (params gan.loss, gan.d_lr, gan.ema): `loss` "hinge" (params.yaml's default, chosen with
+benchmarks/bench_quality.py) or "ns" (the recipe's non-saturating BCE; the default of these
+functions); `d_lr` (a discriminator learning rate of its own, two time-scale update; 0 = the
+generator's `lr`); `ema` (decay of an exponential moving average of the generator's weights, Yazici
+et al. 2019; the averaged generator is what the grids show and what is saved; 0 = off).
 """
 
 import sys
