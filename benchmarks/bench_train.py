@@ -9,14 +9,16 @@ Prints iterations/s, images/s and peak memory (max RSS) for
   vae_mlp        VAE mlp, hidden 512, latent 16 (XLA)
   vae_conv       VAE conv, filters 16, latent 16 (no XLA on CPU)
   gan_dcgan_xla  (only with --all) DCGAN under XLA, to show why conv nets skip XLA on a CPU
-and the ratio gan_mlp / recipe_gan. Each configuration runs in its own process (so max RSS is its
+and the ratio gan_mlp / recipe_gan. With --onednn each configuration runs twice, with TensorFlow's
+oneDNN operations off and on (TF_ENABLE_ONEDNN_OPTS=0 / 1: off is the default on AMD CPUs, on the
+default on Intel ones), and the losses after the warm-up chunk show whether the two give the same numbers. Each configuration runs in its own process (so max RSS is its
 own), on the same real Fashion-MNIST training images (all 60,000), batch 128, for --seconds of timed
 work after a warm-up that includes compilation; --rounds rounds go round-robin over the
 configurations and the best and median rates are reported (on a shared machine the best is the
 least disturbed).
 
     python benchmarks/bench_train.py [--data ../shared/data/fashion-mnist] [--seconds 10] [--rounds 3]
-                                     [--only NAME ...] [--all]
+                                     [--only NAME ...] [--all] [--onednn]
 """
 
 import argparse
@@ -44,12 +46,14 @@ def load(data_dir):
     return x, y
 
 
-def time_loop(step, seconds, warmup):
+def time_loop(step, seconds, warmup, after_warmup=None):
     """Run step() (which does k iterations and returns k) warmup times, then for `seconds`."""
     t0 = time.perf_counter()
     for _ in range(warmup):
         step()
     first = time.perf_counter() - t0
+    if after_warmup:
+        after_warmup()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         n += step()
@@ -124,10 +128,11 @@ def bench_project(name, x, y, seconds):
         steps.run(tf.constant(chunk, tf.int32)).numpy()
         return chunk
 
-    rate, first = time_loop(call, seconds, warmup=1)
+    losses = {}
+    rate, first = time_loop(call, seconds, warmup=1, after_warmup=lambda: losses.update(steps.read_means()))
     if not all(np.isfinite(v) for v in steps.read_means().values()):
         raise SystemExit(f"{name}: non-finite losses")
-    return rate, first, jit
+    return rate, first, jit, {k: float(v) for k, v in losses.items()}
 
 
 def child(name, data, seconds):
@@ -136,17 +141,19 @@ def child(name, data, seconds):
     x, y = load(data)
     if name == "recipe_gan":
         rate, first = bench_recipe(x, seconds)
-        jit = False
+        jit, losses = False, {}
     else:
-        rate, first, jit = bench_project(name, x, y, seconds)
+        rate, first, jit, losses = bench_project(name, x, y, seconds)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"name": name, "it_s": rate, "images_s": rate * BATCH, "warmup_s": first,
-                      "xla": jit, "peak_rss_mb": peak_mb}))
+                      "xla": jit, "peak_rss_mb": peak_mb, "losses": losses}))
 
 
 def run_child(name, args):
-    out = subprocess.run([sys.executable, __file__, "--child", name, "--data", args.data,
-                          "--seconds", str(args.seconds)], capture_output=True, text=True, cwd=ROOT)
+    config, _, onednn = name.partition("@onednn")
+    env = dict(os.environ, **({"TF_ENABLE_ONEDNN_OPTS": onednn} if onednn else {}))
+    out = subprocess.run([sys.executable, __file__, "--child", config, "--data", args.data,
+                          "--seconds", str(args.seconds)], capture_output=True, text=True, cwd=ROOT, env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
         print(f"{name}: failed\n{out.stderr[-2000:]}")
@@ -162,11 +169,15 @@ def main():
                     help="rounds over all configurations (round-robin, so a busy machine slows all alike)")
     ap.add_argument("--only", nargs="*", choices=CONFIGS + EXTRA, help="run only these configurations")
     ap.add_argument("--all", action="store_true", help="also run " + ", ".join(EXTRA) + " (one round)")
+    ap.add_argument("--onednn", action="store_true",
+                    help="run each configuration with TF_ENABLE_ONEDNN_OPTS=0 and =1 and compare speed and losses")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args.child, args.data, args.seconds)
     names = args.only or CONFIGS
+    if args.onednn:
+        names = [f"{n}@onednn{v}" for n in names for v in ("0", "1")]
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; batch {BATCH}; "
           f"{args.seconds:g} s per configuration, {args.rounds} rounds")
     runs = {name: [] for name in names}
@@ -180,16 +191,24 @@ def main():
             r = run_child(name, args)
             runs[name] = [r] if r else []
     best, median = {}, {}
-    print(f"{'':14s} {'best it/s':>10s} {'median it/s':>12s} {'images/s (best)':>16s} {'warm-up s':>10s} "
+    print(f"{'':20s} {'best it/s':>10s} {'median it/s':>12s} {'images/s (best)':>16s} {'warm-up s':>10s} "
           f"{'xla':>5s} {'peak RSS MB':>12s}")
     for name, rs in runs.items():
         if not rs:
             continue
         rates = sorted(r["it_s"] for r in rs)
         best[name], median[name] = rates[-1], rates[len(rates) // 2]
-        print(f"{name:14s} {best[name]:10.1f} {median[name]:12.1f} {best[name] * BATCH:16.0f} "
+        print(f"{name:20s} {best[name]:10.1f} {median[name]:12.1f} {best[name] * BATCH:16.0f} "
               f"{min(r['warmup_s'] for r in rs):10.1f} {str(rs[0]['xla']):>5s} "
               f"{max(r['peak_rss_mb'] for r in rs):12.0f}", flush=True)
+    if args.onednn:
+        for name in args.only or CONFIGS:
+            off, on = runs.get(f"{name}@onednn0"), runs.get(f"{name}@onednn1")
+            if off and on and off[0]["losses"]:
+                same = off[0]["losses"] == on[0]["losses"]
+                print(f"{name}: oneDNN on/off speed {best[name + '@onednn1'] / best[name + '@onednn0']:.2f}x; "
+                      f"losses after the warm-up chunk {'identical' if same else 'differ'} "
+                      f"(off {off[0]['losses']}, on {on[0]['losses']})")
     if "recipe_gan" in best and "gan_mlp" in best:
         print(f"speed-up of this project's GAN step over the recipe's loop (same networks, same data): "
               f"{best['gan_mlp'] / best['recipe_gan']:.1f}x best vs best, "

@@ -59,10 +59,30 @@ def os_error_line(e):
     return f"{what}{where}: {hint}, then run the stage again; no partial output was kept"
 
 
+def quiet_native_logs():
+    """Keep TensorFlow's native (C++) log lines off stderr, so a stage's stderr holds only its own
+    lines on every CPU. GENLAB_TF_LOG=1 leaves them on.
+
+    TF_CPP_MIN_LOG_LEVEL is not enough: some lines (oneDNN's notice on Intel CPUs, absl's
+    "All log messages before absl::InitializeLog()") are written before TensorFlow reads it. So the
+    process's file descriptor 2, which native code writes to, goes to /dev/null, and Python's
+    sys.stderr (tracebacks, warnings, the stage's own lines) keeps the original stream on a copy of it.
+    Call before TensorFlow is imported; stages import it inside main(), after this has run."""
+    if os.environ.get("GENLAB_TF_LOG", "") not in ("", "0"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    own = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(own, "w", buffering=1, errors="backslashreplace")
+
+
 def run(main):
     """Call main(); a GenlabError, or an OSError such as a full disk or a read-only folder, becomes
     one line on stderr and exit status 1 (outputs are written atomically, so none is left partial)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_native_logs()
     try:
         limit_threads()
         main()

@@ -1,6 +1,7 @@
 """Shared fixtures: real Fashion-MNIST from ../shared/data (the mirror) or Debian's package."""
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +77,23 @@ def tool_env(**extra):
     import sys
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.update(extra)
     return env
+
+
+# A native library's log line: TensorFlow/absl ("I0000 00:00:17.. 123 port.cc:153] ...",
+# "2026-01-01 10:00:00.123456: W tensorflow/...", "WARNING: All log messages before absl::...") and the
+# continuation line of cpu_feature_guard's notice. Stages keep these off stderr (genlab.cli), but a
+# library run in-process or a GENLAB_TF_LOG=1 run may print them; they are never the project's words.
+_NATIVE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"
+                     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
+                     r"|WARNING: All log messages before absl::InitializeLog\(\)"
+                     r"|To enable the following instructions: .* rebuild TensorFlow)")
+
+
+def own_lines(stderr):
+    """stderr's lines without native libraries' log lines (see _NATIVE): what the project printed."""
+    return [ln for ln in stderr.strip().splitlines() if not _NATIVE.match(ln)]
 
 
 # The whole pipeline at smoke size: tiny trainings, small samples; real data, every stage

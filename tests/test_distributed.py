@@ -28,7 +28,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, tool_env
+from conftest import ROOT, own_lines, tool_env
 from genlab.errors import GenlabError
 
 HELPER = ROOT / "tests" / "distributed_helper.py"
@@ -305,6 +305,6 @@ def test_batch_not_divisible_by_replicas_is_refused(fmnist_small, tmp_path):
     out = subprocess.run(cmd, cwd=tmp_path, env=tool_env(PYTHONPATH=str(ROOT), GENLAB_CPU_DEVICES="2"),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stderr[-2000:]
-    assert out.stderr.strip().splitlines()[-1] == \
-        "error: train.batch_size 31 cannot be split over 2 replicas: use a multiple of 2"
+    assert own_lines(out.stderr) == [
+        "error: train.batch_size 31 cannot be split over 2 replicas: use a multiple of 2"]
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "models").exists()

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, copy_tree, tool_env
+from conftest import ROOT, copy_tree, own_lines, tool_env
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
@@ -324,8 +324,8 @@ def test_thread_limit_is_applied_and_checked():
     assert counts["1"] < counts["8"]
     bad = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env=tool_env(GENLAB_THREADS="two", PYTHONPATH=str(ROOT)))
-    assert bad.returncode == 1 and bad.stderr.strip() == \
-        "error: GENLAB_THREADS must be a positive integer, got 'two': unset it or fix it"
+    assert bad.returncode == 1 and own_lines(bad.stderr) == [
+        "error: GENLAB_THREADS must be a positive integer, got 'two': unset it or fix it"]
 
 
 def test_samples_are_written_with_stable_bytes(tmp_path):

@@ -17,7 +17,7 @@ from genlab.errors import GenlabError
 from genlab.fetch import fetch
 from genlab.readers import load_raw
 
-from conftest import copy_project, tool_env
+from conftest import copy_project, own_lines, tool_env
 
 FILES = list(datasets.BUILTIN["fashion_mnist"].files)
 
@@ -208,6 +208,6 @@ def test_stage_prints_one_clear_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "stages.fetch", "--out", "data/raw"], cwd=proj,
                        capture_output=True, text=True, env=tool_env())
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == [
+    assert own_lines(r.stderr) == [
         "error: data.name must be one of 'fashion_mnist', 'mnist', 'url', 'image_folder', got 7"]
     assert not (proj / "data" / "raw").exists()

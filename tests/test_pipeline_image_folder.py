@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import copy_project, tool_env
+from conftest import copy_project, own_lines, tool_env
 
 LABELS = {"bag": 8, "sneaker": 7, "trouser": 1, "tshirt": 0}   # class folder -> Fashion-MNIST label
 PER_CLASS = 160
@@ -174,7 +174,7 @@ def test_attribute_classes_are_checked_against_the_class_count(pipeline):
         (proj / "params.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
         r = run(["python", "-m", "stages.sample", "--model", "models/gan", "--evaluator", "models/evaluator",
                  "--data", "data/processed", "--samples", "samples/x.npz", "--figures", "reports/figures/x"],
-                proj, env, ok=False)
+                proj, {**env, "TF_ENABLE_ONEDNN_OPTS": "1"}, ok=False)   # oneDNN's notice, as on Intel CPUs
     finally:
         (proj / "params.yaml").write_text(params)
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [

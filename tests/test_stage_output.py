@@ -1,0 +1,46 @@
+"""A stage's stderr holds only the project's own lines, on every CPU (genlab.cli.quiet_native_logs).
+
+TensorFlow's oneDNN notice appears on Intel CPUs by default; TF_ENABLE_ONEDNN_OPTS=1 makes it appear on
+any x86 CPU, so these tests reproduce the Intel condition wherever they run."""
+
+import subprocess
+import sys
+
+from conftest import ROOT, own_lines, tool_env
+
+STAGE = ("import tensorflow as tf\n"
+         "from genlab import cli\n"
+         "from genlab.errors import GenlabError\n"
+         "def main():\n"
+         "    import tensorflow as tf\n"
+         "    x = tf.random.stateless_normal([64, 64], seed=[1, 2])\n"
+         "    print('stage: computed', bool(tf.reduce_sum(tf.matmul(x, x)) != 0))\n"
+         "    raise GenlabError('x is wrong: fix it')\n"
+         "cli.run(main)\n")
+
+
+def run(code, **env):
+    return subprocess.run([sys.executable, "-c", code.replace("import tensorflow as tf\nfrom genlab", "from genlab", 1)],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env=tool_env(PYTHONPATH=str(ROOT), TF_ENABLE_ONEDNN_OPTS="1", **env))
+
+
+def test_native_log_lines_stay_off_stderr():
+    r = run(STAGE)
+    assert r.returncode == 1 and r.stdout == "stage: computed True\n"
+    assert r.stderr.splitlines() == ["error: x is wrong: fix it"]
+
+
+def test_genlab_tf_log_shows_them():
+    """The same run with GENLAB_TF_LOG=1 shows TensorFlow's native lines (so the test above can fail),
+    and own_lines, which the other tests use, drops exactly those."""
+    r = run(STAGE, GENLAB_TF_LOG="1")
+    assert r.returncode == 1
+    assert any("oneDNN custom operations are on" in ln for ln in r.stderr.splitlines()), r.stderr
+    assert own_lines(r.stderr) == ["error: x is wrong: fix it"]
+
+
+def test_a_crash_still_shows_its_traceback():
+    r = run(STAGE.replace("raise GenlabError('x is wrong: fix it')", "raise RuntimeError('boom')"))
+    assert r.returncode == 1
+    assert "Traceback (most recent call last)" in r.stderr and r.stderr.strip().endswith("RuntimeError: boom")
