@@ -19,7 +19,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 gpu=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
-stamp=".venv/.installed-$( (cat requirements.txt requirements-gpu.txt constraints.txt; echo "gpu=$gpu") | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$( (cat requirements.txt requirements-gpu.txt constraints.txt pyproject.toml; echo "gpu=$gpu") | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   if [ "$gpu" = 1 ]; then
@@ -29,6 +29,8 @@ if [ ! -f "$stamp" ]; then
   else
     .venv/bin/python -m pip install --quiet -c constraints.txt -r requirements.txt
   fi
+  # The genlab package itself, editable: `import genlab` works from anywhere, and edits take effect.
+  .venv/bin/python -m pip install --quiet --no-deps -e .
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

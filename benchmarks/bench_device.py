@@ -1,6 +1,6 @@
 """Training speed of every architecture on the device present: one command, comparable numbers.
 
-Times this project's compiled training loop (genlab.train.CompiledSteps, as the stages run it) on
+Times this project's compiled training loop (genlab.training.loop.CompiledSteps, as the stages run it) on
 the real Fashion-MNIST training images (all 60,000), batch --batch (default 128), and prints
 iterations/s and images/s per configuration:
   gan_mlp, gan_dcgan (conditional, 32 filters), vae_mlp (hidden 512), vae_conv (16 filters)
@@ -65,7 +65,8 @@ def device_info():
 
 def load(data_dir):
     import numpy as np
-    from genlab.readers import read_idx
+
+    from genlab.data.readers import read_idx
     x = read_idx(Path(data_dir) / "train-images-idx3-ubyte.gz").astype(np.float32)[..., None] / 127.5 - 1.0
     y = read_idx(Path(data_dir) / "train-labels-idx1-ubyte.gz").astype(np.int32)
     return x, y
@@ -76,15 +77,15 @@ def child(name, args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.cpu_devices:
         os.environ["GENLAB_CPU_DEVICES"] = str(args.cpu_devices)
-    sys.path.insert(0, str(ROOT))
     import numpy as np
     import tensorflow as tf
-    from genlab import devices
-    from genlab.gan import GAN, gan_config
-    from genlab.train import CompiledSteps, TrainSettings, set_determinism
-    from genlab.train_gan import GanTask
-    from genlab.train_vae import VaeTask
-    from genlab.vae import VAE, vae_config
+
+    from genlab.models.gan import GAN, gan_config
+    from genlab.models.vae import VAE, vae_config
+    from genlab.training import devices
+    from genlab.training.gan import GanTask
+    from genlab.training.loop import CompiledSteps, TrainSettings, set_determinism
+    from genlab.training.vae import VaeTask
 
     family, arch, device_params = parse_name(name)
     x, y = load(args.data)
@@ -170,7 +171,6 @@ def main():
     if args.child:
         return child(args.child, args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, str(ROOT))
     device, n_gpus = device_info()
     names = args.only or configurations(n_gpus, args.cpu_devices)
     load_before = os.getloadavg()[0]

@@ -13,22 +13,27 @@ Prints one row per metric: wall-clock seconds and the value.
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from genlab.detect import memorization, two_sample_accuracy  # noqa: E402
-from genlab.elbo import vae_bounds  # noqa: E402
-from genlab.evaluator import features_and_proba, load_evaluator, train_evaluator  # noqa: E402
-from genlab.metrics import (class_histogram, classes_covered, classifier_score, frechet_distance,  # noqa: E402
-                            kid, kl_to_uniform, precision_recall)
-from genlab.readers import read_idx  # noqa: E402
-from genlab.scoring import ScoreSettings, score_images  # noqa: E402
+from genlab.data.readers import read_idx
+from genlab.evaluation.detect import memorization, two_sample_accuracy
+from genlab.evaluation.elbo import vae_bounds
+from genlab.evaluation.evaluator import features_and_proba, load_evaluator, train_evaluator
+from genlab.evaluation.metrics import (
+    class_histogram,
+    classes_covered,
+    classifier_score,
+    frechet_distance,
+    kid,
+    kl_to_uniform,
+    precision_recall,
+)
+from genlab.evaluation.scoring import ScoreSettings, score_images
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 

@@ -7,7 +7,7 @@ each trained for the same wall-clock budget, scored with the project's evaluate 
         [--out benchmarks/results/bench_quality]
 
 Models (each trained in its own process, one after the other, on the same data):
-  recipe_mlp_gan   the original recipe's MLP GAN (genlab.gan mlp = its networks; batch 128, Adam 2e-4/0.5,
+  recipe_mlp_gan   the original recipe's MLP GAN (genlab.models.gan mlp = its networks; batch 128, Adam 2e-4/0.5,
                    unconditional), in this project's compiled loop (XLA, as the pipeline runs MLPs)
   reference_dcgan  the common tutorial DCGAN (benchmarks/references.py), batch 64, same loop
   default_gan      this project's GAN as params.yaml sets it (what `dvc repro` trains)
@@ -23,8 +23,8 @@ Time: each model trains for --minutes of wall time, counted from the end of its 
 building, sampling and scoring are outside the budget. The 1-minute load average before and after
 each model's training is recorded, so a disturbed run shows in the table.
 Scoring: --n images per model (conditional GANs draw classes uniformly) against the first --n test
-images with one evaluator (genlab.scoring.score_models, params evaluate.*), beside the real-vs-real
-floor; VAEs also get the test ELBO and the importance-weighted bound (genlab.elbo.vae_bounds,
+images with one evaluator (genlab.evaluation.scoring.score_models, params evaluate.*), beside the real-vs-real
+floor; VAEs also get the test ELBO and the importance-weighted bound (genlab.evaluation.elbo.vae_bounds,
 evaluate.iw_k samples, pixels binarized at evaluate.binarize_threshold) on the same test images
 (or the first --bounds-n of them). KID uses subsets of min(evaluate.kid_subset_size, N) images.
 The evaluator is --evaluator if it exists, else one trained here with params evaluator.* and cached
@@ -45,8 +45,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion-mnist"
 RESULTS = ROOT / "benchmarks" / "results"
 MODELS = {
@@ -81,8 +79,9 @@ def read_params(overrides=None):
 def load_data(data_dir, params):
     """{"meta", "train", "val", "test"} like the normalize stage's output, from the raw .gz files."""
     import numpy as np
-    from genlab.normalize import scale, split_indices
-    from genlab.readers import read_idx
+
+    from genlab.data.normalize import scale, split_indices
+    from genlab.data.readers import read_idx
     d = Path(data_dir)
     value_range = params["normalize"]["range"]
     x = read_idx(d / "train-images-idx3-ubyte.gz")
@@ -100,11 +99,12 @@ def load_data(data_dir, params):
 def build(name, family, params, dataset):
     """(task, batch_size, jit_compile, description) for one benchmark row."""
     from references import DCGAN, RECIPE_MLP, VAE_EXAMPLE, ReferenceDCGAN, ReferenceVAE
-    from genlab.train import use_xla
-    from genlab.train_gan import GanTask, gan_task
-    from genlab.train_params import gan_params, train_settings, vae_params
-    from genlab.train_vae import VaeTask
-    from genlab.vae import VAE, vae_config
+
+    from genlab.models.vae import VAE, vae_config
+    from genlab.training.devices import use_xla
+    from genlab.training.gan import GanTask, gan_task
+    from genlab.training.params import gan_params, train_settings, vae_params
+    from genlab.training.vae import VaeTask
 
     seed = train_settings(params)["seed"]
     value_range = dataset["meta"]["range"]
@@ -136,7 +136,8 @@ def build(name, family, params, dataset):
 def train_for(task, batch, jit, seconds, seed):
     """Run the task's compiled steps for `seconds` of wall time after the first (compiling) call."""
     import tensorflow as tf
-    from genlab.train import CompiledSteps, TrainSettings
+
+    from genlab.training.loop import CompiledSteps, TrainSettings
     settings = TrainSettings(iterations=10 ** 9, batch_size=batch, seed=seed, log_every=10 ** 9, ckpt_every=10 ** 9)
     steps = CompiledSteps(task, settings, jit)
     t0 = time.perf_counter()
@@ -164,9 +165,10 @@ def train_for(task, batch, jit, seconds, seed):
 def child(name, overrides, args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
-    from genlab.data import to_unit
-    from genlab.elbo import vae_bounds
-    from genlab.train import set_determinism
+
+    from genlab.data.processed import to_unit
+    from genlab.evaluation.elbo import vae_bounds
+    from genlab.training.loop import set_determinism
 
     family = MODELS[name][0] if name in MODELS else overrides.pop("__family__")
     params = read_params(overrides)
@@ -198,7 +200,8 @@ def child(name, overrides, args):
 
 def run_child(name, overrides, args, samples):
     cmd = [sys.executable, __file__, "--child", name, "--overrides", json.dumps(overrides), "--data", args.data,
-           "--minutes", str(args.minutes), "--n", str(args.n), "--samples", samples, "--iw-k", str(args.iw_k), "--bounds-n", str(args.bounds_n)]
+           "--minutes", str(args.minutes), "--n", str(args.n), "--samples", samples, "--iw-k", str(args.iw_k),
+           "--bounds-n", str(args.bounds_n)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
@@ -224,7 +227,13 @@ def parse_variant(text):
 
 def evaluator_for(args, params, dataset):
     """The evaluator (loaded, or trained with params evaluator.* and cached) and its test accuracy."""
-    from genlab.evaluator import accuracy, load_evaluator, load_evaluator_info, save_evaluator, train_evaluator
+    from genlab.evaluation.evaluator import (
+        accuracy,
+        load_evaluator,
+        load_evaluator_info,
+        save_evaluator,
+        train_evaluator,
+    )
     path = Path(args.evaluator)
     if not (path / "evaluator.json").exists():
         e = params["evaluator"]
@@ -312,8 +321,9 @@ def main():
                       f"warm-up {r['warmup_s']:.1f} s), load {r['load_before']} -> {r['load_after']}", flush=True)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import numpy as np
-        from genlab.evaluator import check_gate
-        from genlab.scoring import read_settings, score_models
+
+        from genlab.evaluation.evaluator import check_gate
+        from genlab.evaluation.scoring import read_settings, score_models
         dataset = load_data(args.data, params)
         evaluator, acc = evaluator_for(args, params, dataset)
         gate = (args.min_evaluator_accuracy if args.min_evaluator_accuracy is not None

@@ -10,9 +10,11 @@ Prints iterations/s, images/s and peak memory (max RSS) for
   vae_conv       VAE conv, filters 16, latent 16 (no XLA on CPU)
   gan_dcgan_xla  (only with --all) DCGAN under XLA, to show why conv nets skip XLA on a CPU
 and the ratio gan_mlp / recipe_gan. With --onednn each configuration runs twice, with TensorFlow's
-oneDNN operations off and on (TF_ENABLE_ONEDNN_OPTS=0 / 1: off is the default on AMD CPUs, on the
-default on Intel ones), and the losses after the warm-up chunk show whether the two give the same numbers. Each configuration runs in its own process (so max RSS is its
-own), on the same real Fashion-MNIST training images (all 60,000), batch 128, for --seconds of timed
+oneDNN operations off and on (TF_ENABLE_ONEDNN_OPTS=0 / 1; TensorFlow's own default depends on the CPU:
+on where it has AVX-512 VNNI or BF16, as recent Xeons and EPYC Zen 4 do, off on older CPUs), and the
+losses after the warm-up chunk show whether the two give the same numbers. Each configuration runs in
+its own process (so max RSS is its own), on the same real Fashion-MNIST training images (all 60,000),
+batch 128, for --seconds of timed
 work after a warm-up that includes compilation; --rounds rounds go round-robin over the
 configurations and the best and median rates are reported (on a shared machine the best is the
 least disturbed).
@@ -40,7 +42,8 @@ EXTRA = ["gan_dcgan_xla"]
 def load(data_dir):
     """Fashion-MNIST training images as float32 (N, 28, 28, 1) in [-1, 1], labels int32."""
     import numpy as np
-    from genlab.readers import read_idx
+
+    from genlab.data.readers import read_idx
     x = read_idx(Path(data_dir) / "train-images-idx3-ubyte.gz").astype(np.float32)[..., None] / 127.5 - 1.0
     y = read_idx(Path(data_dir) / "train-labels-idx1-ubyte.gz").astype(np.int32)
     return x, y
@@ -100,11 +103,12 @@ def bench_recipe(x, seconds):
 def bench_project(name, x, y, seconds):
     import numpy as np
     import tensorflow as tf
-    from genlab.gan import GAN, gan_config
-    from genlab.train import CompiledSteps, TrainSettings, set_determinism
-    from genlab.train_gan import GanTask
-    from genlab.train_vae import VaeTask
-    from genlab.vae import VAE, vae_config
+
+    from genlab.models.gan import GAN, gan_config
+    from genlab.models.vae import VAE, vae_config
+    from genlab.training.gan import GanTask
+    from genlab.training.loop import CompiledSteps, TrainSettings, set_determinism
+    from genlab.training.vae import VaeTask
 
     set_determinism(0)
     settings = TrainSettings(iterations=10 ** 9, batch_size=BATCH, seed=0, log_every=10 ** 9, ckpt_every=10 ** 9)
@@ -137,7 +141,6 @@ def bench_project(name, x, y, seconds):
 
 def child(name, data, seconds):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, str(ROOT))
     x, y = load(data)
     if name == "recipe_gan":
         rate, first = bench_recipe(x, seconds)

@@ -9,7 +9,7 @@ ReferenceVAE    the Keras "Variational AutoEncoder" example: encoder Conv 32 3x3
                 ReLU -> Flatten -> Dense 16 ReLU -> z_mean, z_log_var (latent_dim 2); decoder Dense 7x7x64
                 ReLU -> ConvT 64 3x3/2 ReLU -> ConvT 32 3x3/2 ReLU -> ConvT 1 3x3 (the example's sigmoid is
                 inside the Bernoulli loss here, so the decoder returns logits). Adam() (lr 1e-3), batch 128,
-                loss = summed pixel BCE + KL, i.e. the negative ELBO, like genlab.vae.
+                loss = summed pixel BCE + KL, i.e. the negative ELBO, like genlab.models.vae.
 Both subclass the project's model classes so that they train in the same compiled loop (genlab's
 GanTask/VaeTask steps) and sample and score through the same code; only the networks differ.
 """
@@ -17,8 +17,8 @@ GanTask/VaeTask steps) and sample and score through the same code; only the netw
 import keras
 from keras import layers
 
-from genlab.gan import GAN, gan_config
-from genlab.vae import VAE, vae_config
+from genlab.models.gan import GAN, gan_config
+from genlab.models.vae import VAE, vae_config
 
 DCGAN = {"latent_dim": 100, "lr": 2e-4, "beta_1": 0.5, "batch_size": 64}
 VAE_EXAMPLE = {"latent_dim": 2, "lr": 1e-3, "batch_size": 128}

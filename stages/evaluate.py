@@ -23,7 +23,7 @@ def load_samples(path, n):
 
 def read_settings(params):
     """Validate every evaluate.* value this stage reads; return them as keyword arguments."""
-    from genlab.scoring import read_settings as score_settings
+    from genlab.evaluation.scoring import read_settings as score_settings
     gates = config.get(params, "evaluate.min_evaluator_accuracy", dict)
     for dataset, gate in gates.items():
         if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:
@@ -47,12 +47,12 @@ def main():
     n, gates, iw_k, threshold, settings = s["n"], s["gates"], s["iw_k"], s["threshold"], s["scoring"]
     samples = dict(s.split("=", 1) for s in args.samples)
 
-    from genlab.data import load_meta, load_split, to_unit
-    from genlab.elbo import vae_bounds
-    from genlab.evaluator import check_evaluator, load_evaluator, load_evaluator_info
+    from genlab.data.processed import load_meta, load_split, to_unit
+    from genlab.evaluation.elbo import vae_bounds
+    from genlab.evaluation.evaluator import check_evaluator, load_evaluator, load_evaluator_info
+    from genlab.evaluation.scoring import score_models
     from genlab.io import write_json
-    from genlab.load import load_model
-    from genlab.scoring import score_models
+    from genlab.models.load import load_model
 
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)

@@ -3,12 +3,13 @@ with data.name image_folder, import the PNG/JPEG class folders at data.path inst
 
 import argparse
 
-from genlab import cli, config, datasets
+from genlab import cli, config
+from genlab.data import datasets
 
 
 def read_settings(params):
     """Validate every data.* value this stage reads; return them as keyword arguments."""
-    from genlab.image_folder import check_settings
+    from genlab.data.image_folder import check_settings
     s = {"name": config.get(params, "data.name", str, choices=datasets.NAMES),
          "url": config.get(params, "data.url", str),
          "sha256": config.get(params, "data.sha256", str),
@@ -27,8 +28,8 @@ def main():
     args = ap.parse_args()
     s = read_settings(cli.read_params())
 
-    from genlab.fetch import fetch
-    from genlab.image_folder import import_folder
+    from genlab.data.fetch import fetch
+    from genlab.data.image_folder import import_folder
 
     if s["name"] == "image_folder":
         import_folder(s["path"], args.out, image_size=s["image_size"], channels=s["channels"],

@@ -21,13 +21,14 @@ def read_settings(params):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--raw", required=True, help="fetch's output folder (data/raw)")
-    ap.add_argument("--validated", required=True, help="validate's stamp of the raw data it passed (data/validated.json)")
+    ap.add_argument("--validated", required=True,
+                    help="validate's stamp of the raw data it passed (data/validated.json)")
     ap.add_argument("--out", required=True, help="output folder (data/processed)")
     args = ap.parse_args()
     s = read_settings(cli.read_params())
 
-    from genlab.normalize import check_validation, normalize
-    from genlab.readers import load_raw, load_raw_info
+    from genlab.data.normalize import check_validation, normalize
+    from genlab.data.readers import load_raw, load_raw_info
 
     check_validation(args.validated, args.raw)
     info = load_raw_info(args.raw)

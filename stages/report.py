@@ -28,9 +28,9 @@ def main():
     args = ap.parse_args()
     params = cli.read_params()
 
-    from genlab.data import load_meta
+    from genlab.data.processed import load_meta
     from genlab.io import atomic_dir, atomic_file
-    from genlab.report import build, plot_curves
+    from genlab.outputs.report import build, plot_curves
 
     figures = dict(s.split("=", 1) for s in args.figures)
     live = dict(s.split("=", 1) for s in args.live)

@@ -35,11 +35,11 @@ def main():
     s = read_settings(cli.read_params())
     n, seed, grid, steps, rows, edit = s["n"], s["seed"], s["grid"], s["steps"], s["rows"], s["edit"]
 
-    from genlab.data import from_unit, load_meta, load_split, to_unit
-    from genlab.evaluator import load_evaluator, predict_proba
+    from genlab.data.processed import from_unit, load_meta, load_split, to_unit
+    from genlab.evaluation.evaluator import load_evaluator, predict_proba
     from genlab.io import atomic_dir, write_npz
-    from genlab.load import load_model
-    from genlab.sampling import draw, gan_figures, vae_figures
+    from genlab.models.load import load_model
+    from genlab.outputs.sampling import draw, gan_figures, vae_figures
 
     meta = load_meta(args.data)
     names = meta["class_names"]

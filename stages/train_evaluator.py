@@ -46,8 +46,8 @@ def main():
     settings = read_settings(read_params())
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
 
-    from genlab.data import load_meta, load_split
-    from genlab.evaluator import accuracy, save_evaluator, train_evaluator
+    from genlab.data.processed import load_meta, load_split
+    from genlab.evaluation.evaluator import accuracy, save_evaluator, train_evaluator
     from genlab.io import atomic_dir, write_json
 
     meta = load_meta(args.data)

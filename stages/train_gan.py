@@ -4,7 +4,7 @@ interruption), log to --live with dvclive, and write the finished model to --mod
 import argparse
 
 from genlab import cli
-from genlab.train_params import gan_params, train_settings
+from genlab.training.params import gan_params, train_settings
 
 
 def read_settings(params):
@@ -21,8 +21,8 @@ def main():
     args = ap.parse_args()
     settings, gan = read_settings(cli.read_params())
 
-    from genlab.train import TrainSettings, load_training_data, sigterm_as_interrupt
-    from genlab.train_gan import train_gan
+    from genlab.training.gan import train_gan
+    from genlab.training.loop import TrainSettings, load_training_data, sigterm_as_interrupt
 
     sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train"], in_memory=settings["data_in_memory"])

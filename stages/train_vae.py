@@ -5,7 +5,7 @@ write the finished model to --model."""
 import argparse
 
 from genlab import cli
-from genlab.train_params import train_settings, vae_params
+from genlab.training.params import train_settings, vae_params
 
 
 def read_settings(params):
@@ -22,8 +22,8 @@ def main():
     args = ap.parse_args()
     settings, vae = read_settings(cli.read_params())
 
-    from genlab.train import TrainSettings, load_training_data, sigterm_as_interrupt
-    from genlab.train_vae import train_vae
+    from genlab.training.loop import TrainSettings, load_training_data, sigterm_as_interrupt
+    from genlab.training.vae import train_vae
 
     sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train", "val"], in_memory=settings["data_in_memory"])

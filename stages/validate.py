@@ -20,9 +20,9 @@ def main():
     args = ap.parse_args()
     s = read_settings(cli.read_params())
 
+    from genlab.data.readers import load_raw, load_raw_info
+    from genlab.data.validate import raise_if_failed, stamp, validate_arrays
     from genlab.io import write_json
-    from genlab.readers import load_raw, load_raw_info
-    from genlab.validate import raise_if_failed, stamp, validate_arrays
 
     info = load_raw_info(args.raw)
     arrays = load_raw(args.raw)

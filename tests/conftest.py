@@ -30,7 +30,7 @@ def shared_data():
 @pytest.fixture(scope="session")
 def fmnist_raw(shared_data):
     """Full raw Fashion-MNIST as uint8 arrays: dict x_train, y_train, x_test, y_test."""
-    from genlab.readers import read_idx
+    from genlab.data.readers import read_idx
     d = shared_data / "fashion-mnist"
     return {
         "x_train": read_idx(d / "train-images-idx3-ubyte.gz"),

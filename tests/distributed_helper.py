@@ -31,7 +31,7 @@ class Killed(BaseException):
 def real_slice(processed):
     """The first N_TRAIN training and N_VAL test images in the processed layout, also saved as .npy
     (normalize's layout) in `processed` so that the streaming path can memory-map them."""
-    from genlab.readers import read_idx
+    from genlab.data.readers import read_idx
     d = Path(os.environ.get("GENLAB_TEST_DATA", ROOT.parent / "shared" / "data")) / "fashion-mnist"
     x = read_idx(d / "train-images-idx3-ubyte.gz")[:N_TRAIN].astype(np.float32)[..., None] / 127.5 - 1.0
     y = read_idx(d / "train-labels-idx1-ubyte.gz")[:N_TRAIN].astype(np.int32)
@@ -60,7 +60,7 @@ def main():
     if not (processed / "meta.json").exists():
         real_slice(processed)
 
-    from genlab.train import TrainSettings, load_training_data
+    from genlab.training.loop import TrainSettings, load_training_data
     settings = TrainSettings(**settings)
     dataset = load_training_data(processed, ["train", "val"], in_memory=settings.data_in_memory)
     logged = []
@@ -73,7 +73,7 @@ def main():
     dirs = dict(model_dir=work / "model", ckpt_dir=work / "ckpt", live_dir=work / "live")
     try:
         if family.startswith("gan"):
-            from genlab.train_gan import train_gan
+            from genlab.training.gan import train_gan
             arch = "dcgan" if family == "gan_dcgan" else "mlp"
             options = dict(loss="hinge", ema=0.9, d_lr=2e-3) if family == "gan_options" else {}
             model = train_gan(dataset, **dirs, arch=arch, conditional=arch == "dcgan", latent_dim=16, hidden=64,
@@ -81,7 +81,7 @@ def main():
                               **options)
             nets = (model.generator, model.discriminator)
         else:
-            from genlab.train_vae import train_vae
+            from genlab.training.vae import train_vae
             arch = "conv" if family == "vae_conv" else "mlp"
             model = train_vae(dataset, **dirs, arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=64,
                               filters=4, lr=1e-3, settings=settings, on_log=on_log, out=sys.stderr)

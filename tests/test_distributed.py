@@ -146,7 +146,7 @@ def test_multi_worker_two_processes_match_single_device(runs, shared_data):
 
 def _dataset(fmnist_small, tmp_path, in_memory):
     """The real slice saved as normalize's .npy files, loaded in memory or memory-mapped."""
-    from genlab.train import load_training_data
+    from genlab.training.loop import load_training_data
     d = tmp_path / "processed"
     if not d.exists():
         d.mkdir()
@@ -164,9 +164,9 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
     """train.data_in_memory false reads each batch from the memory-mapped .npy through tf.data, with
     the batch indices of the in-memory path (same stateless RNG): the same training, bit for bit
     (the MLPs under XLA, as by default on a CPU; the conv VAE without)."""
-    from genlab.train import TrainSettings
-    from genlab.train_gan import train_gan
-    from genlab.train_vae import train_vae
+    from genlab.training.gan import train_gan
+    from genlab.training.loop import TrainSettings
+    from genlab.training.vae import train_vae
     results = {}
     for in_memory in (True, False):
         dataset = _dataset(fmnist_small, tmp_path, in_memory)
@@ -193,8 +193,8 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
 
 def test_streaming_resumes_mid_run(fmnist_small, tmp_path):
     """A streamed run killed after its checkpoint at 6 restarts its input at iteration 6."""
-    from genlab.train import TrainSettings
-    from genlab.train_vae import train_vae
+    from genlab.training.loop import TrainSettings
+    from genlab.training.vae import train_vae
     dataset = _dataset(fmnist_small, tmp_path, False)
     settings = TrainSettings(iterations=12, batch_size=32, seed=2, log_every=3, ckpt_every=6, xla="false",
                              data_in_memory=False)
@@ -226,10 +226,11 @@ def test_mixed_precision_code_path(fmnist_small, precision):
     fp16 with a LossScaleOptimizer (its scale is checkpointed); the policy is restored after."""
     import keras
     import tensorflow as tf
-    from genlab import devices
-    from genlab.gan import GAN, gan_config
-    from genlab.train import CompiledSteps, TrainSettings, set_determinism
-    from genlab.train_gan import GanTask
+
+    from genlab.models.gan import GAN, gan_config
+    from genlab.training import devices
+    from genlab.training.gan import GanTask
+    from genlab.training.loop import CompiledSteps, TrainSettings, set_determinism
     settings = TrainSettings(iterations=5, batch_size=32, seed=0, log_every=5, ckpt_every=5, mixed_precision=precision)
     placement = devices.Placement(settings, "mlp", force_mixed_precision=True)
     set_determinism(0)
@@ -251,8 +252,8 @@ def test_mixed_precision_code_path(fmnist_small, precision):
 
 
 def test_mixed_precision_is_ignored_on_a_cpu_with_a_note():
-    from genlab import devices
-    from genlab.train import TrainSettings
+    from genlab.training import devices
+    from genlab.training.loop import TrainSettings
     settings = TrainSettings(iterations=1, batch_size=8, seed=0, log_every=1, ckpt_every=1, mixed_precision="fp16")
     placement = devices.Placement(settings, "dcgan")
     assert placement.notes == ["note: train.mixed_precision fp16 is ignored on a CPU (no GPU found); "
@@ -267,7 +268,7 @@ def test_mixed_precision_is_ignored_on_a_cpu_with_a_note():
     ("data_in_memory", "no", "train.data_in_memory must be true or false, got 'no'"),
 ])
 def test_bad_device_params_are_one_clear_line(key, value, message):
-    from genlab.train_params import train_settings
+    from genlab.training.params import train_settings
     train = {"epochs": 1, "batch_size": 8, "seed": 0, "log_every": 1, "ckpt_every": 1, "strategy": "default",
              "mixed_precision": "none", "xla": "auto", "data_in_memory": True}
     assert train_settings({"train": dict(train, xla=False)})["xla"] == "false"
@@ -277,8 +278,8 @@ def test_bad_device_params_are_one_clear_line(key, value, message):
 
 
 def test_xla_true_under_a_strategy_is_refused():
-    from genlab import devices
-    from genlab.train import TrainSettings
+    from genlab.training import devices
+    from genlab.training.loop import TrainSettings
     settings = TrainSettings(iterations=1, batch_size=8, seed=0, log_every=1, ckpt_every=1, strategy="mirrored",
                              xla="true")
     with pytest.raises(GenlabError, match=r"^train.xla true is not supported with train.strategy mirrored .*"
@@ -287,7 +288,7 @@ def test_xla_true_under_a_strategy_is_refused():
 
 
 def test_multi_worker_without_tf_config_is_refused(monkeypatch):
-    from genlab import devices
+    from genlab.training import devices
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(GenlabError, match=r"multi_worker needs the cluster in the TF_CONFIG environment variable"):
         devices.make_strategy("multi_worker")

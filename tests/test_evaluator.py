@@ -12,9 +12,19 @@ import pytest
 import yaml
 
 from genlab.errors import GenlabError
-from genlab.evaluator import (accuracy, check_evaluator, check_gate, features, features_and_proba, gate_for,
-                              load_evaluator, load_evaluator_info, predict_proba, save_evaluator,
-                              train_evaluator)
+from genlab.evaluation.evaluator import (
+    accuracy,
+    check_evaluator,
+    check_gate,
+    features,
+    features_and_proba,
+    gate_for,
+    load_evaluator,
+    load_evaluator_info,
+    predict_proba,
+    save_evaluator,
+    train_evaluator,
+)
 
 SLICE_GATE = 0.85
 ARCH = dict(n_classes=10, filters=[16, 32], feature_dim=128, dropout=0.3)

@@ -239,7 +239,8 @@ INVALID = [
     ("sample.attribute", [3, 3], "sample.attribute must be [from_class, to_class], two different class ids"),
     ("sample.grid", 0, "sample.grid must be an integer in [1, 32], got 0"),
     ("evaluate.n_samples", 1, "evaluate.n_samples must be an integer >= 2, got 1"),
-    ("evaluate.min_evaluator_accuracy", {"fashion_mnist": 1.5}, "evaluate.min_evaluator_accuracy.fashion_mnist must be a number in [0, 1], got 1.5"),
+    ("evaluate.min_evaluator_accuracy", {"fashion_mnist": 1.5},
+     "evaluate.min_evaluator_accuracy.fashion_mnist must be a number in [0, 1], got 1.5"),
     ("evaluate.coverage_min_share", 2, "evaluate.coverage_min_share must be a number in [0.0, 1.0], got 2.0"),
 ]
 

@@ -398,8 +398,8 @@ def small_npz(fmnist_raw):
 @pytest.mark.parametrize("how", ["length", "chunked"])
 def test_download_cut_mid_body_is_retried(flaky_server, small_npz, tmp_path, monkeypatch, how):
     """Cut twice in the middle of the body, then served whole: two retries, then the verified file."""
-    from genlab import fetch as fetch_mod
-    from genlab.readers import load_raw
+    from genlab.data import fetch as fetch_mod
+    from genlab.data.readers import load_raw
     monkeypatch.setattr(fetch_mod, "BACKOFF_S", 0.01)
     _Flaky.files = {"/d.npz.gz": gzip.compress(small_npz)}
     _Flaky.plan = {"/d.npz.gz": [how, how]}
@@ -415,7 +415,7 @@ def test_download_cut_without_length_is_refused_then_the_next_run_succeeds(flaky
                                                                           monkeypatch):
     """A body whose end cannot be told from a closed connection: the truncated gzip (or the payload
     digest) gives it away; nothing is written, and the next run, with the server healed, succeeds."""
-    from genlab import fetch as fetch_mod
+    from genlab.data import fetch as fetch_mod
     from genlab.errors import GenlabError
     monkeypatch.setattr(fetch_mod, "BACKOFF_S", 0.01)
     digest = hashlib.sha256(small_npz).hexdigest()
@@ -520,7 +520,7 @@ FUZZ = r'''
 import gzip, io, sys, zipfile
 import numpy as np
 from genlab.errors import GenlabError
-from genlab.readers import read_idx, read_npz
+from genlab.data.readers import read_idx, read_npz
 
 x, y = np.load(sys.argv[1])["x"], np.load(sys.argv[1])["y"]
 idx = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in x.shape) + x.tobytes()
@@ -583,7 +583,7 @@ def eval_slice(fmnist_small):
 
 @pytest.fixture(scope="module")
 def uninterrupted(eval_slice):
-    from genlab.evaluator import train_evaluator
+    from genlab.evaluation.evaluator import train_evaluator
     model, info = train_evaluator(*eval_slice, **EVAL_ARGS, log=lambda m: None)
     return [w.numpy() for w in model.weights], info
 
@@ -594,7 +594,7 @@ class _Stop(Exception):
 
 def stopped_after(eval_slice, backup, epochs_done):
     """Train with backups, stopped (like Ctrl-C) right after epoch `epochs_done` was backed up."""
-    from genlab.evaluator import train_evaluator
+    from genlab.evaluation.evaluator import train_evaluator
 
     def log(line):
         if line.startswith(f"evaluator epoch {epochs_done + 1}/"):
@@ -614,7 +614,7 @@ def stopped_after(eval_slice, backup, epochs_done):
 def test_evaluator_resumes_from_its_last_good_backup(eval_slice, uninterrupted, tmp_path, damage, resumes_at, message):
     """Stopped after epoch 2 of 3, damaged, resumed: the resume point is the last good backup, and the
     result is bit-identical to an uninterrupted run whatever the resume point."""
-    from genlab.evaluator import train_evaluator
+    from genlab.evaluation.evaluator import train_evaluator
     backup = tmp_path / "backup"
     stopped_after(eval_slice, backup, 2)
     w, meta = backup / "latest.weights.h5", backup / "training_metadata.json"

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genlab import datasets, fetch as fetch_mod
-from genlab.errors import GenlabError
-from genlab.fetch import fetch
-from genlab.readers import load_raw
-
 from conftest import copy_project, own_lines, tool_env
+from genlab.data import datasets
+from genlab.data import fetch as fetch_mod
+from genlab.data.fetch import fetch
+from genlab.data.readers import load_raw
+from genlab.errors import GenlabError
 
 FILES = list(datasets.BUILTIN["fashion_mnist"].files)
 
@@ -185,7 +185,7 @@ def test_user_url_npz(server, fmnist_raw, tmp_path):
 
 def test_mnist_npz_is_verified_against_the_keras_digest(tmp_path, shared_data):
     """An mnist.npz that is not the published one (here built from the real MNIST test set) is refused."""
-    from genlab.readers import read_idx
+    from genlab.data.readers import read_idx
     folder = tmp_path / "mirror" / "mnist"
     folder.mkdir(parents=True)
     x = read_idx(shared_data / "mnist-test" / "t10k-images-idx3-ubyte.gz")
@@ -196,7 +196,8 @@ def test_mnist_npz_is_verified_against_the_keras_digest(tmp_path, shared_data):
 
 
 def test_unknown_name():
-    with pytest.raises(GenlabError, match="data.name must be one of fashion_mnist, mnist, url, image_folder, got 'cifar'"):
+    message = "data.name must be one of fashion_mnist, mnist, url, image_folder, got 'cifar'"
+    with pytest.raises(GenlabError, match=message):
         fetch("cifar", "unused", mirror="")
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from genlab.data.image_folder import import_folder, load_folder, split_indices
+from genlab.data.readers import load_raw, load_raw_info
 from genlab.errors import GenlabError
-from genlab.image_folder import import_folder, load_folder, split_indices
-from genlab.readers import load_raw, load_raw_info
 
 CLASSES = ("T-shirt", "Trouser", "Bag")        # Fashion-MNIST labels 0, 1, 8
 
@@ -117,8 +117,8 @@ def test_missing_folder_and_bad_settings(tmp_path):
 @pytest.mark.parametrize("shape", [[32, 32, 3], [32, 32, 1]])
 def test_every_model_takes_its_shape_from_the_data(shape):
     """GAN mlp/dcgan (conditional, 4 classes) and VAE mlp/conv at the image folder's H x W x C."""
-    from genlab.gan import GAN, gan_config
-    from genlab.vae import VAE, vae_config
+    from genlab.models.gan import GAN, gan_config
+    from genlab.models.vae import VAE, vae_config
 
     for arch in ("mlp", "dcgan"):
         gan = GAN(gan_config(arch=arch, latent_dim=8, conditional=True, hidden=16, filters=4, shape=shape,

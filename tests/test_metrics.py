@@ -12,14 +12,22 @@ import pytest
 import scipy.linalg
 from scipy.ndimage import gaussian_filter
 
-from genlab.detect import memorization, two_sample_accuracy
-from genlab.elbo import binarize, vae_bounds
 from genlab.errors import GenlabError
-from genlab.evaluator import features, features_and_proba, train_evaluator
-from genlab.metrics import (class_histogram, classes_covered, classifier_score, frechet_distance,
-                            frechet_distance_from_stats, kid, kl_to_uniform, knn_sq_dists,
-                            precision_recall)
-from genlab.scoring import ScoreSettings, read_settings, score_images, score_models
+from genlab.evaluation.detect import memorization, two_sample_accuracy
+from genlab.evaluation.elbo import binarize, vae_bounds
+from genlab.evaluation.evaluator import features, features_and_proba, train_evaluator
+from genlab.evaluation.metrics import (
+    class_histogram,
+    classes_covered,
+    classifier_score,
+    frechet_distance,
+    frechet_distance_from_stats,
+    kid,
+    kl_to_uniform,
+    knn_sq_dists,
+    precision_recall,
+)
+from genlab.evaluation.scoring import ScoreSettings, read_settings, score_images, score_models
 
 KID = dict(subset_size=250, n_subsets=50, seed=0)
 NOISE_LEVELS = [0.0, 0.1, 0.2, 0.4, 0.8]   # std of added Gaussian noise, images in [-1, 1]

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from genlab.data import load_meta, load_split
-
 from conftest import copy_project, tool_env
+from genlab.data.processed import load_meta, load_split
 
 
 def dvc(proj, *args, env):

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import copy_project, own_lines, tool_env
+from conftest import copy_project, tool_env
 
 LABELS = {"bag": 8, "sneaker": 7, "trouser": 1, "tshirt": 0}   # class folder -> Fashion-MNIST label
 PER_CLASS = 160

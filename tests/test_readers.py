@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from genlab.data.readers import load_raw, parse_idx, read_idx, read_npz
 from genlab.errors import GenlabError
-from genlab.readers import load_raw, parse_idx, read_idx, read_npz
 
 
 def idx_bytes(arr):

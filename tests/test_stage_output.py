@@ -8,8 +8,7 @@ import sys
 
 from conftest import ROOT, own_lines, tool_env
 
-STAGE = ("import tensorflow as tf\n"
-         "from genlab import cli\n"
+STAGE = ("from genlab import cli\n"
          "from genlab.errors import GenlabError\n"
          "def main():\n"
          "    import tensorflow as tf\n"
@@ -20,7 +19,7 @@ STAGE = ("import tensorflow as tf\n"
 
 
 def run(code, **env):
-    return subprocess.run([sys.executable, "-c", code.replace("import tensorflow as tf\nfrom genlab", "from genlab", 1)],
+    return subprocess.run([sys.executable, "-c", code],
                           cwd=ROOT, capture_output=True, text=True,
                           env=tool_env(PYTHONPATH=str(ROOT), TF_ENABLE_ONEDNN_OPTS="1", **env))
 

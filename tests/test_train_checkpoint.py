@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from genlab import checkpoint
+from genlab.training import checkpoint
 
 SHAPES = [(3, 4), (4,), ()]
 FP = "a" * 64
@@ -94,7 +94,7 @@ def test_live_folder_travels_with_the_checkpoint(tmp_path):
 
 
 def test_run_fingerprint_changes_with_data_params_and_settings(fmnist_small):
-    from genlab.train import TrainSettings, run_fingerprint
+    from genlab.training.loop import TrainSettings, run_fingerprint
     x, y = fmnist_small["train"]
     meta = {"shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10}
     settings = TrainSettings(iterations=10, batch_size=8, seed=0, log_every=5, ckpt_every=5)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.load import load_model
-from genlab.train import TrainSettings
-from genlab.train_gan import train_gan
+from genlab.models.load import load_model
+from genlab.training.gan import train_gan
+from genlab.training.loop import TrainSettings
 
 # The recipe's networks; lr 1e-3 instead of its 2e-4 so that 400 iterations show clear learning.
 RECIPE = dict(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5)
@@ -89,7 +89,7 @@ def distances(model, real):
 
 
 def test_samples_move_toward_the_data(reference, fmnist_small):
-    from genlab.gan import GAN
+    from genlab.models.gan import GAN
     real = fmnist_small["test"][0]
     mean0, hist0 = distances(GAN(reference["model"].config), real)
     mean1, hist1 = distances(reference["model"], real)
@@ -198,7 +198,7 @@ def test_unconditional_gan_refuses_labels(reference):
 
 
 def test_mlp_networks_are_the_recipes():
-    from genlab.gan import GAN, gan_config
+    from genlab.models.gan import GAN, gan_config
     cfg = gan_config(arch="mlp", latent_dim=100, conditional=False, hidden=128, filters=8, shape=[28, 28, 1],
                      n_classes=10, value_range=[-1.0, 1.0])
     model = GAN(cfg)
@@ -225,7 +225,7 @@ def test_mlp_networks_are_the_recipes():
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 @pytest.mark.parametrize("conditional", [False, True])
 def test_every_gan_variant_builds_with_the_right_shapes(arch, conditional):
-    from genlab.gan import GAN, gan_config
+    from genlab.models.gan import GAN, gan_config
     cfg = gan_config(arch=arch, latent_dim=12, conditional=conditional, hidden=16, filters=4, shape=[28, 28, 1],
                      n_classes=10, value_range=[0.0, 1.0])
     model = GAN(cfg)
@@ -242,7 +242,8 @@ EMA_SETTINGS = TrainSettings(iterations=60, batch_size=32, seed=1, log_every=20,
 
 def test_ema_generator_is_saved_and_a_killed_run_resumes_bit_identical(fmnist_small, tmp_path):
     """gan.ema: the saved generator is the weight average (not the last raw weights, which a run
-    with ema 0 and the same seed ends with), and a run killed at 40 (before its checkpoint) resumes to the same files."""
+    with ema 0 and the same seed ends with), and a run killed at 40 (before its checkpoint) resumes to
+    the same files."""
     data = dataset_of(fmnist_small)
     kw = dict(settings=EMA_SETTINGS, jit_compile=False, ema=0.9, loss="hinge", d_lr=4e-4)
     ema_model = run(tmp_path / "a", data, **kw)
@@ -275,7 +276,7 @@ def test_ema_generator_is_saved_and_a_killed_run_resumes_bit_identical(fmnist_sm
 def test_hinge_loss_ema_and_two_learning_rates_learn(options, fmnist_small, tmp_path):
     """The options change the training (other weights than the recipe's loss) and still learn: the
     samples move toward the data as much as the recipe's do."""
-    from genlab.gan import GAN
+    from genlab.models.gan import GAN
     real = fmnist_small["test"][0]
     data = dataset_of(fmnist_small)
     model = run(tmp_path / "opt", data, **options)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.load import load_model
-from genlab.train import TrainSettings
-from genlab.train_vae import train_vae
+from genlab.models.load import load_model
+from genlab.training.loop import TrainSettings
+from genlab.training.vae import train_vae
 
 SETTINGS = TrainSettings(iterations=300, batch_size=128, seed=0, log_every=25, ckpt_every=100)
 MLP = dict(arch="mlp", variant="vae", latent_dim=8, beta=1.0, hidden=256, filters=8, lr=1e-3)

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from genlab.data.normalize import check_validation, normalize, split_indices
+from genlab.data.processed import load_meta, load_split
+from genlab.data.validate import raise_if_failed, stamp, validate_arrays
 from genlab.errors import GenlabError
-from genlab.normalize import check_validation, normalize, split_indices
-from genlab.validate import raise_if_failed, stamp, validate_arrays
-from genlab.data import load_meta, load_split
 
 FACTS = dict(counts={"train": 60000, "test": 10000}, shape=(28, 28), n_classes=10,
              balance_tol=0.2, max_blank=0.001)

@@ -1,7 +1,7 @@
 """Where and how training runs: tf.distribute strategy, mixed precision, XLA, streamed batches.
 
 `Placement(settings, arch)` turns the `train.strategy`, `train.mixed_precision` and `train.xla`
-params into what genlab.train needs:
+params into what genlab.training.loop needs:
   strategy       tf.distribute strategy (the default one for "default": the plain single-device
                  path), `replicas` = number of replicas in sync, `chief` = this process writes files
   scope()        a context in which the model, optimizers and training state are created: the
@@ -24,9 +24,9 @@ import contextlib
 import json
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 from genlab.errors import GenlabError
 
@@ -83,6 +83,14 @@ def is_chief(strategy):
             and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def use_xla(arch, jit_compile="auto"):
+    """Whether to XLA-compile the training loop. "auto": always for MLPs (measured 1.3x faster on
+    CPU); for convolutional nets only on a GPU (XLA's CPU convolutions measured 13x slower)."""
+    if jit_compile != "auto":
+        return bool(jit_compile)
+    return arch == "mlp" or has_gpu()
+
+
 def has_gpu():
     return bool(tf.config.list_physical_devices("GPU"))
 
@@ -129,7 +137,6 @@ class Placement:
                               "training in float32")
             self.precision = "none"
         self.loss_scale = self.precision == "fp16"
-        from genlab.train import use_xla
         xla = {"true": True, "false": False}.get(str(settings.xla).lower(), "auto")
         self.jit_compile = use_xla(arch, xla) and not distributed
 

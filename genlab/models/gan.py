@@ -10,9 +10,9 @@ which is the recipe's sigmoid + binary cross-entropy.
 Shapes: z (N, latent_dim) float32; label (N,) int32; image (N, H, W, C) float32.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 from keras import layers
 
 from genlab.errors import GenlabError

@@ -18,11 +18,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from genlab import config
-from genlab.detect import memorization_summary, nearest_train_distances, two_sample_accuracy
 from genlab.errors import GenlabError
-from genlab.evaluator import features_and_proba
-from genlab.metrics import (class_histogram, classes_covered, classifier_score, frechet_distance,
-                            kid, kl_to_uniform, precision_recall)
+from genlab.evaluation.detect import memorization_summary, nearest_train_distances, two_sample_accuracy
+from genlab.evaluation.evaluator import features_and_proba
+from genlab.evaluation.metrics import (
+    class_histogram,
+    classes_covered,
+    classifier_score,
+    frechet_distance,
+    kid,
+    kl_to_uniform,
+    precision_recall,
+)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ doubles per block). Functions return plain Python floats.
   kid                    kernel inception distance: unbiased MMD^2, cubic kernel (lower is better)
   precision_recall       improved precision/recall, Kynkäänniemi et al. 2019 (higher is better)
   class_histogram, kl_to_uniform, classes_covered, classifier_score   class balance/diversity
-Nearest-neighbour helpers (knn_sq_dists, within_radius) are shared with genlab.detect.
+Nearest-neighbour helpers (knn_sq_dists, within_radius) are shared with genlab.evaluation.detect.
 """
 
 import numpy as np

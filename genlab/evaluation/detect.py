@@ -8,7 +8,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from genlab.errors import GenlabError
-from genlab.metrics import as_features, knn_sq_dists
+from genlab.evaluation.metrics import as_features, knn_sq_dists
 
 
 def _fit_logistic(x, y, *, l2, max_iter):

@@ -1,29 +1,30 @@
 """Training of the VAE / plain autoencoder (library side of the train_vae stage).
 
 `train_vae` builds the model from the stage's params, puts the training images on the device as
-[0, 1] Bernoulli targets, runs genlab.train.fit with `VaeTask`'s step (random batch indices and
+[0, 1] Bernoulli targets, runs genlab.training.loop.fit with `VaeTask`'s step (random batch indices and
 reparameterization noise from stateless RNG keyed by (seed, iteration)), logs the losses on the
 whole validation split at every log interval, and writes the model folder atomically only when
-training has finished without divergence. See genlab.vae for the likelihood and the loss.
+training has finished without divergence. See genlab.models.vae for the likelihood and the loss.
 """
 
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
-from genlab import data, devices
-from genlab.models import save_model
-from genlab.train import (RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism,
-                          use_xla)
-from genlab.vae import VAE, vae_config, vae_losses, vae_step
+from genlab.data import processed
+from genlab.models import vae as vae_model
+from genlab.models.store import save_model
+from genlab.models.vae import VAE, vae_config, vae_losses, vae_step
+from genlab.training import devices
+from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism
 
 
 class VaeTask:
     """VAE model + Adam + the data (resident on the device, or streamed from a memory-mapped array
     when in_memory is False), the per-iteration step (graph code) and validation losses.
-    optimizer: wraps the Adam (genlab.devices.Placement.optimizer: loss scaling for fp16)."""
+    optimizer: wraps the Adam (genlab.training.devices.Placement.optimizer: loss scaling for fp16)."""
 
     name = "train_vae"
     hint = "lower vae.lr, or check the training data for NaN/Inf"
@@ -32,7 +33,7 @@ class VaeTask:
     def __init__(self, model, x, x_val, lr, beta, seed, in_memory=True, optimizer=None):
         self.model, self.beta, self.seed, self.in_memory, self.n = model, float(beta), seed, in_memory, len(x)
         self.value_range = model.config["value_range"]
-        self._to_unit = lambda rows: data.to_unit(rows, self.value_range)   # (N, H, W, C) in [0, 1]
+        self._to_unit = lambda rows: processed.to_unit(rows, self.value_range)   # (N, H, W, C) in [0, 1]
         self.x_host = x                                                      # in the data range
         if in_memory:
             self.x = device_data(self._to_unit(x))
@@ -80,7 +81,7 @@ class VaeTask:
         """An 8x8 grid of fixed-seed samples (for the AE only once its code Gaussian is fitted)."""
         m = self.model
         if m.variational or m.config.get("code_gaussian"):
-            x01 = data.to_unit(m.generate(64, self.seed), m.config["value_range"])
+            x01 = processed.to_unit(m.generate(64, self.seed), m.config["value_range"])
             live.log_image(f"samples/{step}.png", grid_uint8(x01, 8))
 
     def after_update(self, step):
@@ -100,7 +101,7 @@ def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_d
     """Train a VAE (or plain AE) on dataset["train"], validating on dataset["val"]; save it to
     model_dir and return it. Every keyword except jit_compile/on_log/out is a param of the stage and
     part of the run's fingerprint. settings.strategy, mixed_precision, xla and data_in_memory decide
-    where and how it runs (genlab.devices); jit_compile ("auto", True, False) overrides xla."""
+    where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla."""
     args = dict(arch=arch, variant=variant, latent_dim=latent_dim, beta=beta, hidden=hidden, filters=filters, lr=lr)
     meta = dataset["meta"]
     cfg = vae_config(arch=arch, variant=variant, latent_dim=latent_dim, hidden=hidden, filters=filters,
@@ -108,8 +109,9 @@ def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_d
     placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
     for note in placement.notes:
         print(note, file=out or sys.stderr, flush=True)
-    jit = placement.jit_compile if jit_compile is None else use_xla(arch, jit_compile) and placement.replicas == 1
-    fp = run_fingerprint("train_vae", args, settings, dataset, ["train", "val"], ["vae.py", "train.py", "train_vae.py"])
+    jit = (placement.jit_compile if jit_compile is None
+           else devices.use_xla(arch, jit_compile) and placement.replicas == 1)
+    fp = run_fingerprint("train_vae", args, settings, dataset, ["train", "val"], [vae_model, sys.modules[__name__]])
     set_determinism(settings.seed)
     with placement.scope():
         task = VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], lr, beta, settings.seed,

@@ -1,7 +1,7 @@
 """The evaluator: a small CNN classifier trained on real training images only.
 
 Its penultimate-layer features and its class probabilities are the yardstick for every
-generative model (genlab.metrics, genlab.scoring). It is saved self-describingly as
+generative model (genlab.evaluation.metrics, genlab.evaluation.scoring). It is saved self-describingly as
   evaluator.keras  the whole Keras model (architecture + weights; Keras's own serialization)
   evaluator.json   construction arguments, input shape/range, dataset, accuracies, history
 so sample/evaluate never restate the architecture.

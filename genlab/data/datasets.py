@@ -51,7 +51,7 @@ BUILTIN = {
         class_names=tuple(str(d) for d in range(10)),
     ),
 }
-NAMES = tuple(BUILTIN) + ("url", "image_folder")   # image_folder: see genlab.image_folder
+NAMES = tuple(BUILTIN) + ("url", "image_folder")   # image_folder: see genlab.data.image_folder
 URL_FILE = "dataset.npz"   # what a user-URL dataset is saved as
 
 
@@ -79,7 +79,7 @@ def get(name, url="", sha256=""):
     if name == "url":
         return user_dataset(url, sha256)
     if name == "image_folder":
-        raise GenlabError("data.name image_folder is imported from data.path (genlab.image_folder), not fetched")
+        raise GenlabError("data.name image_folder is imported from data.path (genlab.data.image_folder), not fetched")
     if name not in BUILTIN:
         raise GenlabError(f"data.name must be one of {', '.join(NAMES)}, got {name!r}")
     return BUILTIN[name]

@@ -1,7 +1,7 @@
 """Training of the GAN (library side of the train_gan stage).
 
 `train_gan` builds the GAN from the stage's params, puts the training images on the device (in
-the generator's tanh range [-1, 1]), runs genlab.train.fit with `GanTask`'s step (random batch
+the generator's tanh range [-1, 1]), runs genlab.training.loop.fit with `GanTask`'s step (random batch
 indices, noise and fake labels from stateless RNG keyed by (seed, iteration)), and writes the model
 folder atomically only when training has finished without divergence.
 
@@ -14,15 +14,16 @@ et al. 2019; the averaged generator is what the grids show and what is saved; 0 
 
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
-from genlab import data, devices
-from genlab.gan import GAN, gan_config, gan_step
-from genlab.models import save_model
-from genlab.train import (RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism,
-                          use_xla)
+from genlab.data import processed
+from genlab.models import gan as gan_model
+from genlab.models.gan import GAN, gan_config, gan_step
+from genlab.models.store import save_model
+from genlab.training import devices
+from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism
 
 EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early averages forget the init
 
@@ -30,7 +31,7 @@ EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early
 class GanTask:
     """GAN model + two Adam optimizers + the data (resident on the device, or streamed from a
     memory-mapped array when in_memory is False), and the per-iteration step (graph code).
-    optimizer: wraps each Adam (genlab.devices.Placement.optimizer: loss scaling for fp16)."""
+    optimizer: wraps each Adam (genlab.training.devices.Placement.optimizer: loss scaling for fp16)."""
 
     name = "train_gan"
     metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -112,7 +113,7 @@ class GanTask:
         if raw is not None:
             for v, value in zip(m.generator.variables, raw):
                 v.assign(value)
-        live.log_image(f"samples/{step}.png", grid_uint8(data.to_unit(x, m.config["value_range"]), 8))
+        live.log_image(f"samples/{step}.png", grid_uint8(processed.to_unit(x, m.config["value_range"]), 8))
 
     def finish(self):
         """With gan.ema: the averaged generator becomes the model's generator (what is saved). Done
@@ -124,7 +125,7 @@ class GanTask:
 def gan_task(dataset, *, arch, conditional, latent_dim, hidden, filters, lr, beta_1, seed, d_lr=0.0,
              loss="ns", ema=0.0, placement=None, in_memory=True):
     """A GanTask for dataset["train"] with a GAN built from these params (also used by benchmarks).
-    Call it inside placement.scope() when a placement (genlab.devices.Placement) is given."""
+    Call it inside placement.scope() when a placement (genlab.training.devices.Placement) is given."""
     meta = dataset["meta"]
     cfg = gan_config(arch=arch, latent_dim=latent_dim, conditional=conditional, hidden=hidden, filters=filters,
                      shape=meta["shape"], n_classes=meta["n_classes"], value_range=meta["range"])
@@ -141,19 +142,20 @@ def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, late
               out=None):
     """Train a GAN on dataset["train"], save it to model_dir, return it.
 
-    dataset: {"meta": meta, "train": (x, y)} (genlab.train.load_training_data), x in meta["range"]
+    dataset: {"meta": meta, "train": (x, y)} (genlab.training.loop.load_training_data), x in meta["range"]
     (a memory-mapped x with settings.data_in_memory False). Every keyword except
     jit_compile/on_log/out is a param of the stage and part of the run's fingerprint, so a
     checkpoint made with other values is not resumed. settings.strategy, mixed_precision and xla
-    decide where and how it runs (genlab.devices); jit_compile ("auto", True, False) overrides xla.
+    decide where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla.
     """
     args = dict(arch=arch, conditional=conditional, latent_dim=latent_dim, hidden=hidden, filters=filters,
                 lr=lr, beta_1=beta_1, d_lr=d_lr, loss=loss, ema=ema)
     placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
     for note in placement.notes:
         print(note, file=out or sys.stderr, flush=True)
-    jit = placement.jit_compile if jit_compile is None else use_xla(arch, jit_compile) and placement.replicas == 1
-    fp = run_fingerprint("train_gan", args, settings, dataset, ["train"], ["gan.py", "train.py", "train_gan.py"])
+    jit = (placement.jit_compile if jit_compile is None
+           else devices.use_xla(arch, jit_compile) and placement.replicas == 1)
+    fp = run_fingerprint("train_gan", args, settings, dataset, ["train"], [gan_model, sys.modules[__name__]])
     set_determinism(settings.seed)
     with placement.scope():
         task = gan_task(dataset, seed=settings.seed, placement=placement, in_memory=settings.data_in_memory,

@@ -1,6 +1,6 @@
 """Figures of generated images: grids, latent interpolation strips, attribute-vector edits, 2-D latent maps.
 
-Everything takes images already mapped to [0, 1] (genlab.data.to_unit) with shape (N, H, W, C),
+Everything takes images already mapped to [0, 1] (genlab.data.processed.to_unit) with shape (N, H, W, C),
 and writes PNG files atomically. Latent-space helpers are plain numpy on code arrays.
 """
 

@@ -1,7 +1,7 @@
 """Trained models (GAN, VAE) as self-describing folders: the format, and saving.
 
 A model folder holds config.json ({"family": "gan" | "vae", "format", "config": construction
-arguments}) and one Keras `<network>.weights.h5` per network. Loading is genlab.load.load_model,
+arguments}) and one Keras `<network>.weights.h5` per network. Loading is genlab.models.load.load_model,
 kept apart so that a training stage depends only on its own model's code (see dvc.yaml).
 """
 

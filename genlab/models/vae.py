@@ -15,9 +15,9 @@ Arrays: x01 (N, H, W, C) float32 in [0, 1]; z (N, latent_dim) float32. The numpy
 (encode, decode_logits, decode, generate) work in batches through compiled functions.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 from keras import layers
 
 from genlab.errors import GenlabError

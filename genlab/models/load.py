@@ -1,7 +1,7 @@
-"""Load a trained GAN or VAE from its model folder (format: genlab.models).
+"""Load a trained GAN or VAE from its model folder (format: genlab.models.store).
 
 `load_model(dir)` rebuilds the networks from the saved config with the same builders used for
-training (genlab.gan / genlab.vae), so no caller restates an architecture. The loaded object offers
+training (genlab.models.gan / genlab.models.vae), so no caller restates an architecture. The loaded object offers
 `generate(n, seed, labels=None)` (images in the data range) and, for a VAE, `encode`,
 `decode_logits`, `decode`.
 """
@@ -9,15 +9,15 @@ training (genlab.gan / genlab.vae), so no caller restates an architecture. The l
 from pathlib import Path
 
 from genlab.errors import GenlabError
-from genlab.gan import GAN
-from genlab.models import read_model_config
-from genlab.vae import VAE
+from genlab.models.gan import GAN
+from genlab.models.store import read_model_config
+from genlab.models.vae import VAE
 
 FAMILIES = {"gan": GAN, "vae": VAE}
 
 
 def load_model(model_dir):
-    """Rebuild the GAN or VAE saved in model_dir (see genlab.models.save_model)."""
+    """Rebuild the GAN or VAE saved in model_dir (see genlab.models.store.save_model)."""
     d = Path(model_dir)
     family, config = read_model_config(d)
     if family not in FAMILIES:

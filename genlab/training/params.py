@@ -1,8 +1,8 @@
 """The params the training stages read, validated (no TensorFlow import, so errors come at once).
 
 Each function returns exactly the keys it read, as keyword arguments for the library:
-train_settings -> genlab.train.TrainSettings, gan_params -> genlab.train_gan.train_gan,
-vae_params -> genlab.train_vae.train_vae.
+train_settings -> genlab.training.loop.TrainSettings, gan_params -> genlab.training.gan.train_gan,
+vae_params -> genlab.training.vae.train_vae.
 """
 
 from genlab import config
@@ -18,7 +18,7 @@ def _positive(params, key):
 
 def train_settings(params):
     """train.epochs (iterations of one batch), batch_size, seed, log_every, ckpt_every; and where and
-    how to run: strategy, mixed_precision, xla, data_in_memory (genlab.devices)."""
+    how to run: strategy, mixed_precision, xla, data_in_memory (genlab.training.devices)."""
     get = lambda key, lo: config.get(params, f"train.{key}", int, lo=lo)  # noqa: E731
     return {"iterations": get("epochs", 1), "batch_size": get("batch_size", 1), "seed": get("seed", 0),
             "log_every": get("log_every", 1), "ckpt_every": get("ckpt_every", 1),

@@ -1,6 +1,6 @@
 """normalize: scale raw uint8 images to float32 in a range, NHWC layout, seeded train/val split.
 
-Output (see genlab.data for the reader): {train,val,test}_{x,y}.npy and meta.json in one folder,
+Output (see genlab.data.processed for the reader): {train,val,test}_{x,y}.npy and meta.json in one folder,
 written atomically. MLP models flatten x to (N, H*W*C) themselves: a free reshape.
 """
 

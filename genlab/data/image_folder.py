@@ -10,7 +10,7 @@ modes become one uint8 array (N, S, S, C).
 The test split is stratified and seeded: in every class a share test_fraction of its images
 (at least one) is held out, chosen by a permutation from `seed`; the rest is the training split.
 
-Output (read by genlab.readers.load_raw, format "npy"): x_train.npy, y_train.npy, x_test.npy,
+Output (read by genlab.data.readers.load_raw, format "npy"): x_train.npy, y_train.npy, x_test.npy,
 y_test.npy and dataset.json, written atomically. Same folder and params -> byte-identical output.
 """
 

@@ -1,5 +1,5 @@
 """Readers for the raw dataset formats: IDX (MNIST/Fashion-MNIST, optionally gzipped), .npz, and
-four .npy files (an image folder imported by genlab.image_folder).
+four .npy files (an image folder imported by genlab.data.image_folder).
 
 Every malformed input is refused with a GenlabError naming the file; none crashes or hangs.
 """

@@ -1,6 +1,6 @@
 """The compiled training loop shared by the GAN and VAE stages.
 
-A *task* (GanTask in genlab.train_gan, VaeTask in genlab.train_vae) supplies
+A *task* (GanTask in genlab.training.gan, VaeTask in genlab.training.vae) supplies
   model, name, metric_names, hint      the model being trained, the stage name, the losses the
                                        step returns, and what to advise when they diverge
   variables()                          every variable of its state (networks, optimizers)
@@ -33,12 +33,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
-from genlab import checkpoint, data
+from genlab.data import processed
 from genlab.errors import GenlabError
+from genlab.training import checkpoint
 
 # Stateless RNG algorithm of every training draw: pinned, because "auto_select" picks another
 # algorithm under XLA, so XLA and non-XLA code (a tf.data pipeline, a distributed step) would draw
@@ -55,7 +56,7 @@ class TrainSettings:
     seed: int
     log_every: int
     ckpt_every: int
-    strategy: str = "default"          # default | mirrored | multi_worker (genlab.devices)
+    strategy: str = "default"          # default | mirrored | multi_worker (genlab.training.devices)
     mixed_precision: str = "none"      # none | bf16 | fp16 (GPU only; ignored with a note on a CPU)
     xla: str = "auto"                  # auto | true | false
     data_in_memory: bool = True        # False: stream batches from the memory-mapped .npy files
@@ -64,9 +65,9 @@ class TrainSettings:
 def load_training_data(data_dir, splits, in_memory=True):
     """{"meta": meta, split: (x, y) for split in splits} from the normalize stage's folder: in memory,
     or with in_memory=False the images memory-mapped (read batch by batch while training)."""
-    out = {"meta": data.load_meta(data_dir)}
+    out = {"meta": processed.load_meta(data_dir)}
     for split in splits:
-        x, y = data.load_split(data_dir, split, mmap=not in_memory)
+        x, y = processed.load_split(data_dir, split, mmap=not in_memory)
         if in_memory or x.dtype != np.float32:
             x = np.ascontiguousarray(x, dtype=np.float32)
         out[split] = (x, np.ascontiguousarray(y, dtype=np.int32))
@@ -75,23 +76,18 @@ def load_training_data(data_dir, splits, in_memory=True):
 
 def run_fingerprint(stage, args, settings, dataset, splits, modules):
     """The identity of a training run: every param the stage read (args + settings), the data's meta
-    and digest, the source of the modules that define the model and the step, and library versions."""
-    here = Path(__file__).resolve().parent
-    code = hashlib.sha256(b"".join((here / m).read_bytes() for m in modules)).hexdigest()
+    and digest, the source of the modules that define the model and the step (modules: module
+    objects; this loop and genlab.training.devices, which change the numerics, are always included),
+    and library versions."""
+    from genlab.training import devices
+    files = [Path(m.__file__) for m in (*modules, sys.modules[__name__], devices)]
+    code = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     return checkpoint.fingerprint({
         "stage": stage, "args": args, "train": asdict(settings),
         "data": {"meta": dataset["meta"], "sha256": checkpoint.array_digest(*[a for s in splits for a in dataset[s]])},
         "code": code,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
     })
-
-
-def use_xla(arch, jit_compile="auto"):
-    """Whether to XLA-compile the training loop. "auto": always for MLPs (measured 1.3x faster on
-    CPU); for convolutional nets only on a GPU (XLA's CPU convolutions measured 13x slower)."""
-    if jit_compile != "auto":
-        return bool(jit_compile)
-    return arch == "mlp" or bool(tf.config.list_physical_devices("GPU"))
 
 
 def device_data(array):
@@ -226,7 +222,7 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
     on_log(step, values): optional callback after each logged interval. Raises GenlabError when a
     loss becomes NaN/Inf (nothing is checkpointed after that). On KeyboardInterrupt (Ctrl-C, or
     SIGTERM turned into one by `sigterm_as_interrupt`) a checkpoint of the current iteration is
-    written before the interrupt propagates. placement: a genlab.devices.Placement (None = the
+    written before the interrupt propagates. placement: a genlab.training.devices.Placement (None = the
     default single device); call fit inside placement.scope(). With several workers only the chief
     writes checkpoints and logs (the others log into a temporary folder), and chunk lengths depend
     on the log/checkpoint intervals only, so that every worker makes the same calls.

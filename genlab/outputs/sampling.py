@@ -15,10 +15,9 @@ classifies as the target class), so the picture comes with a number.
 
 import numpy as np
 
-from genlab.data import to_unit
-from genlab.figures import (attribute_vector, interpolate, project_2d, save_grid, save_latent_map,
-                            save_rows)
+from genlab.data.processed import to_unit
 from genlab.io import write_json
+from genlab.outputs.figures import attribute_vector, interpolate, project_2d, save_grid, save_latent_map, save_rows
 
 EDIT_STEPS = (0.0, 0.5, 1.0, 1.5)   # multiples of the attribute vector shown in attribute.png
 

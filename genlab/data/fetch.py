@@ -24,7 +24,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from genlab import datasets
+from genlab.data import datasets
 from genlab.errors import GenlabError
 from genlab.io import atomic_dir, write_json
 

@@ -1,0 +1,1 @@
+"""Data: fetch, validate and normalize the dataset, and load the processed arrays."""

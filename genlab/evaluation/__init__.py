@@ -1,0 +1,1 @@
+"""Evaluation: the evaluator (the yardstick), sample-quality metrics, detectors, ELBO."""

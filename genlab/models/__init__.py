@@ -1,0 +1,1 @@
+"""Models: the GAN and VAE networks, and trained models as self-describing folders."""

@@ -1,0 +1,1 @@
+"""Outputs: samples and figures, and the report."""

@@ -1,0 +1,1 @@
+"""Training: the compiled loop, the GAN and VAE tasks, checkpoints, devices."""
