@@ -1,0 +1,316 @@
+"""The `genlab` command: make images with a model folder the pipeline trained (models/gan, models/vae).
+
+    genlab generate MODEL -n 64 [--class C] [--seed S] -o out.png|out.npz
+    genlab interpolate MODEL --from A --to B [--steps 9] [--seed S] -o strip.png|strip.npz
+    genlab edit MODEL (--image in.png | --seed S) --to C [--from C] [--steps 5] -o out.png|out.npz
+    genlab export MODEL OUT_DIR
+
+A class C is a name from the data's meta.json (`--class Sneaker`, `--class "Ankle boot"`) or an id.
+`.png` writes a grid of the images (pixel-exact, `--scale` times larger); `.npz` writes `x` (float32
+(N, H, W, C) in [0, 1]) and, where there are any, `labels`. Bad input is one `error:` line, exit 1,
+and no file is left half-written.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from genlab.errors import GenlabError
+
+META = "data/processed/meta.json"
+DATA = "data/processed"
+
+
+def class_names(meta_path, n_classes=None):
+    """The class names from meta.json; the ids as strings when it is absent (n_classes known), else None."""
+    p = Path(meta_path)
+    if p.is_file():
+        names = json.loads(p.read_text()).get("class_names")
+        if isinstance(names, list) and (n_classes is None or len(names) == n_classes):
+            return [str(n) for n in names]
+    return [str(k) for k in range(n_classes)] if n_classes else None
+
+
+def class_id(value, names):
+    """A class name (any case) or id -> the id; one clear line for one the model does not know."""
+    if names is None:
+        raise GenlabError(f"class {value!r}: the class names are in the data's meta.json, which was not found: "
+                          "run from the project root after `dvc repro normalize`, or pass --meta")
+    lowered = [n.lower() for n in names]
+    if value.lower() in lowered:
+        return lowered.index(value.lower())
+    if value.isdigit() and int(value) < len(names):
+        return int(value)
+    known = ", ".join(f"{k} {n!r}" if n != str(k) else n for k, n in enumerate(names))
+    raise GenlabError(f"unknown class {value!r}: this model knows {known}")
+
+
+def read_image(path, shape):
+    """A PNG/JPEG of exactly the model's image size -> float32 (1, H, W, C) in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+    h, w, c = shape
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if img.size != (w, h):
+                raise GenlabError(f"{path} is {img.size[0]}x{img.size[1]} pixels: this model takes {w}x{h} "
+                                  f"images with {c} channel{'s' if c > 1 else ''}; resize it first")
+            if c == 1 and mode not in ("L", "1", "I;16", "I"):
+                raise GenlabError(f"{path} is a {mode} image: this model takes greyscale images "
+                                  "(1 channel); convert it first")
+            if c == 3 and mode not in ("RGB",):
+                raise GenlabError(f"{path} is a {mode} image: this model takes RGB images (3 channels); "
+                                  "convert it first")
+            a = np.asarray(img)
+    except (FileNotFoundError, IsADirectoryError):
+        raise GenlabError(f"{path} not found: give the path of a PNG or JPEG image") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise GenlabError(f"{path} is not a readable image ({type(e).__name__}): give a PNG or JPEG") from None
+    scale = 65535.0 if a.dtype == np.uint16 or mode.startswith("I") else (1.0 if a.dtype == bool else 255.0)
+    x = a.astype(np.float32) / scale
+    return x.reshape(1, h, w, c)
+
+
+def write_images(path, x01, ncol, labels=None, scale=2):
+    """x01 (N, H, W, C) in [0, 1] -> a grid PNG (ncol per row) or an .npz, written atomically."""
+    from genlab.io import atomic_file, write_npz
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".npz"):
+        raise GenlabError(f"-o {path}: give a .png (a grid) or .npz (the arrays) file name")
+    if not path.parent.is_dir():
+        raise GenlabError(f"-o {path}: the folder {path.parent} does not exist; create it first")
+    x01 = np.clip(np.asarray(x01, np.float32), 0.0, 1.0)
+    if path.suffix.lower() == ".npz":
+        write_npz(path, x=x01, **({} if labels is None else {"labels": np.asarray(labels, np.int32)}))
+        return
+    import io
+
+    from PIL import Image
+
+    from genlab.outputs.figures import tile
+    mosaic = (tile(x01, ncol) * 255.0 + 0.5).astype(np.uint8)
+    mosaic = mosaic.repeat(scale, axis=0).repeat(scale, axis=1)
+    img = Image.fromarray(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    with atomic_file(path) as f:
+        f.write(buf.getvalue())
+
+
+def to01(model, x):
+    lo, hi = model.config["value_range"]
+    return ((x - lo) / (hi - lo)).astype(np.float32)
+
+
+def gan_images(model, z, weights=None):
+    """The GAN's images, in [0, 1], for codes z (N, latent_dim) and, for a conditional GAN, class
+    weights (N, K): a one-hot row is that class, a mix of two rows lies between them. The class enters
+    the generator linearly (one-hot joined to z, then a Dense layer), so the layers after that join,
+    applied to [z, weights], are the generator itself (tests check it against GAN.generate)."""
+    from keras import ops
+    z = np.asarray(z, np.float32)
+    if not model.conditional:
+        return ((ops.convert_to_numpy(model.generator(z, training=False)) + 1.0) * 0.5).astype(np.float32)
+    g = model.generator
+    names = [layer.name for layer in g.layers]
+    h = np.concatenate([z, np.asarray(weights, np.float32)], axis=1)
+    for layer in g.layers[names.index("z_label") + 1:]:
+        h = layer(h, training=False)
+    return ((ops.convert_to_numpy(h) + 1.0) * 0.5).astype(np.float32)
+
+
+def one_hot(k, n_classes, rows=1):
+    return np.repeat(np.eye(n_classes, dtype=np.float32)[[k]], rows, axis=0)
+
+
+def codes(model, n, seed):
+    """The codes GAN.generate draws for (n, seed): z ~ N(0, I) from numpy's default_rng(seed)."""
+    return np.random.default_rng(seed).standard_normal((n, model.latent_dim)).astype(np.float32)
+
+
+def vae_class_codes(model, data_dir, per_class=2000):
+    """Mean code of each class of the training split (data_dir, normalize's output): (K, latent_dim)."""
+    from genlab.data.processed import load_split, to_unit
+    try:
+        x, y = load_split(data_dir, "train")
+        meta = json.loads((Path(data_dir) / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        raise GenlabError(f"a VAE needs the training data to find a class's codes, and {data_dir} cannot be "
+                          f"read ({type(e).__name__}): run `dvc repro normalize`, or pass --data") from None
+    means = []
+    for k in range(int(meta["n_classes"])):
+        idx = np.flatnonzero(y == k)[:per_class]
+        means.append(model.encode(to_unit(x[idx], meta["range"]))[0].mean(axis=0))
+    return np.stack(means).astype(np.float32)
+
+
+def cmd_generate(model, args, names):
+    label = None
+    if args.cls is not None:
+        if model.family != "gan":
+            raise GenlabError("a VAE is unconditional: it cannot generate a chosen class (drop --class)")
+        if not model.conditional:
+            raise GenlabError("this GAN is unconditional (gan.conditional: false): it cannot generate a chosen "
+                              "class; drop --class, or train it with gan.conditional: true")
+        label = class_id(args.cls, names)
+    if model.family == "gan":
+        x, labels = model.generate(args.n, args.seed, labels=label, return_labels=True)
+    else:
+        x, labels = model.generate(args.n, args.seed), None
+    write_images(args.out, to01(model, x), args.ncol or int(np.ceil(np.sqrt(args.n))), labels, args.scale)
+    return f"{args.n} images -> {args.out}"
+
+
+def _gan_end(model, value, names, args, which):
+    """--from/--to of a GAN -> (code, class weights or None): seed:N is the code of seed N (with
+    --class for a conditional GAN), a class is the code of --seed with that class."""
+    if value.startswith("seed:"):
+        if not value[5:].isdigit():
+            raise GenlabError(f"--{which} {value}: a seed end is seed:<non-negative integer>")
+        z = codes(model, 1, int(value[5:]))[0]
+        return z, (one_hot(class_id(args.cls, names) if args.cls else 0, model.n_classes)[0]
+                   if model.conditional else None)
+    if not model.conditional:
+        raise GenlabError(f"--{which} {value}: this GAN is unconditional, so its ends are codes: "
+                          "give seed:<integer> (for example --from seed:1 --to seed:2)")
+    return codes(model, 1, args.seed)[0], one_hot(class_id(value, names), model.n_classes)[0]
+
+
+def _vae_end(model, value, names, args, which):
+    """--from/--to of a VAE -> its code: an image file is encoded, a class is its mean training code."""
+    if Path(value).suffix.lower() in (".png", ".jpg", ".jpeg") or Path(value).is_file():
+        return model.encode(read_image(value, model.config["shape"]))[0][0]
+    if args.class_codes is None:
+        args.class_codes = vae_class_codes(model, args.data)
+    return args.class_codes[class_id(value, names)]
+
+
+def cmd_interpolate(model, args, names):
+    from genlab.outputs.figures import interpolate
+    t = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
+    if model.family == "vae":
+        args.class_codes = None
+        z0, z1 = (_vae_end(model, v, names, args, w) for v, w in ((args.src, "from"), (args.dst, "to")))
+        x01 = model.decode(np.asarray(interpolate(z0, z1, args.steps, spherical=False), np.float32))
+    else:
+        (z0, w0), (z1, w1) = (_gan_end(model, v, names, args, w) for v, w in ((args.src, "from"), (args.dst, "to")))
+        z = np.asarray(interpolate(z0, z1, args.steps, spherical=True), np.float32)
+        x01 = gan_images(model, z, None if w0 is None else (1 - t) * w0 + t * w1)
+    write_images(args.out, x01, args.steps, None, args.scale)
+    return f"{args.steps} images from {args.src} to {args.dst} -> {args.out}"
+
+
+def cmd_edit(model, args, names):
+    to = class_id(args.to, names)
+    t = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
+    if model.family == "gan":
+        if args.image:
+            raise GenlabError("a GAN has no encoder, so it cannot edit a given image: use a VAE model, "
+                              "or give --seed to switch the class of a generated image")
+        if not model.conditional:
+            raise GenlabError("this GAN is unconditional (gan.conditional: false): it cannot switch classes; "
+                              "train it with gan.conditional: true")
+        # The image `genlab generate -n 1 --seed S` draws (its code and class), moved to class --to.
+        start = class_id(args.src, names) if args.src else int(model.generate(1, args.seed, return_labels=True)[1][0])
+        z = np.repeat(codes(model, 1, args.seed), args.steps, axis=0)
+        x01 = gan_images(model, z, (1 - t) * one_hot(start, model.n_classes) + t * one_hot(to, model.n_classes))
+        what = f"seed {args.seed}"
+    else:
+        if not args.image:
+            raise GenlabError("edit with a VAE takes --image in.png (the image to edit)")
+        z = model.encode(read_image(args.image, model.config["shape"]))[0][0]
+        means = vae_class_codes(model, args.data)
+        start = class_id(args.src, names) if args.src else int(np.argmin(((means - z) ** 2).sum(axis=1)))
+        x01 = model.decode(z[None] + t * (means[to] - means[start])[None])
+        what = args.image
+    write_images(args.out, x01, args.steps, None, args.scale)
+    return f"{what}: {names[start]} -> {names[to]} in {args.steps} steps -> {args.out}"
+
+
+def cmd_export(model, args, names):
+    from genlab.models.export import export
+    export(model, args.out_dir, names)
+    return f"{model.family} exported -> {args.out_dir} (Keras .keras files and a TensorFlow SavedModel)"
+
+
+def parser():
+    title, usage = __doc__.split("\n\n", 1)
+    ap = argparse.ArgumentParser(prog="genlab", description=title, epilog=usage,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def common(p, out=True):
+        p.add_argument("model", help="a model folder the pipeline wrote (models/gan or models/vae)")
+        p.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
+        p.add_argument("--seed", type=int, default=0, help="seed of the codes drawn (default 0)")
+        if out:
+            p.add_argument("-o", "--out", required=True, help="output file: .png (a grid) or .npz (arrays)")
+            p.add_argument("--scale", type=int, default=2, help="PNG pixels per image pixel (default 2)")
+        return p
+
+    g = common(sub.add_parser("generate", help="new images, of one class if the model is conditional"))
+    g.add_argument("-n", type=int, default=64, help="how many images (default 64)")
+    g.add_argument("--class", dest="cls", help="a class name or id (conditional GAN only)")
+    g.add_argument("--ncol", type=int, help="images per row of the PNG (default: a square grid)")
+    i = common(sub.add_parser("interpolate", help="a strip of images morphing from one end to the other",
+                              description="Ends: a class (name or id) for a conditional GAN or a VAE; seed:N "
+                                          "(the code of seed N) for a GAN; an image file for a VAE."))
+    i.add_argument("--from", dest="src", required=True, help="start: a class, seed:N (GAN) or an image (VAE)")
+    i.add_argument("--to", dest="dst", required=True, help="end: a class, seed:N (GAN) or an image (VAE)")
+    i.add_argument("--steps", type=int, default=9, help="images in the strip (default 9)")
+    i.add_argument("--class", dest="cls", help="conditional GAN with seed:N ends: the class drawn (default 0)")
+    i.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
+    e = common(sub.add_parser("edit", help="move an image toward another class",
+                              description="VAE: encode --image, move its code along the attribute vector "
+                                          "(mean code of --to minus that of its class), decode. Conditional "
+                                          "GAN: the image of --seed, drawn again with class --to."))
+    e.add_argument("--image", help="the image to edit (VAE): a PNG/JPEG of the model's size")
+    e.add_argument("--to", required=True, help="the class to move toward (name or id)")
+    e.add_argument("--from", dest="src", help="the image's class (default: for a VAE the nearest class in code "
+                                              "space, for a GAN the class `generate -n 1 --seed S` draws)")
+    e.add_argument("--steps", type=int, default=5, help="images from the original to the edit (default 5)")
+    e.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
+    x = sub.add_parser("export", help="the networks as .keras files and a SavedModel, usable without genlab")
+    x.add_argument("model", help="a model folder the pipeline wrote (models/gan or models/vae)")
+    x.add_argument("out_dir", help="a new folder to write")
+    x.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
+    return ap
+
+
+def check_args(args):
+    for name in ("n", "steps", "scale", "ncol"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise GenlabError(f"--{name} must be a positive integer, got {value}")
+    if getattr(args, "steps", 2) < 2 and args.command == "interpolate":
+        raise GenlabError("--steps must be at least 2 for a strip")
+    if getattr(args, "seed", 0) < 0:
+        raise GenlabError(f"--seed must be a non-negative integer, got {args.seed}")
+
+
+def execute(args):
+    """Run one parsed command; a problem the user can fix raises GenlabError. Returns the summary line."""
+    check_args(args)
+    from genlab.models.load import load_model
+    if not Path(args.model).is_dir():
+        raise GenlabError(f"{args.model} is not a folder: give a model folder the pipeline wrote "
+                          "(models/gan or models/vae)")
+    model = load_model(args.model)
+    names = class_names(args.meta, model.config.get("n_classes"))
+    commands = {"generate": cmd_generate, "interpolate": cmd_interpolate, "edit": cmd_edit, "export": cmd_export}
+    return f"genlab {args.command}: {commands[args.command](model, args, names)}"
+
+
+def main(argv=None):
+    """The console command: one `error:` line and exit status 1 for bad input (genlab.cli.run)."""
+    from genlab import cli
+    args = parser().parse_args(argv)
+    cli.run(lambda: print(execute(args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
