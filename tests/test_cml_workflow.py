@@ -1,0 +1,64 @@
+"""The CI-reproduced report, run for real: .github/workflows/cml.yaml's `run:` steps in order, as
+written, in a fresh clone of a pull-request branch (smoke-size params) against `main` (the project as
+committed), with `cml` replaced by a stand-in that records the comment (tests/workflow_runner.py)."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from workflow_runner import run_workflow, steps
+
+from conftest import ROOT, SMOKE, shared_data_dir, tool_env
+
+pytestmark = pytest.mark.slow   # the whole pipeline at smoke size (about 3 minutes)
+
+
+def flat(tree, prefix=""):
+    for k, v in tree.items():
+        if isinstance(v, dict) and k != "min_evaluator_accuracy":
+            yield from flat(v, prefix + k + ".")
+        else:
+            yield prefix + k, v
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           check=True, capture_output=True, text=True).stdout.split()
+    work = tmp_path_factory.mktemp("cml")
+    result = run_workflow(work, dict(flat(SMOKE)), [f for f in files if (ROOT / f).is_file()],
+                          env=tool_env(GENLAB_MIRROR=str(shared_data_dir())))
+    return result, work / "record"
+
+
+def test_every_run_step_succeeds(workflow_run):
+    result, record = workflow_run
+    ran = [s for s in result["steps"] if "returncode" in s]
+    logs = {p.name: p.read_text()[-1500:] for p in record.glob("step*.log")}
+    assert len(ran) == sum(1 for _, script, _ in steps() if script) and all(s["returncode"] == 0 for s in ran), \
+        (result["steps"], logs)
+
+
+def test_the_comment_holds_the_diffs_against_main_and_the_report(workflow_run):
+    result, record = workflow_run
+    comment = (record / "comment.md").read_text()
+    assert (record / "cml-args.txt").read_text().split() == \
+        ["comment", "update", "--target=pr", "--publish", "reports/cml-comment.md"]
+    metrics = comment.split("## Metrics: this branch vs main")[1].split("## Params")[0]
+    rows = [r for r in metrics.splitlines() if r.startswith("|")]
+    assert re.match(r"\| Path +\| Metric +\| main +\| workspace +\| Change", rows[0]), rows[:2]
+    metric_names = {r.split("|")[2].strip() for r in rows[2:]}
+    assert {"gan.fd", "vae.fd", "gan.recall", "test_accuracy"} <= metric_names, metric_names
+    params = comment.split("## Params: this branch vs main")[1]
+    assert re.search(r"\| params\.yaml +\| train\.epochs +\| 3000 +\| 60 +\|", params), params[:1500]
+    report = (Path(result["clone"]) / "reports" / "report.md").read_text()
+    assert report.startswith("# Generative models on") and comment.rstrip().endswith(report.rstrip())
+
+
+def test_every_image_of_the_report_is_published(workflow_run):
+    result, record = workflow_run
+    published = (record / "published.txt").read_text().split()
+    missing = (record / "missing.txt").read_text().split()
+    assert missing == [] and len(published) >= 8, (published, missing)
+    assert any("figures/gan/" in p for p in published) and any("figures/vae/" in p for p in published)
