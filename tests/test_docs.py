@@ -9,6 +9,7 @@ For README.md, docs/*.md and benchmarks/README.md (no TensorFlow import: files a
 - every `genlab.x.y` / `genlab.x.y.name` is a module of the package and a top-level name in it,
   and every `stages.x` a stage script;
 - every GENLAB_* environment variable is a string the code reads (a literal in a .py file);
+- every table has a header row and the same number of cells in every row (as GitHub renders it);
 - README.md stays under 12 KB, and test counts, durations and load averages stay in docs/testing.md
   and benchmarks/README.md.
 """
@@ -276,6 +277,27 @@ def test_every_docs_page_is_checked_and_linked_from_the_index():
     for p in (ROOT / "docs").glob("*.md"):
         if p.name != "README.md":
             assert f"]({p.name}" in index, f"docs/README.md does not link {p.name}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_tables_are_well_formed(page):
+    """Every table has a header row above its |---| line, and every row has the header's cell count
+    (GitHub splits cells at every | not escaped as \\|, inside code spans too)."""
+    text = re.sub(r"^```.*?^```", "", (ROOT / page).read_text(), flags=re.S | re.M)
+    lines = text.split("\n")
+
+    def cells(line):
+        return len(re.findall(r"(?<!\\)\|", line.strip().strip("|"))) + 1
+    for i, line in enumerate(lines):
+        if re.fullmatch(r"\|(\s*:?-+:?\s*\|)+\s*", line):
+            header = lines[i - 1] if i else ""
+            assert header.startswith("|"), f"{page}:{i + 1}: a table without a header row"
+            n = cells(header)
+            assert cells(line) == n, f"{page}:{i + 1}: the |---| line has {cells(line)} cells, the header {n}"
+            j = i + 1
+            while j < len(lines) and lines[j].startswith("|"):
+                assert cells(lines[j]) == n, f"{page}:{j + 1}: {cells(lines[j])} cells, the header has {n}"
+                j += 1
 
 
 def test_readme_is_short():
