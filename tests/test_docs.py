@@ -15,6 +15,7 @@ For README.md, docs/*.md and benchmarks/README.md (no TensorFlow import: files a
 """
 
 import ast
+import fnmatch
 import glob
 import json
 import re
@@ -168,7 +169,7 @@ def path_problem(tok):
         if glob.glob(str(ROOT / pat)):
             return None
         for d in declared_paths() | set(MADE_LOCALLY):
-            if glob.fnmatch.fnmatch(d, pat) or pat == d or pat.startswith(d + "/") or d.startswith(pat + "/"):
+            if fnmatch.fnmatch(d, pat) or pat == d or pat.startswith(d + "/") or d.startswith(pat + "/"):
                 return None
     return f"{tok}: no such file or folder, and not a dvc.yaml output"
 
