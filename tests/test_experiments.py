@@ -4,7 +4,7 @@ On the smoke-size pipeline (conftest.smoke_pipeline, real Fashion-MNIST):
 - each stage reads exactly the param keys dvc.yaml lists for it (GENLAB_PARAMS_AUDIT);
 - for EVERY key in params.yaml, `dvc status` names exactly the stages that list it;
 - for a representative key of each section (and a code change), a real `dvc repro` re-runs exactly
-  the stages of the README table "Which change re-runs what", and the other stages' outputs keep
+  the stages of the table "Which change re-runs what" in docs/experiments.md, and the other stages' outputs keep
   their bytes;
 - invalid values are refused by check_params with one clear line before any stage runs;
 - `dvc exp run -S`, `dvc exp show`, `dvc metrics diff`, `dvc params diff` and a queued sweep work.
@@ -24,7 +24,7 @@ from conftest import ROOT, copy_tree, own_lines, tool_env
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
-# The README table "Which change re-runs what" (check_params, ~1 s, runs on every params change).
+# The table "Which change re-runs what" in docs/experiments.md (check_params, ~1 s, runs on every params change).
 AFTER_NORMALIZE = ["normalize", "train_gan", "train_vae", "train_evaluator", "sample@gan", "sample@vae",
                    "evaluate", "report"]
 RERUNS = {
@@ -166,7 +166,7 @@ def test_dvc_status_names_exactly_the_stages_of_each_key(baseline):
             expected = {s for s in ALL_STAGES if key in declared(s)} | {"check_params", "report"}
             assert set(status) == expected, f"{key}: dvc status names {sorted(status)}, expected {sorted(expected)}"
             first = min(reruns(key) - {"check_params"}, key=ALL_STAGES.index)
-            assert first in expected, f"{key}: README table starts at {first}, dvc.yaml disagrees"
+            assert first in expected, f"{key}: the docs/experiments.md table starts at {first}, dvc.yaml disagrees"
             (base / "params.yaml").write_text(params_text)
     finally:
         (base / "params.yaml").write_text(params_text)
