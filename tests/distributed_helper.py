@@ -75,7 +75,7 @@ def main():
         if family.startswith("gan"):
             from genlab.training.gan import train_gan
             arch = "dcgan" if family == "gan_dcgan" else "mlp"
-            options = dict(loss="hinge", ema=0.9, d_lr=2e-3) if family == "gan_options" else {}
+            options = dict(loss="hinge", ema=0.9, d_lr=2e-3) if family == "gan_options" else dict(loss="ns")
             model = train_gan(dataset, **dirs, arch=arch, conditional=arch == "dcgan", latent_dim=16, hidden=64,
                               filters=4, lr=1e-3, beta_1=0.5, settings=settings, on_log=on_log, out=sys.stderr,
                               **options)

@@ -178,7 +178,7 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
         kw = dict(settings=settings, on_log=lambda s, v: logged.append(v), out=open(os.devnull, "w"), **dirs)
         if family == "gan":
             model = train_gan(dataset, arch=arch, conditional=True, latent_dim=8, hidden=32, filters=4, lr=1e-3,
-                              beta_1=0.5, **kw)
+                              beta_1=0.5, loss="ns", **kw)
             nets = (model.generator, model.discriminator)
         else:
             model = train_vae(dataset, arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=32, filters=4,
@@ -238,7 +238,7 @@ def test_mixed_precision_code_path(fmnist_small, precision):
     with placement.scope():
         model = GAN(gan_config(arch="mlp", latent_dim=8, conditional=True, hidden=16, filters=4, shape=[28, 28, 1],
                                n_classes=10, value_range=[-1.0, 1.0]))
-        task = GanTask(model, x[:500], y[:500], 1e-3, 0.5, 0, optimizer=placement.optimizer)
+        task = GanTask(model, x[:500], y[:500], 1e-3, 0.5, 0, optimizer=placement.optimizer, loss="ns")
         steps = CompiledSteps(task, settings, False, placement)
         steps.run(tf.constant(5, tf.int32))
         assert model.generator.get_layer("g_dense").compute_dtype == {"fp16": "float16", "bf16": "bfloat16"}[precision]

@@ -13,7 +13,7 @@ from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 
 # The recipe's networks; lr 1e-3 instead of its 2e-4 so that 400 iterations show clear learning.
-RECIPE = dict(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5)
+RECIPE = dict(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5, loss="ns")
 SETTINGS = TrainSettings(iterations=400, batch_size=128, seed=3, log_every=50, ckpt_every=100)
 
 

@@ -198,7 +198,7 @@ def gan_losses(real_logits, fake_logits, fake_logits_g, loss):
             None if fake_logits_g is None else _bce_logits(1.0, fake_logits_g))
 
 
-def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1, loss="ns"):
+def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1, *, loss):
     """One GAN iteration (graph code): a discriminator update, then a generator update.
 
     real: (B, H, W, C) in [-1, 1]; z: (B, latent_dim); labels int32 (B,) (ignored if unconditional).
