@@ -15,7 +15,6 @@ Training (train_evaluator) runs Keras `fit` with `keras.callbacks.BackupAndResto
 state is backed up at every epoch end, and an interrupted run resumes after its last finished epoch.
 """
 
-import hashlib
 import json
 import shutil
 import time
@@ -27,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from genlab.errors import GenlabError
-from genlab.io import ensure_space, write_json
+from genlab.io import ensure_space, sha256_file, write_json
+from genlab.training.checkpoint import array_digest, fingerprint
 
 FORMAT = "genlab-evaluator/1"
 MODEL_FILE = "evaluator.keras"
@@ -130,16 +130,10 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
 
 
 def _run_fingerprint(build, run, *arrays):
-    """The identity of an evaluator training run: its arguments, its data and this module's code."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
-    ident = {"build": build, "run": run, "data": h.hexdigest(),
-             "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
-             "versions": [tf.__version__, keras.__version__, np.__version__]}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+    """The identity of an evaluator training run: its arguments, its data and this module's code
+    (hashed as a training run's is: genlab.training.checkpoint.fingerprint)."""
+    return fingerprint({"build": build, "run": run, "data": array_digest(*arrays), "code": sha256_file(__file__),
+                        "versions": [tf.__version__, keras.__version__, np.__version__]})
 
 
 _WEIGHTS, _META = "latest.weights.h5", "training_metadata.json"   # BackupAndRestore's file names
