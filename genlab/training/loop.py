@@ -221,7 +221,7 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
 
     on_log(step, values): optional callback after each logged interval. Raises GenlabError when a
     loss becomes NaN/Inf (nothing is checkpointed after that). On KeyboardInterrupt (Ctrl-C, or
-    SIGTERM turned into one by `sigterm_as_interrupt`) a checkpoint of the current iteration is
+    SIGTERM turned into one by genlab.cli.sigterm_as_interrupt) a checkpoint of the current iteration is
     written before the interrupt propagates. placement: a genlab.training.devices.Placement (None = the
     default single device); call fit inside placement.scope(). With several workers only the chief
     writes checkpoints and logs (the others log into a temporary folder), and chunk lengths depend
@@ -319,15 +319,3 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
         import shutil
         shutil.rmtree(live_dir, ignore_errors=True)
     return task.model
-
-
-def sigterm_as_interrupt():
-    """Make SIGTERM (what `kill` and job schedulers send) raise KeyboardInterrupt, like Ctrl-C,
-    so training writes a checkpoint before it stops. Call from a stage's main thread."""
-    import signal
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
