@@ -23,8 +23,9 @@ from genlab.data import processed
 from genlab.models import gan as gan_model
 from genlab.models.gan import GAN, gan_config, gan_step
 from genlab.models.store import save_model
+from genlab.outputs.mosaic import tile_uint8
 from genlab.training import devices
-from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism
+from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, run_fingerprint, set_determinism
 
 EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early averages forget the init
 
@@ -114,7 +115,7 @@ class GanTask:
         if raw is not None:
             for v, value in zip(m.generator.variables, raw):
                 v.assign(value)
-        live.log_image(f"samples/{step}.png", grid_uint8(processed.to_unit(x, m.config["value_range"]), 8))
+        live.log_image(f"samples/{step}.png", tile_uint8(processed.to_unit(x, m.config["value_range"]), 8))
 
     def finish(self):
         """With gan.ema: the averaged generator becomes the model's generator (what is saved). Done

@@ -110,14 +110,6 @@ def _fmt_duration(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def grid_uint8(x01, ncol):
-    """(N, H, W, C) in [0, 1] with N a multiple of ncol -> one (rows*H, ncol*W) uint8 mosaic."""
-    n, h, w, c = x01.shape
-    mosaic = x01.reshape(n // ncol, ncol, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n // ncol * h, ncol * w, c)
-    mosaic = np.round(np.clip(mosaic, 0.0, 1.0) * 255).astype(np.uint8)
-    return mosaic[..., 0] if c == 1 else mosaic
-
-
 class CompiledSteps:
     """The training state (step counter, loss means, first-divergence record) and `run(n)`, the one
     compiled function that performs n iterations of the task's step (used by fit and the benchmarks).
