@@ -398,16 +398,21 @@ def load_evaluator(directory):
                           "run `dvc repro -f train_evaluator`") from None
 
 
+def check_gates(gates):
+    """The evaluate.min_evaluator_accuracy mapping {dataset name: minimum test accuracy} with every
+    value checked to be a number in [0, 1] (the evaluate stage's read_settings calls this)."""
+    for dataset, gate in gates.items():
+        if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:
+            raise GenlabError(f"evaluate.min_evaluator_accuracy.{dataset} must be a number in [0, 1], got {gate!r}")
+    return {dataset: float(gate) for dataset, gate in gates.items()}
+
+
 def gate_for(gates, dataset):
-    """The accuracy gate for `dataset` from a mapping {dataset name: minimum test accuracy}."""
-    if not isinstance(gates, dict) or dataset not in gates:
+    """The accuracy gate for `dataset` from gates checked by check_gates."""
+    if dataset not in gates:
         raise GenlabError(f"evaluate.min_evaluator_accuracy has no gate for dataset {dataset!r}: "
                           f"add `{dataset}: <minimum test accuracy>` under it in params.yaml")
-    gate = gates[dataset]
-    if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:
-        raise GenlabError(f"evaluate.min_evaluator_accuracy.{dataset} must be a number in [0, 1], "
-                          f"got {gate!r}")
-    return float(gate)
+    return gates[dataset]
 
 
 def check_gate(accuracy, gate, dataset):
@@ -421,7 +426,8 @@ def check_gate(accuracy, gate, dataset):
 
 
 def check_evaluator(info, gates, dataset):
-    """Refuse an evaluator trained on another dataset or below its gate (info: load_evaluator_info)."""
+    """Refuse an evaluator trained on another dataset or below its gate (info: load_evaluator_info;
+    gates: checked by check_gates)."""
     if info.get("dataset") != dataset:
         raise GenlabError(f"the evaluator was trained on {info.get('dataset')!r} but the data is {dataset!r}: "
                           "run `dvc repro train_evaluator`")
