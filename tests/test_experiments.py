@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, copy_tree, own_lines, tool_env
+from conftest import ROOT, copy_tree, dvc, flat_keys, own_lines, tool_env
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
@@ -49,20 +49,8 @@ def reruns(key):
     return set(RERUNS.get(key) or RERUNS[key.split(".")[0]]) | {"check_params"}
 
 
-def dvc(proj, *args, env):
-    return subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env)
-
-
 def stages_run(stdout):
     return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
-
-
-def leaf_keys(tree, prefix=""):
-    for k, v in tree.items():
-        if isinstance(v, dict) and k != "min_evaluator_accuracy":
-            yield from leaf_keys(v, prefix + k + ".")
-        else:
-            yield prefix + k
 
 
 def changed(value):
@@ -154,7 +142,7 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
 def test_dvc_status_names_exactly_the_stages_of_each_key(baseline):
     base, env, _ = baseline
     params_text = (base / "params.yaml").read_text()
-    keys = list(leaf_keys(yaml.safe_load(params_text)))
+    keys = list(flat_keys(yaml.safe_load(params_text), leaves=True))
     assert len(keys) >= 40
     (base.parent / "other-images").mkdir(exist_ok=True)      # data.path must name a folder that exists
     (base.parent / "other-images" / "a.txt").write_text("a")

@@ -18,6 +18,7 @@ a checkpoint every few iterations; each test copies that clone, so the tests are
 """
 
 import errno
+import functools
 import gzip
 import hashlib
 import http.server
@@ -37,6 +38,7 @@ import numpy as np
 import pytest
 import yaml
 
+import conftest
 from conftest import copy_project, tool_env
 
 ITERATIONS, EVAL_EPOCHS = 400, 8
@@ -59,11 +61,7 @@ def set_params(proj, changes):
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def dvc(proj, *args, check=True):
-    r = subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=tool_env())
-    if check:
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return r
+dvc = functools.partial(conftest.dvc, check=True)   # every dvc call here must succeed unless check=False
 
 
 @pytest.fixture(scope="module")

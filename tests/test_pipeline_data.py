@@ -1,19 +1,13 @@
 """`dvc repro` of the data stages in a temporary clone, on real data from the mirror."""
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import copy_project, tool_env
+from conftest import copy_project, dvc, tool_env
 from genlab.data.processed import load_meta, load_split
-
-
-def dvc(proj, *args, env):
-    r = subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env)
-    return r
 
 
 @pytest.fixture(scope="module")

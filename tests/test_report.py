@@ -3,7 +3,7 @@ every params.yaml key is in its params table, and the metric labels take their k
 
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, flat_keys
 from genlab.outputs.report import build
 
 META = {"dataset": "fashion_mnist", "n_classes": 10, "counts": {"train": 54000, "val": 6000, "test": 10000},
@@ -17,20 +17,12 @@ def report(tmp_path, params):
                  evaluator={"test_accuracy": 0.91}, figures={}, curves={}, validation={"evaluated": 9, "failed": 0})
 
 
-def leaves(tree, prefix=""):
-    for k, v in tree.items():
-        if isinstance(v, dict) and k != "min_evaluator_accuracy":
-            yield from leaves(v, f"{prefix}{k}.")
-        else:
-            yield f"{prefix}{k}"
-
-
 def test_params_table_lists_every_key_of_params_yaml(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     md = report(tmp_path, params)
     table = md[md.index("## Params"):]
     rows = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
-    assert rows == set(leaves(params))
+    assert rows == set(flat_keys(params, leaves=True))
     assert "| `validate.class_balance_tolerance` | `0.2` |" in table
 
 
