@@ -80,6 +80,7 @@ def runs(tmp_path_factory, shared_data):
     return out
 
 
+@pytest.mark.slow   # training subprocesses (distributed_helper.py)
 @pytest.mark.parametrize("family", ["gan", "vae"])
 def test_mirrored_matches_single_device(runs, family):
     a, b = runs[family, "default"], runs[family, "mirrored"]
@@ -87,6 +88,7 @@ def test_mirrored_matches_single_device(runs, family):
     assert_close(a, b)
 
 
+@pytest.mark.slow   # training subprocesses (distributed_helper.py)
 def test_mirrored_gan_options_match_single_device(runs):
     """gan.loss hinge, gan.ema (updated outside the replicas) and gan.d_lr under the mirrored strategy:
     the same losses and saved (averaged) generator as on one device."""
@@ -101,6 +103,7 @@ def test_mirrored_gan_options_match_single_device(runs):
     assert any(not np.allclose(wa, wb) for wa, wb in zip(weights(a), weights(plain)))
 
 
+@pytest.mark.slow   # training subprocesses (distributed_helper.py)
 def test_mirrored_run_resumes_after_a_kill(runs):
     """Killed at iteration 15 (checkpoint at 10), run again: the same weights as the uninterrupted
     mirrored run, bit for bit (same devices, same reduction order)."""
@@ -125,6 +128,7 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.slow   # training subprocesses (distributed_helper.py)
 def test_multi_worker_two_processes_match_single_device(runs, shared_data):
     """Two worker processes (one replica each, TF_CONFIG on 127.0.0.1): the same losses and weights
     as the single-device run; only worker 0 (the chief) writes checkpoints and the model."""

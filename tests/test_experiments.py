@@ -121,6 +121,7 @@ def project(baseline, tmp_path):
 
 # --- which keys each stage reads ------------------------------------------------------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
     _, _, audit = baseline
     read = {}
@@ -139,6 +140,7 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
 
 # --- every key: dvc status names exactly the stages that list it ---------------------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_dvc_status_names_exactly_the_stages_of_each_key(baseline):
     base, env, _ = baseline
     params_text = (base / "params.yaml").read_text()
@@ -167,6 +169,7 @@ REAL = [("validate.max_blank_fraction", 0.002), ("normalize.val_fraction", 0.15)
         ("vae.beta", 0.5), ("evaluator.dropout", 0.2), ("sample.grid", 4), ("evaluate.pr_k", 5)]
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 @pytest.mark.parametrize("key,value", REAL, ids=[k for k, _ in REAL])
 def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
     proj, env = project
@@ -184,6 +187,7 @@ def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
     assert "Running stage" not in dvc(proj, "repro", env=env).stdout      # and then it is up to date
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
     proj, env = project
     src = proj / "genlab" / "train_vae.py"
@@ -203,6 +207,7 @@ def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
     assert stages_run(r.stdout) == {"check_params", "train_vae", "sample@vae", "evaluate", "report"}
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_noop_repro_runs_nothing(project):
     proj, env = project
     r = dvc(proj, "repro", env=env)
@@ -233,6 +238,7 @@ INVALID = [
 ]
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_invalid_values_are_refused_before_any_stage_runs(baseline, tmp_path):
     base, env, _ = baseline
     proj = copy_tree(base, tmp_path / "proj")
@@ -259,6 +265,7 @@ def test_invalid_values_are_refused_before_any_stage_runs(baseline, tmp_path):
 
 # --- experiments: exp run -S, exp show, metrics/params diff, a queued sweep -----------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_exp_run_show_and_diff_against_the_baseline(project):
     proj, env = project
     r = dvc(proj, "exp", "run", "-S", "train.batch_size=32", "-n", "bs32", env=env)
@@ -274,6 +281,7 @@ def test_exp_run_show_and_diff_against_the_baseline(project):
     assert p["params.yaml"]["train.batch_size"] == {"old": 64, "new": 32, "diff": -32}
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_queued_sweep_runs_each_value_with_one_thread_per_job(project):
     proj, env = project
     env = {**env, "GENLAB_THREADS": "1"}          # two jobs on two cores: one TensorFlow thread each

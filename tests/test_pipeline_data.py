@@ -10,6 +10,8 @@ from conftest import copy_project, dvc, tool_env
 from genlab.data.processed import load_meta, load_split
 from genlab.io import sha256_file
 
+pytestmark = pytest.mark.slow   # every test runs `dvc repro` in a clone
+
 
 @pytest.fixture(scope="module")
 def repro_data(tmp_path_factory, shared_data):
