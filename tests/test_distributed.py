@@ -163,6 +163,7 @@ def _dataset(fmnist_small, tmp_path, in_memory):
     return load_training_data(d, ["train", "val"], in_memory=in_memory)
 
 
+@pytest.mark.slow   # pairs of trainings compared bit for bit
 @pytest.mark.parametrize("family, arch, xla", [("gan", "mlp", "auto"), ("vae", "conv", "false")])
 def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
     """train.data_in_memory false reads each batch from the memory-mapped .npy through tf.data, with
@@ -195,6 +196,7 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow   # pairs of trainings compared bit for bit
 def test_streaming_resumes_mid_run(fmnist_small, tmp_path):
     """A streamed run killed after its checkpoint at 6 restarts its input at iteration 6."""
     from genlab.training.loop import TrainSettings

@@ -304,6 +304,7 @@ def test_queued_sweep_runs_each_value_with_one_thread_per_job(project):
     assert rows["2"][1] != rows["4"][1]                 # k changes precision
 
 
+@pytest.mark.slow   # TensorFlow in several subprocesses
 def test_thread_limit_is_applied_and_checked():
     code = ("import os; from genlab import cli\n"
             "def main():\n"

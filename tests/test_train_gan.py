@@ -118,6 +118,7 @@ def test_same_seed_same_weights(reference, fmnist_small, tmp_path):
     assert not np.array_equal(reference["weights"][0], weights(other)[0])
 
 
+@pytest.mark.slow   # killed and resumed trainings compared with an uninterrupted one
 def test_killed_run_resumes_to_the_same_weights(reference, fmnist_small, tmp_path):
     """kill -9 at iteration 250 (checkpoints every 100), run again: the result is bit-identical to
     the uninterrupted reference and the curves have no repeated rows. (Ctrl-C/SIGTERM, which also
@@ -240,6 +241,7 @@ def test_every_gan_variant_builds_with_the_right_shapes(arch, conditional):
 EMA_SETTINGS = TrainSettings(iterations=60, batch_size=32, seed=1, log_every=20, ckpt_every=20)
 
 
+@pytest.mark.slow   # killed and resumed trainings compared with an uninterrupted one
 def test_ema_generator_is_saved_and_a_killed_run_resumes_bit_identical(fmnist_small, tmp_path):
     """gan.ema: the saved generator is the weight average (not the last raw weights, which a run
     with ema 0 and the same seed ends with), and a run killed at 40 (before its checkpoint) resumes to
@@ -272,6 +274,7 @@ def test_ema_generator_is_saved_and_a_killed_run_resumes_bit_identical(fmnist_sm
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow   # long trainings that must learn
 @pytest.mark.parametrize("options", [{"loss": "hinge"}, {"loss": "hinge", "ema": 0.99, "d_lr": 2e-3}])
 def test_hinge_loss_ema_and_two_learning_rates_learn(options, fmnist_small, tmp_path):
     """The options change the training (other weights than the recipe's loss) and still learn: the
