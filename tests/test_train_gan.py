@@ -191,11 +191,20 @@ def test_conditional_dcgan_generates_the_asked_class(fmnist_small, tmp_path):
     assert labels.shape == (40,) and set(labels) <= set(range(10)) and len(set(labels)) > 3
     with pytest.raises(GenlabError, match="class ids in 0..9"):
         loaded.generate(2, seed=1, labels=[3, 10])
+    # decode: given codes and labels -> what generate gives for them, in [0, 1] (figures use it)
+    z = np.random.default_rng(1).standard_normal((6, loaded.latent_dim)).astype(np.float32)
+    np.testing.assert_allclose(loaded.decode(z, labels=[1] * 6), (trousers + 1) / 2, atol=1e-6)
+    with pytest.raises(GenlabError, match="conditional: give a class id"):
+        loaded.decode(z)
 
 
 def test_unconditional_gan_refuses_labels(reference):
     with pytest.raises(GenlabError, match="unconditional"):
         reference["model"].generate(2, seed=0, labels=[1, 2])
+    with pytest.raises(GenlabError, match="unconditional"):
+        reference["model"].decode(np.zeros((2, 100), np.float32), labels=[1, 2])
+    x01 = reference["model"].decode(np.zeros((3, 100), np.float32))
+    assert x01.shape == (3, 28, 28, 1) and x01.dtype == np.float32 and 0 <= x01.min() <= x01.max() <= 1
 
 
 def test_mlp_networks_are_the_recipes():
