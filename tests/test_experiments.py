@@ -190,7 +190,7 @@ def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
 @pytest.mark.slow   # the smoke pipeline, then dvc
 def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
     proj, env = project
-    src = proj / "genlab" / "train_vae.py"
+    src = proj / "genlab" / "training" / "vae.py"
     code = src.read_text()
     # a comment: train_vae re-runs, its outputs come out byte-identical, so DVC stops there
     src.write_text(code + "\n# an edit\n")
