@@ -23,11 +23,9 @@ def load_samples(path, n):
 
 def read_settings(params):
     """Validate every evaluate.* value this stage reads; return them as keyword arguments."""
+    from genlab.evaluation.evaluator import check_gates
     from genlab.evaluation.scoring import read_settings as score_settings
-    gates = config.get(params, "evaluate.min_evaluator_accuracy", dict)
-    for dataset, gate in gates.items():
-        if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:
-            raise GenlabError(f"evaluate.min_evaluator_accuracy.{dataset} must be a number in [0, 1], got {gate!r}")
+    gates = check_gates(config.get(params, "evaluate.min_evaluator_accuracy", dict))
     return {"n": config.get(params, "evaluate.n_samples", int, lo=2), "gates": gates,
             "iw_k": config.get(params, "evaluate.iw_k", int, lo=1),
             "threshold": config.get(params, "evaluate.binarize_threshold", float, lo=0.0, hi=1.0),

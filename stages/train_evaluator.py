@@ -7,10 +7,9 @@ Ctrl-C, SIGTERM or kill -9 the next run resumes after the last finished epoch.
 """
 
 import argparse
-import signal
 
 from genlab import config
-from genlab.cli import read_params, run
+from genlab.cli import read_params, run, sigterm_as_interrupt
 from genlab.errors import GenlabError
 
 
@@ -44,7 +43,7 @@ def main():
     ap.add_argument("--metrics", required=True, help="output metrics JSON")
     args = ap.parse_args()
     settings = read_settings(read_params())
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+    sigterm_as_interrupt()
 
     from genlab.data.processed import load_meta, load_split
     from genlab.evaluation.evaluator import accuracy, save_evaluator, train_evaluator

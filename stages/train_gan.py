@@ -22,9 +22,9 @@ def main():
     settings, gan = read_settings(cli.read_params())
 
     from genlab.training.gan import train_gan
-    from genlab.training.loop import TrainSettings, load_training_data, sigterm_as_interrupt
+    from genlab.training.loop import TrainSettings, load_training_data
 
-    sigterm_as_interrupt()
+    cli.sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train"], in_memory=settings["data_in_memory"])
     train_gan(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **gan)
     print(f"train_gan: {gan['arch']} GAN trained for {settings['iterations']} iterations -> {args.model}")

@@ -22,10 +22,10 @@ def main():
     args = ap.parse_args()
     settings, vae = read_settings(cli.read_params())
 
-    from genlab.training.loop import TrainSettings, load_training_data, sigterm_as_interrupt
+    from genlab.training.loop import TrainSettings, load_training_data
     from genlab.training.vae import train_vae
 
-    sigterm_as_interrupt()
+    cli.sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train", "val"], in_memory=settings["data_in_memory"])
     train_vae(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **vae)
     print(f"train_vae: {vae['arch']} {vae['variant']} trained for {settings['iterations']} iterations -> {args.model}")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, copy_tree, own_lines, tool_env
+from conftest import ROOT, copy_tree, dvc, flat_keys, own_lines, tool_env
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
@@ -49,20 +49,8 @@ def reruns(key):
     return set(RERUNS.get(key) or RERUNS[key.split(".")[0]]) | {"check_params"}
 
 
-def dvc(proj, *args, env):
-    return subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env)
-
-
 def stages_run(stdout):
     return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
-
-
-def leaf_keys(tree, prefix=""):
-    for k, v in tree.items():
-        if isinstance(v, dict) and k != "min_evaluator_accuracy":
-            yield from leaf_keys(v, prefix + k + ".")
-        else:
-            yield prefix + k
 
 
 def changed(value):
@@ -133,6 +121,7 @@ def project(baseline, tmp_path):
 
 # --- which keys each stage reads ------------------------------------------------------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
     _, _, audit = baseline
     read = {}
@@ -151,10 +140,11 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
 
 # --- every key: dvc status names exactly the stages that list it ---------------------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_dvc_status_names_exactly_the_stages_of_each_key(baseline):
     base, env, _ = baseline
     params_text = (base / "params.yaml").read_text()
-    keys = list(leaf_keys(yaml.safe_load(params_text)))
+    keys = list(flat_keys(yaml.safe_load(params_text), leaves=True))
     assert len(keys) >= 40
     (base.parent / "other-images").mkdir(exist_ok=True)      # data.path must name a folder that exists
     (base.parent / "other-images" / "a.txt").write_text("a")
@@ -179,6 +169,7 @@ REAL = [("validate.max_blank_fraction", 0.002), ("normalize.val_fraction", 0.15)
         ("vae.beta", 0.5), ("evaluator.dropout", 0.2), ("sample.grid", 4), ("evaluate.pr_k", 5)]
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 @pytest.mark.parametrize("key,value", REAL, ids=[k for k, _ in REAL])
 def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
     proj, env = project
@@ -196,9 +187,10 @@ def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
     assert "Running stage" not in dvc(proj, "repro", env=env).stdout      # and then it is up to date
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
     proj, env = project
-    src = proj / "genlab" / "train_vae.py"
+    src = proj / "genlab" / "training" / "vae.py"
     code = src.read_text()
     # a comment: train_vae re-runs, its outputs come out byte-identical, so DVC stops there
     src.write_text(code + "\n# an edit\n")
@@ -215,6 +207,7 @@ def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
     assert stages_run(r.stdout) == {"check_params", "train_vae", "sample@vae", "evaluate", "report"}
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_noop_repro_runs_nothing(project):
     proj, env = project
     r = dvc(proj, "repro", env=env)
@@ -245,6 +238,7 @@ INVALID = [
 ]
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_invalid_values_are_refused_before_any_stage_runs(baseline, tmp_path):
     base, env, _ = baseline
     proj = copy_tree(base, tmp_path / "proj")
@@ -271,6 +265,7 @@ def test_invalid_values_are_refused_before_any_stage_runs(baseline, tmp_path):
 
 # --- experiments: exp run -S, exp show, metrics/params diff, a queued sweep -----------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_exp_run_show_and_diff_against_the_baseline(project):
     proj, env = project
     r = dvc(proj, "exp", "run", "-S", "train.batch_size=32", "-n", "bs32", env=env)
@@ -286,6 +281,7 @@ def test_exp_run_show_and_diff_against_the_baseline(project):
     assert p["params.yaml"]["train.batch_size"] == {"old": 64, "new": 32, "diff": -32}
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_queued_sweep_runs_each_value_with_one_thread_per_job(project):
     proj, env = project
     env = {**env, "GENLAB_THREADS": "1"}          # two jobs on two cores: one TensorFlow thread each
@@ -308,6 +304,7 @@ def test_queued_sweep_runs_each_value_with_one_thread_per_job(project):
     assert rows["2"][1] != rows["4"][1]                 # k changes precision
 
 
+@pytest.mark.slow   # TensorFlow in several subprocesses
 def test_thread_limit_is_applied_and_checked():
     code = ("import os; from genlab import cli\n"
             "def main():\n"

@@ -14,14 +14,13 @@ Output (read by genlab.data.readers.load_raw, format "npy"): x_train.npy, y_trai
 y_test.npy and dataset.json, written atomically. Same folder and params -> byte-identical output.
 """
 
-import hashlib
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from genlab.errors import GenlabError
-from genlab.io import atomic_dir, write_json
+from genlab.io import atomic_dir, sha256_file, write_json
 
 NAME = "image_folder"
 EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -121,14 +120,6 @@ def load_folder(root, *, image_size, channels, test_fraction, seed):
     return arrays, classes, skipped
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def import_folder(root, out_dir, *, image_size, channels, test_fraction, seed, log=None):
     """Write the folder's images as fetch's raw output (see the module docstring) into out_dir
     atomically; return the dataset.json dict."""
@@ -139,7 +130,7 @@ def import_folder(root, out_dir, *, image_size, channels, test_fraction, seed, l
         for key in ARRAYS:
             np.save(tmp / f"{key}.npy", arrays[key], allow_pickle=False)
         info = {"name": NAME, "format": "npy",
-                "files": {f"{k}.npy": _sha256(tmp / f"{k}.npy") for k in ARRAYS},
+                "files": {f"{k}.npy": sha256_file(tmp / f"{k}.npy") for k in ARRAYS},
                 "counts": None, "image_shape": [image_size, image_size, channels], "class_names": classes,
                 "source": {"path": str(root), "images": int(len(arrays["y_train"]) + len(arrays["y_test"])),
                            "skipped_files": skipped, "test_fraction": test_fraction, "seed": seed}}
