@@ -23,7 +23,7 @@ def load_samples(path, n):
 
 def read_settings(params):
     """Validate every evaluate.* value this stage reads; return them as keyword arguments."""
-    from genlab.evaluation.scoring import read_settings as score_settings
+    from genlab.evaluation.settings import read_settings as score_settings
     gates = config.get(params, "evaluate.min_evaluator_accuracy", dict)
     for dataset, gate in gates.items():
         if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:

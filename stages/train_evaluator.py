@@ -28,7 +28,7 @@ def read_settings(params):
     }
     if s["warmup_epochs"] >= s["epochs"]:
         raise GenlabError(f"evaluator.warmup_epochs ({s['warmup_epochs']}) must be less than "
-                          f"evaluator.epochs ({s['epochs']})")
+                          f"evaluator.epochs ({s['epochs']}): lower evaluator.warmup_epochs or raise evaluator.epochs")
     f = s["filters"]
     if not f or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in f):
         raise GenlabError(f"evaluator.filters must be a non-empty list of positive integers, got {f!r}")

@@ -4,12 +4,12 @@ interruption), log to --live with dvclive, and write the finished model to --mod
 import argparse
 
 from genlab import cli
-from genlab.training.params import gan_params, train_settings
+from genlab.training.params import both, gan_params, train_settings
 
 
 def read_settings(params):
     """Validate every train.* and gan.* value this stage reads: (train settings, gan keyword arguments)."""
-    return train_settings(params), gan_params(params)
+    return tuple(both(lambda: train_settings(params), lambda: gan_params(params)))
 
 
 def main():

@@ -10,7 +10,7 @@ from genlab.training.params import train_settings, vae_params
 
 def read_settings(params):
     """Validate every train.* and vae.* value this stage reads: (train settings, vae keyword arguments)."""
-    return train_settings(params), vae_params(params)
+    return tuple(both(lambda: train_settings(params), lambda: vae_params(params)))
 
 
 def main():
