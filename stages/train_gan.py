@@ -21,6 +21,17 @@ def main():
     args = ap.parse_args()
     settings, gan = read_settings(cli.read_params())
 
+    from genlab.data.processed import load_meta
+    from genlab.io import check_outputs
+    from genlab.training import budget
+
+    meta = load_meta(args.data)
+    _, n_params = budget.gan_counts(meta["shape"], n_classes=meta["n_classes"], arch=gan["arch"],
+                                    latent_dim=gan["latent_dim"], hidden=gan["hidden"], filters=gan["filters"],
+                                    conditional=gan["conditional"])
+    check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
+                   args.live: budget.LIVE_DISK}, "train_gan")
+
     from genlab.training.gan import train_gan
     from genlab.training.loop import TrainSettings, load_training_data, sigterm_as_interrupt
 

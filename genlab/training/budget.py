@@ -7,8 +7,8 @@ images that needs 30 GB), not to predict the peak to the megabyte:
                                                            their gradients, temporaries
                        + parameters x 4                    weights, gradients, Adam's two moments
                        + training images x pixels)         the split held in memory (train.data_in_memory)
-  disk    = 4 bytes x parameters x (3 x kept checkpoints + 2)   weights + Adam moments per checkpoint,
-                                                                 the saved model (and its EMA copy)
+  disk    = 4 bytes x parameters x (3 x kept checkpoints        weights + Adam moments per checkpoint,
+                                    + 2)                        the saved model (and a GAN's EMA copy)
 Activations per image follow the layer shapes of genlab.models.gan, genlab.models.vae and
 genlab.evaluation.evaluator (a batch-norm or activation layer counts as one more copy of its input).
 Available memory is MemAvailable from /proc/meminfo (else the free physical pages from os.sysconf).
@@ -18,6 +18,7 @@ import os
 
 BYTES = 4           # float32
 KEPT_CHECKPOINTS = 2
+LIVE_DISK = 1 << 20   # a dvclive folder or a metrics file: curves and a few small images
 
 
 def gan_counts(shape, *, arch, latent_dim, hidden, filters, n_classes, conditional=True):
@@ -72,8 +73,13 @@ def training_memory(batch_size, act_per_image, params, resident_images=0, pixels
 
 
 def checkpoint_disk(params):
-    """Bytes the checkpoints and the saved model of a model with `params` parameters take."""
-    return BYTES * params * (3 * KEPT_CHECKPOINTS + 2)
+    """Bytes the kept checkpoints of a model with `params` parameters take (weights + Adam's moments)."""
+    return BYTES * params * 3 * KEPT_CHECKPOINTS
+
+
+def model_disk(params):
+    """Bytes the saved model takes (its weights, and a GAN's moving-average copy)."""
+    return BYTES * params * 2
 
 
 def available_memory():
