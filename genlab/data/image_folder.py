@@ -3,7 +3,8 @@
 Layout read: <root>/<class>/**/<image>.png|.jpg|.jpeg. The classes are the subfolder names,
 sorted; their labels are 0..K-1. Files directly in <root>, hidden files and folders (".name")
 and files with other extensions are skipped (and counted in the log line).
-Each image is decoded with Pillow, turned upright by its EXIF orientation, converted to grey
+Each image is decoded with Pillow, turned upright by its EXIF orientation, 16-bit grey scaled to 8 bits
+(v * 255 / 65535, rounded; Pillow's own conversion would clip it to two grey levels), converted to grey
 ("L", channels 1) or RGB (channels 3), centre-cropped to a square and resized to
 image_size x image_size (bicubic, antialiased when shrinking), so images of mixed sizes and
 modes become one uint8 array (N, S, S, C).
@@ -76,6 +77,18 @@ def list_images(root):
     return classes, files, np.asarray(labels, np.int64), skipped
 
 
+def _to_8bit(img, path):
+    """A 16-bit grey image (Pillow mode I;16*, or I from a 16-bit PNG) scaled to 8-bit grey ("L")."""
+    from PIL import Image
+    if not (img.mode.startswith("I;16") or img.mode == "I"):
+        return img
+    arr = np.asarray(img).astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() > 65535):
+        raise GenlabError(f"{path} holds {img.mode} pixel values {arr.min()}..{arr.max()}, outside 16 bits: "
+                          "save it as an 8- or 16-bit PNG, or delete it")
+    return Image.fromarray(((arr * 255 + 32767) // 65535).astype(np.uint8), "L")
+
+
 def decode(path, image_size, channels):
     """One image file -> uint8 (image_size, image_size, channels), or a GenlabError naming the file."""
     from PIL import Image, ImageOps
@@ -84,12 +97,15 @@ def decode(path, image_size, channels):
         with Image.open(path) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
+            img = _to_8bit(img, path)
             img = img.convert("L" if channels == 1 else "RGB")
             w, h = img.size
             side = min(w, h)
             box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
             img = img.resize((image_size, image_size), Image.Resampling.BICUBIC, box=box)
             arr = np.asarray(img, dtype=np.uint8)
+    except GenlabError:
+        raise
     except Exception as e:  # Pillow raises many types for broken files (OSError, SyntaxError, ValueError, ...)
         raise GenlabError(f"{path} cannot be read as an image ({e.__class__.__name__}: {e}): "
                           "delete or replace the file") from None
