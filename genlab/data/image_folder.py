@@ -12,7 +12,8 @@ The test split is stratified and seeded: in every class a share test_fraction of
 (at least one) is held out, chosen by a permutation from `seed`; the rest is the training split.
 
 Output (read by genlab.data.readers.load_raw, format "npy"): x_train.npy, y_train.npy, x_test.npy,
-y_test.npy and dataset.json, written atomically. Same folder and params -> byte-identical output.
+y_test.npy and dataset.json (its source.files: each split's files, relative to the folder, in array
+order, so validate can name a bad image's file), written atomically. Same folder and params -> byte-identical output.
 """
 
 import hashlib
@@ -125,7 +126,8 @@ def split_indices(labels, test_fraction, seed):
 
 
 def load_folder(root, *, image_size, channels, test_fraction, seed):
-    """Decode the folder: dict x_train, y_train, x_test, y_test, plus class_names and skipped."""
+    """Decode the folder: (dict x_train, y_train, x_test, y_test and files {split: relative paths in
+    array order}, class_names, skipped)."""
     check_settings(image_size, channels, test_fraction)
     classes, files, labels, skipped = list_images(root)
     x = np.empty((len(files), image_size, image_size, channels), np.uint8)
@@ -134,6 +136,8 @@ def load_folder(root, *, image_size, channels, test_fraction, seed):
     train, test = split_indices(labels, test_fraction, seed)
     y = labels.astype(np.int32)
     arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+    names = [Path(f).relative_to(Path(root)).as_posix() for f in files]
+    arrays["files"] = {"train": [names[i] for i in train], "test": [names[i] for i in test]}
     return arrays, classes, skipped
 
 
@@ -151,6 +155,7 @@ def import_folder(root, out_dir, *, image_size, channels, test_fraction, seed, l
     log = log or (lambda msg: print(msg, file=sys.stderr))
     arrays, classes, skipped = load_folder(root, image_size=image_size, channels=channels,
                                            test_fraction=test_fraction, seed=seed)
+    files = arrays.pop("files")
     with atomic_dir(out_dir) as tmp:
         for key in ARRAYS:
             np.save(tmp / f"{key}.npy", arrays[key], allow_pickle=False)
@@ -158,7 +163,8 @@ def import_folder(root, out_dir, *, image_size, channels, test_fraction, seed, l
                 "files": {f"{k}.npy": _sha256(tmp / f"{k}.npy") for k in ARRAYS},
                 "counts": None, "image_shape": [image_size, image_size, channels], "class_names": classes,
                 "source": {"path": str(root), "images": int(len(arrays["y_train"]) + len(arrays["y_test"])),
-                           "skipped_files": skipped, "test_fraction": test_fraction, "seed": seed}}
+                           "skipped_files": skipped, "test_fraction": test_fraction, "seed": seed,
+                           "files": files}}   # per split, in array order: validate names them
         write_json(tmp / "dataset.json", info)
     log(f"fetch: {info['source']['images']} images in {len(classes)} classes from {root} "
         f"({len(arrays['y_train'])} train, {len(arrays['y_test'])} test, {image_size}x{image_size}x{channels})"
