@@ -9,14 +9,15 @@ with a ModuleNotFoundError traceback.
 import importlib.util
 import sys
 
-REQUIRED = ("yaml", "numpy", "keras", "tensorflow", "dvclive", "genlab")
+REQUIRED = ("yaml", "numpy", "keras", "tensorflow", "dvclive")
 
 
 def _missing():
     missing = []
     for name in REQUIRED:
         try:
-            found = importlib.util.find_spec(name) is not None
+            spec = importlib.util.find_spec(name)
+            found = spec is not None and spec.origin is not None   # not a bare folder (dvclive/ outputs)
         except (ImportError, ValueError):
             found = False
         if not found:

@@ -82,7 +82,7 @@ def check(params, dvc_yaml="dvc.yaml"):
         try:
             stage.read_settings(params)
         except GenlabError as e:
-            errors.append(str(e))
+            errors += str(e).split("; ")      # a stage may report several values, joined by "; "
     errors += unknown_keys(params, config.keys_read() | declared_keys(dvc_yaml))
     errors = list(dict.fromkeys(errors))
     if errors:
