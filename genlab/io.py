@@ -144,7 +144,7 @@ def _existing(path):
 
 
 def check_outputs(targets, stage):
-    """Before a long run: every output folder in targets ({path: bytes it will need}) can be written
+    """Before a long run: every output folder or file in targets ({path: bytes it will need}) can be written
     (a probe file is created and deleted where the folder, or the folder it will be created in, is) and
     its disk has room for the sum of the needs of the folders on it. Raises one GenlabError naming
     every folder that fails, so nothing is trained only to fail at the first write."""
@@ -152,7 +152,7 @@ def check_outputs(targets, stage):
     problems, need_by_disk = [], {}
     for target, nbytes in targets.items():
         target = Path(target)
-        probes = dict.fromkeys([_existing(target), _existing(target.parent)])
+        probes = dict.fromkeys(d for d in (_existing(target), _existing(target.parent)) if d.is_dir())
         for d in probes:
             try:
                 fd, name = tempfile.mkstemp(prefix=".genlab-probe-", dir=d)

@@ -214,6 +214,8 @@ def train_project(tmp_path):
     normalize(arrays, tmp_path / "data" / "processed", value_range=[-1.0, 1.0], val_fraction=0.1, seed=0,
               dataset="url")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params(**{"train.epochs": 4, "train.batch_size": 8})))
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "evaluator.json").write_text("{}")          # an earlier run's output file
     for stage in TRAIN_ARGS:
         (tmp_path / "checkpoints" / stage).mkdir(parents=True)
         (tmp_path / "checkpoints" / stage / "ckpt-000000002").write_bytes(b"an earlier run's checkpoint")

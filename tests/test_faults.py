@@ -47,6 +47,9 @@ FAULT_PARAMS = {
     "vae": {"arch": "conv", "filters": 4, "latent_dim": 4},
     "evaluator": {"epochs": EVAL_EPOCHS, "warmup_epochs": 1, "filters": [4, 8], "feature_dim": 16,
                   "batch_size": 64},
+    # within the slice's 1,000 test images: check_data, run before every training stage, checks them
+    "sample": {"n": 1000},
+    "evaluate": {"n_samples": 1000, "kid_subset_size": 200},
 }
 STAGES = ("train_gan", "train_vae", "train_evaluator")
 MODEL = {"train_gan": "models/gan", "train_vae": "models/vae", "train_evaluator": "models/evaluator"}
