@@ -174,4 +174,4 @@ def check_outputs(targets, stage):
                             f"on the disk of {folder}: free some disk space")
     if problems:
         raise GenlabError(f"{stage} cannot write its outputs: " + "; ".join(problems)
-                          + "; then run the stage again (nothing was trained or deleted)")
+                          + "; then run the stage again (nothing was written or deleted)")

@@ -51,9 +51,10 @@ def main():
     from genlab.evaluation.elbo import vae_bounds
     from genlab.evaluation.evaluator import check_evaluator, load_evaluator, load_evaluator_info
     from genlab.evaluation.scoring import score_models
-    from genlab.io import write_json
+    from genlab.io import check_outputs, write_json
     from genlab.models.load import load_model
 
+    check_outputs({args.metrics: 1 << 16}, "evaluate")     # a small JSON file
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)
     check_evaluator(info, gates, meta["dataset"])

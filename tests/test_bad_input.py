@@ -246,11 +246,39 @@ def test_read_only_checkpoint_folder_is_refused_before_training(train_project, s
         pytest.skip("this user can write into read-only folders")
     assert error_line(r) == (f"error: {stage} cannot write its outputs: checkpoints/{stage} cannot be written "
                              f"(Permission denied in checkpoints/{stage}): make the output folder writable; "
-                             "then run the stage again (nothing was trained or deleted)")
+                             "then run the stage again (nothing was written or deleted)")
     assert r.stdout == ""                                                  # no training started
     assert [p.name for p in ckpt.iterdir()] == ["ckpt-000000002"]         # nothing lost
     assert (ckpt / "ckpt-000000002").read_bytes() == b"an earlier run's checkpoint"
     assert not (train_project / "models").exists()
+
+
+@pytest.mark.parametrize("stage, folder, output, args", [
+    ("sample", "samples", "samples/gan.npz",
+     ["--model", "models/gan", "--evaluator", "models/evaluator", "--samples", "samples/gan.npz",
+      "--figures", "reports/figures/gan"]),
+    ("evaluate", "metrics", "metrics/evaluate.json",
+     ["--evaluator", "models/evaluator", "--samples", "gan=samples/gan.npz", "--vae", "models/vae",
+      "--metrics", "metrics/evaluate.json"]),
+])
+def test_read_only_sample_and_metrics_folders_are_refused_before_any_work(train_project, stage, folder, output,
+                                                                         args):
+    (train_project / "params.yaml").write_text(yaml.safe_dump(params(**{"sample.n": 20, "evaluate.n_samples": 10,
+                                                                        "sample.attribute": [0, 1]})))
+    (train_project / folder).mkdir(exist_ok=True)
+    (train_project / folder / "other.txt").write_text("another stage's output")
+    os.chmod(train_project / folder, 0o555)
+    try:
+        r = run_stage(train_project, stage, "--data", "data/processed", *args, preexec_fn=drop_dac_override)
+    finally:
+        os.chmod(train_project / folder, 0o755)
+    if r.returncode == 0:
+        pytest.skip("this user can write into read-only folders")
+    assert error_line(r) == (f"error: {stage} cannot write its outputs: {output} cannot be written (Permission "
+                             f"denied in {folder}): make the output folder writable; then run the stage again "
+                             "(nothing was written or deleted)")
+    assert sorted(p.name for p in (train_project / folder).iterdir()) == (
+        ["evaluator.json", "other.txt"] if folder == "metrics" else ["other.txt"])
 
 
 @pytest.mark.parametrize("stage", list(TRAIN_ARGS))
@@ -270,7 +298,7 @@ def test_full_disk_is_refused_before_training(train_project, stage, monkeypatch)
     line = str(e.value)
     assert line.startswith(f"{stage} cannot write its outputs: models/")
     assert "MB but 0.2 MB are free on the disk of" in line and "free some disk space" in line
-    assert line.endswith("then run the stage again (nothing was trained or deleted)")
+    assert line.endswith("then run the stage again (nothing was written or deleted)")
     assert [p.name for p in (train_project / "checkpoints" / stage).iterdir()] == ["ckpt-000000002"]
     assert not (train_project / "models").exists()
 
