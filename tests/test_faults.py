@@ -71,7 +71,8 @@ def dvc(proj, *args, check=True):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, fmnist_raw):
-    """A clone with fetch, validate and normalize reproduced on the small slice and FAULT_PARAMS set."""
+    """A clone with fetch, validate, normalize and check_data reproduced on the small slice and FAULT_PARAMS
+    set (check_data too, so an interrupted training run leaves dvc.lock as it was)."""
     root = tmp_path_factory.mktemp("faults")
     npz = root / "small.npz"
     np.savez(npz, x_train=fmnist_raw["x_train"][:3000], y_train=fmnist_raw["y_train"][:3000],
@@ -79,7 +80,7 @@ def prepared(tmp_path_factory, fmnist_raw):
     digest = hashlib.sha256(npz.read_bytes()).hexdigest()
     proj = copy_project(root / "proj")
     set_params(proj, {"data": {"name": "url", "url": npz.as_uri(), "sha256": digest}, **FAULT_PARAMS})
-    dvc(proj, "repro", "normalize")
+    dvc(proj, "repro", "check_data")
     return proj
 
 
