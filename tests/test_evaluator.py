@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from genlab.errors import GenlabError
+from genlab.evaluation.settings import check_gates
 from genlab.evaluation.evaluator import (
     accuracy,
     check_evaluator,
     check_gate,
-    check_gates,
     features,
     features_and_proba,
     gate_for,

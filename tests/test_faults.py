@@ -49,6 +49,9 @@ FAULT_PARAMS = {
     "vae": {"arch": "conv", "filters": 4, "latent_dim": 4},
     "evaluator": {"epochs": EVAL_EPOCHS, "warmup_epochs": 1, "filters": [4, 8], "feature_dim": 16,
                   "batch_size": 64},
+    # within the slice's 1,000 test images: check_data, run before every training stage, checks them
+    "sample": {"n": 1000},
+    "evaluate": {"n_samples": 1000, "kid_subset_size": 200},
 }
 STAGES = ("train_gan", "train_vae", "train_evaluator")
 MODEL = {"train_gan": "models/gan", "train_vae": "models/vae", "train_evaluator": "models/evaluator"}
@@ -66,7 +69,8 @@ dvc = functools.partial(conftest.dvc, check=True)   # every dvc call here must s
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, fmnist_raw):
-    """A clone with fetch, validate and normalize reproduced on the small slice and FAULT_PARAMS set."""
+    """A clone with fetch, validate, normalize and check_data reproduced on the small slice and FAULT_PARAMS
+    set (check_data too, so an interrupted training run leaves dvc.lock as it was)."""
     root = tmp_path_factory.mktemp("faults")
     npz = root / "small.npz"
     np.savez(npz, x_train=fmnist_raw["x_train"][:3000], y_train=fmnist_raw["y_train"][:3000],
@@ -74,7 +78,7 @@ def prepared(tmp_path_factory, fmnist_raw):
     digest = hashlib.sha256(npz.read_bytes()).hexdigest()
     proj = copy_project(root / "proj")
     set_params(proj, {"data": {"name": "url", "url": npz.as_uri(), "sha256": digest}, **FAULT_PARAMS})
-    dvc(proj, "repro", "normalize")
+    dvc(proj, "repro", "check_data")
     return proj
 
 

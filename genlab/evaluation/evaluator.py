@@ -398,17 +398,8 @@ def load_evaluator(directory):
                           "run `dvc repro -f train_evaluator`") from None
 
 
-def check_gates(gates):
-    """The evaluate.min_evaluator_accuracy mapping {dataset name: minimum test accuracy} with every
-    value checked to be a number in [0, 1] (the evaluate stage's read_settings calls this)."""
-    for dataset, gate in gates.items():
-        if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:
-            raise GenlabError(f"evaluate.min_evaluator_accuracy.{dataset} must be a number in [0, 1], got {gate!r}")
-    return {dataset: float(gate) for dataset, gate in gates.items()}
-
-
 def gate_for(gates, dataset):
-    """The accuracy gate for `dataset` from gates checked by check_gates."""
+    """The accuracy gate for `dataset` from gates checked by genlab.evaluation.settings.check_gates."""
     if dataset not in gates:
         raise GenlabError(f"evaluate.min_evaluator_accuracy has no gate for dataset {dataset!r}: "
                           f"add `{dataset}: <minimum test accuracy>` under it in params.yaml")
