@@ -8,8 +8,18 @@ set -euo pipefail
 cd "$(dirname "$0")"
 mode="${1:-install}"; shift || true
 
-PY="${PYTHON:-python3.11}"
-command -v "$PY" >/dev/null || PY=python3
+# PYTHON, when set, is the interpreter to use, and nothing else: a wrong path stops here. Unset, the
+# first python3.11 on PATH is used, else python3 (checked to be 3.11 below).
+if [ -n "${PYTHON+set}" ]; then
+  PY="$PYTHON"
+  if ! command -v "$PY" >/dev/null 2>&1 || [ -d "$(command -v "$PY")" ] || [ ! -x "$(command -v "$PY")" ]; then
+    echo "error: PYTHON=$PY is not an executable Python: set PYTHON=/path/to/python3.11, or unset it to use python3.11 from PATH" >&2
+    exit 1
+  fi
+else
+  PY=python3.11
+  command -v "$PY" >/dev/null || PY=python3
+fi
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
   echo "error: Python 3.11 is required (found $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
   exit 1

@@ -106,7 +106,7 @@ def child(name, args):
             if placement.replicas > 1:
                 devices.sync_batch_norm(model)
             task = GanTask(model, x, y, 2e-4, 0.5, 0, in_memory=settings.data_in_memory,
-                           optimizer=placement.optimizer)
+                           optimizer=placement.optimizer, loss="ns")
         else:
             cfg = vae_config(arch=arch, variant="vae", latent_dim=16, hidden=512, filters=16, shape=shape,
                              value_range=value_range)

@@ -112,10 +112,10 @@ def build(name, family, params, dataset):
     if name == "recipe_mlp_gan":
         r = RECIPE_MLP
         task = gan_task(dataset, arch="mlp", conditional=False, latent_dim=r["latent_dim"], hidden=r["hidden"],
-                        filters=1, lr=r["lr"], beta_1=r["beta_1"], seed=seed)
+                        filters=1, lr=r["lr"], beta_1=r["beta_1"], seed=seed, loss="ns")
         return task, r["batch_size"], use_xla("mlp"), "mlp 100-128-784, uncond., Adam 2e-4/0.5, batch 128"
     if name == "reference_dcgan":
-        task = GanTask(ReferenceDCGAN(value_range), x, y, DCGAN["lr"], DCGAN["beta_1"], seed)
+        task = GanTask(ReferenceDCGAN(value_range), x, y, DCGAN["lr"], DCGAN["beta_1"], seed, loss="ns")
         return task, DCGAN["batch_size"], use_xla("dcgan"), "7x7x128-ConvT64-ConvT1 / Conv64-Conv128, batch 64"
     if name == "reference_vae":
         task = VaeTask(ReferenceVAE(value_range), x, x_val, VAE_EXAMPLE["lr"], 1.0, seed)

@@ -117,7 +117,7 @@ def bench_project(name, x, y, seconds):
         arch = "mlp" if "mlp" in name else "dcgan"
         cfg = gan_config(arch=arch, latent_dim=100, conditional=arch == "dcgan", hidden=128, filters=32,
                          shape=shape, n_classes=10, value_range=value_range)
-        task = GanTask(GAN(cfg), x, y, 2e-4, 0.5, 0)
+        task = GanTask(GAN(cfg), x, y, 2e-4, 0.5, 0, loss="ns")
         jit = name in ("gan_mlp", "gan_dcgan_xla")
     else:
         arch = name.split("_")[1]

@@ -3,6 +3,7 @@
 import errno
 import os
 import platform
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -89,6 +90,12 @@ def pin_cpu_kernels():
     GAN 1.11x and the conv VAE 1.33x faster with them on (benchmarks/README.md). Call before importing TF."""
     if platform.machine().lower() in ("x86_64", "amd64"):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def sigterm_as_interrupt():
+    """Make SIGTERM (what `kill` and job schedulers send) raise KeyboardInterrupt, like Ctrl-C, so a
+    training stage writes its checkpoint before it stops. Call from a stage's main thread."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def run(main):

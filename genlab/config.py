@@ -12,6 +12,12 @@ from pathlib import Path
 from genlab.errors import GenlabError
 
 _MISSING = object()
+_read = set()   # every key get() was asked for in this process (check_params: the known keys)
+
+
+def keys_read():
+    """The dotted keys get() has been asked for so far in this process."""
+    return set(_read)
 
 
 def _describe(kind, choices, lo, hi):
@@ -39,6 +45,7 @@ def get(params, key, kind, *, choices=None, lo=None, hi=None, default=_MISSING):
     a bool is never accepted as a number.
     """
     _audit(key)
+    _read.add(key)
     node = params
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:

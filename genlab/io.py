@@ -1,7 +1,8 @@
-"""Atomic outputs: a stage's result appears whole or not at all."""
+"""Atomic outputs: a stage's result appears whole or not at all. Also the file digest (sha256_file)."""
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -134,3 +135,53 @@ def write_npz(path, **arrays):
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with z.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def sha256_file(path):
+    """sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _existing(path):
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_outputs(targets, stage):
+    """Before a long run: every output folder or file in targets ({path: bytes it will need}) can be written
+    (a probe file is created and deleted where the folder, or the folder it will be created in, is) and
+    its disk has room for the sum of the needs of the folders on it. Raises one GenlabError naming
+    every folder that fails, so nothing is trained only to fail at the first write."""
+    from genlab.errors import GenlabError
+    problems, need_by_disk = [], {}
+    for target, nbytes in targets.items():
+        target = Path(target)
+        probes = dict.fromkeys(d for d in (_existing(target), _existing(target.parent)) if d.is_dir())
+        for d in probes:
+            try:
+                fd, name = tempfile.mkstemp(prefix=".genlab-probe-", dir=d)
+                os.close(fd)
+                os.unlink(name)
+            except OSError as e:
+                why = e.strerror or type(e).__name__
+                problems.append(f"{target} cannot be written ({why} in {d}): make the output folder writable")
+                break
+        else:
+            disk = os.stat(_existing(target)).st_dev
+            folder, total, names = need_by_disk.get(disk, (_existing(target), 0, []))
+            need_by_disk[disk] = (folder, total + int(nbytes), names + [str(target)])
+    for folder, total, names in need_by_disk.values():
+        need = int(total * 1.2) + (1 << 20)
+        free = shutil.disk_usage(folder).free
+        if need > free:
+            problems.append(f"{', '.join(names)} need about {need / 1e6:.1f} MB but {free / 1e6:.1f} MB are free "
+                            f"on the disk of {folder}: free some disk space")
+    if problems:
+        raise GenlabError(f"{stage} cannot write its outputs: " + "; ".join(problems)
+                          + "; then run the stage again (nothing was written or deleted)")

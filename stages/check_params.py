@@ -3,27 +3,88 @@
 The first stage of the pipeline (fetch depends on its output). It calls each stage's own
 `read_settings` (the checks that stage makes before doing any work) on the whole params.yaml, so a bad
 value stops `dvc repro` at once, before DVC deletes any other stage's outputs or a long training
-runs. Its output never changes while params are valid, so it makes nothing downstream re-run.
+runs. A key no stage reads (a typo such as `train.epoch`) is refused too, naming the closest known key.
+Its output never changes while params are valid, so it makes nothing downstream re-run.
+It imports no TensorFlow or Keras (the read_settings functions stay light), so it takes about a second.
 """
 
 import argparse
+import difflib
+from pathlib import Path
 
-from genlab import cli
+import yaml
+
+from genlab import cli, config
 from genlab.errors import GenlabError
 from genlab.io import atomic_file
-from stages import evaluate, fetch, normalize, sample, train_evaluator, train_gan, train_vae, validate
+from stages import (
+    check_data,
+    evaluate,
+    fetch,
+    normalize,
+    sample,
+    train_evaluator,
+    train_gan,
+    train_vae,
+    validate,
+)
 
-STAGES = (fetch, validate, normalize, train_gan, train_vae, train_evaluator, sample, evaluate)
+STAGES = (fetch, validate, normalize, check_data, train_gan, train_vae, train_evaluator, sample, evaluate)
 
 
-def check(params):
-    """Every stage's checks on params; raise one GenlabError listing every bad value."""
+def declared_keys(dvc_yaml="dvc.yaml"):
+    """The param keys dvc.yaml lists per stage (tests/test_experiments.py checks they are exactly the keys
+    each stage reads). Used beside the keys read here, for a stage whose checks stopped at a bad value
+    before reading all of its keys."""
+    try:
+        stages = yaml.safe_load(Path(dvc_yaml).read_text()).get("stages", {})
+    except (OSError, yaml.YAMLError, AttributeError):
+        return set()
+    keys = set()
+    for stage in stages.values():
+        for p in stage.get("params", []) if isinstance(stage, dict) else []:
+            if isinstance(p, str):
+                keys.add(p)
+    return keys
+
+
+def unknown_keys(params, known):
+    """One message per key of params that no stage reads (a section no stage reads: one message)."""
+    sections = {k.split(".")[0] for k in known}
+    problems = []
+
+    def walk(node, prefix):
+        for name, value in node.items():
+            key = f"{prefix}{name}"
+            if key in known:
+                continue                                  # read whole (e.g. a mapping of gates)
+            if isinstance(value, dict) and any(k.startswith(key + ".") for k in known):
+                walk(value, key + ".")
+                continue
+            if not prefix and key not in sections:
+                close = difflib.get_close_matches(key, sorted(sections), n=1)
+                what = f"{key} is not a known params section"
+            else:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                what = f"{key} is not a known param"
+            problems.append(f"{what}: " + (f"did you mean {close[0]}?" if close
+                                            else "remove it (the known keys are in README, section Params)"))
+
+    walk(params, "")
+    return problems
+
+
+def check(params, dvc_yaml="dvc.yaml"):
+    """Every stage's checks on params, and no unknown key; raise one GenlabError listing every problem
+    (each message once, even when several stages read the same bad key)."""
     errors = []
     for stage in STAGES:
         try:
             stage.read_settings(params)
         except GenlabError as e:
-            errors.append(str(e))
+            errors += str(e).split("; ")      # a stage may report several values, joined by "; "
+    errors += unknown_keys(params, config.keys_read() | declared_keys(dvc_yaml))
+    errors = list(dict.fromkeys(errors))
     if errors:
         raise GenlabError("; ".join(errors))
 

@@ -23,11 +23,9 @@ def load_samples(path, n):
 
 def read_settings(params):
     """Validate every evaluate.* value this stage reads; return them as keyword arguments."""
-    from genlab.evaluation.scoring import read_settings as score_settings
-    gates = config.get(params, "evaluate.min_evaluator_accuracy", dict)
-    for dataset, gate in gates.items():
-        if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:
-            raise GenlabError(f"evaluate.min_evaluator_accuracy.{dataset} must be a number in [0, 1], got {gate!r}")
+    from genlab.evaluation.settings import check_gates
+    from genlab.evaluation.settings import read_settings as score_settings
+    gates = check_gates(config.get(params, "evaluate.min_evaluator_accuracy", dict))
     return {"n": config.get(params, "evaluate.n_samples", int, lo=2), "gates": gates,
             "iw_k": config.get(params, "evaluate.iw_k", int, lo=1),
             "threshold": config.get(params, "evaluate.binarize_threshold", float, lo=0.0, hi=1.0),
@@ -51,9 +49,10 @@ def main():
     from genlab.evaluation.elbo import vae_bounds
     from genlab.evaluation.evaluator import check_evaluator, load_evaluator, load_evaluator_info
     from genlab.evaluation.scoring import score_models
-    from genlab.io import write_json
+    from genlab.io import check_outputs, write_json
     from genlab.models.load import load_model
 
+    check_outputs({args.metrics: 1 << 16}, "evaluate")     # a small JSON file
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)
     check_evaluator(info, gates, meta["dataset"])

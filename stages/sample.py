@@ -37,7 +37,7 @@ def main():
 
     from genlab.data.processed import from_unit, load_meta, load_split, to_unit
     from genlab.evaluation.evaluator import load_evaluator, predict_proba
-    from genlab.io import atomic_dir, write_npz
+    from genlab.io import atomic_dir, check_outputs, write_npz
     from genlab.models.load import load_model
     from genlab.outputs.sampling import draw, gan_figures, vae_figures
 
@@ -46,6 +46,9 @@ def main():
     if max(edit) >= len(names):
         raise GenlabError(f"sample.attribute must be [from_class, to_class], two different class ids in "
                           f"0..{len(names) - 1}, got {edit!r}")
+
+    pixels = int(np.prod(meta["shape"]))
+    check_outputs({args.samples: 4 * n * pixels, args.figures: 1 << 20}, "sample")   # float32 images, a few PNGs
 
     model = load_model(args.model)
     evaluator = load_evaluator(args.evaluator)

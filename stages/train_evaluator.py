@@ -7,10 +7,9 @@ Ctrl-C, SIGTERM or kill -9 the next run resumes after the last finished epoch.
 """
 
 import argparse
-import signal
 
 from genlab import config
-from genlab.cli import read_params, run
+from genlab.cli import read_params, run, sigterm_as_interrupt
 from genlab.errors import GenlabError
 
 
@@ -28,7 +27,7 @@ def read_settings(params):
     }
     if s["warmup_epochs"] >= s["epochs"]:
         raise GenlabError(f"evaluator.warmup_epochs ({s['warmup_epochs']}) must be less than "
-                          f"evaluator.epochs ({s['epochs']})")
+                          f"evaluator.epochs ({s['epochs']}): lower evaluator.warmup_epochs or raise evaluator.epochs")
     f = s["filters"]
     if not f or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in f):
         raise GenlabError(f"evaluator.filters must be a non-empty list of positive integers, got {f!r}")
@@ -44,13 +43,19 @@ def main():
     ap.add_argument("--metrics", required=True, help="output metrics JSON")
     args = ap.parse_args()
     settings = read_settings(read_params())
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+    sigterm_as_interrupt()
 
     from genlab.data.processed import load_meta, load_split
-    from genlab.evaluation.evaluator import accuracy, save_evaluator, train_evaluator
-    from genlab.io import atomic_dir, write_json
+    from genlab.io import atomic_dir, check_outputs, write_json
+    from genlab.training import budget
 
     meta = load_meta(args.data)
+    _, n_params = budget.evaluator_counts(meta["shape"], filters=settings["filters"],
+                                          feature_dim=settings["feature_dim"], n_classes=meta["n_classes"])
+    check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
+                   args.metrics: budget.LIVE_DISK}, "train_evaluator")
+
+    from genlab.evaluation.evaluator import accuracy, save_evaluator, train_evaluator
     x, y = load_split(args.data, "train")
     x_val, y_val = load_split(args.data, "val")
     x_test, y_test = load_split(args.data, "test")

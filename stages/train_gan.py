@@ -4,12 +4,12 @@ interruption), log to --live with dvclive, and write the finished model to --mod
 import argparse
 
 from genlab import cli
-from genlab.training.params import gan_params, train_settings
+from genlab.training.params import both, gan_params, train_settings
 
 
 def read_settings(params):
     """Validate every train.* and gan.* value this stage reads: (train settings, gan keyword arguments)."""
-    return train_settings(params), gan_params(params)
+    return tuple(both(lambda: train_settings(params), lambda: gan_params(params)))
 
 
 def main():
@@ -21,10 +21,21 @@ def main():
     args = ap.parse_args()
     settings, gan = read_settings(cli.read_params())
 
-    from genlab.training.gan import train_gan
-    from genlab.training.loop import TrainSettings, load_training_data, sigterm_as_interrupt
+    from genlab.data.processed import load_meta
+    from genlab.io import check_outputs
+    from genlab.training import budget
 
-    sigterm_as_interrupt()
+    meta = load_meta(args.data)
+    _, n_params = budget.gan_counts(meta["shape"], n_classes=meta["n_classes"], arch=gan["arch"],
+                                    latent_dim=gan["latent_dim"], hidden=gan["hidden"], filters=gan["filters"],
+                                    conditional=gan["conditional"])
+    check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
+                   args.live: budget.LIVE_DISK}, "train_gan")
+
+    from genlab.training.gan import train_gan
+    from genlab.training.loop import TrainSettings, load_training_data
+
+    cli.sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train"], in_memory=settings["data_in_memory"])
     train_gan(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **gan)
     print(f"train_gan: {gan['arch']} GAN trained for {settings['iterations']} iterations -> {args.model}")

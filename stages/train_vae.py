@@ -5,12 +5,12 @@ write the finished model to --model."""
 import argparse
 
 from genlab import cli
-from genlab.training.params import train_settings, vae_params
+from genlab.training.params import both, train_settings, vae_params
 
 
 def read_settings(params):
     """Validate every train.* and vae.* value this stage reads: (train settings, vae keyword arguments)."""
-    return train_settings(params), vae_params(params)
+    return tuple(both(lambda: train_settings(params), lambda: vae_params(params)))
 
 
 def main():
@@ -22,10 +22,20 @@ def main():
     args = ap.parse_args()
     settings, vae = read_settings(cli.read_params())
 
-    from genlab.training.loop import TrainSettings, load_training_data, sigterm_as_interrupt
+    from genlab.data.processed import load_meta
+    from genlab.io import check_outputs
+    from genlab.training import budget
+
+    meta = load_meta(args.data)
+    _, n_params = budget.vae_counts(meta["shape"], arch=vae["arch"], latent_dim=vae["latent_dim"],
+                                    hidden=vae["hidden"], filters=vae["filters"])
+    check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
+                   args.live: budget.LIVE_DISK}, "train_vae")
+
+    from genlab.training.loop import TrainSettings, load_training_data
     from genlab.training.vae import train_vae
 
-    sigterm_as_interrupt()
+    cli.sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train", "val"], in_memory=settings["data_in_memory"])
     train_vae(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **vae)
     print(f"train_vae: {vae['arch']} {vae['variant']} trained for {settings['iterations']} iterations -> {args.model}")

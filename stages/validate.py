@@ -28,7 +28,7 @@ def main():
     arrays = load_raw(args.raw)
     n_classes = len(info["class_names"]) if info.get("class_names") else None
     report = validate_arrays(arrays, counts=info.get("counts"), shape=info.get("image_shape"),
-                             n_classes=n_classes, **s)
+                             n_classes=n_classes, files=(info.get("source") or {}).get("files"), **s)
     report["dataset"] = info.get("name")
     write_json(args.report, report)
     print(f"validate: {report['evaluated'] - report['failed']}/{report['evaluated']} expectations passed")

@@ -81,6 +81,27 @@ def tool_env(**extra):
     return env
 
 
+def dvc(proj, *args, env=None, check=False):
+    """`dvc <args>` in proj (env: tool_env() unless given); with check, assert it succeeded.
+    Returns the CompletedProcess (text stdout/stderr)."""
+    import subprocess
+    r = subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env or tool_env())
+    if check:
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def flat_keys(tree, prefix="", leaves=False):
+    """The dotted keys of a params tree: every key (sections too), or with leaves=True only the values.
+    The mapping under evaluate.min_evaluator_accuracy (dataset -> gate) counts as one value."""
+    for k, v in tree.items():
+        inner = isinstance(v, dict) and k != "min_evaluator_accuracy"
+        if not (leaves and inner):
+            yield prefix + k
+        if inner:
+            yield from flat_keys(v, prefix + k + ".", leaves)
+
+
 # A native library's log line: TensorFlow/absl ("I0000 00:00:17.. 123 port.cc:153] ...",
 # "2026-01-01 10:00:00.123456: W tensorflow/...", "WARNING: All log messages before absl::...") and the
 # continuation line of cpu_feature_guard's notice. Stages keep these off stderr (genlab.cli), but a

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, shared_data_dir  # this script's folder, tests/, is first on sys.path
+
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,7 +33,7 @@ def real_slice(processed):
     """The first N_TRAIN training and N_VAL test images in the processed layout, also saved as .npy
     (normalize's layout) in `processed` so that the streaming path can memory-map them."""
     from genlab.data.readers import read_idx
-    d = Path(os.environ.get("GENLAB_TEST_DATA", ROOT.parent / "shared" / "data")) / "fashion-mnist"
+    d = shared_data_dir() / "fashion-mnist"
     x = read_idx(d / "train-images-idx3-ubyte.gz")[:N_TRAIN].astype(np.float32)[..., None] / 127.5 - 1.0
     y = read_idx(d / "train-labels-idx1-ubyte.gz")[:N_TRAIN].astype(np.int32)
     xv = read_idx(d / "t10k-images-idx3-ubyte.gz")[:N_VAL].astype(np.float32)[..., None] / 127.5 - 1.0
@@ -75,7 +76,7 @@ def main():
         if family.startswith("gan"):
             from genlab.training.gan import train_gan
             arch = "dcgan" if family == "gan_dcgan" else "mlp"
-            options = dict(loss="hinge", ema=0.9, d_lr=2e-3) if family == "gan_options" else {}
+            options = dict(loss="hinge", ema=0.9, d_lr=2e-3) if family == "gan_options" else dict(loss="ns")
             model = train_gan(dataset, **dirs, arch=arch, conditional=arch == "dcgan", latent_dim=16, hidden=64,
                               filters=4, lr=1e-3, beta_1=0.5, settings=settings, on_log=on_log, out=sys.stderr,
                               **options)

@@ -36,6 +36,7 @@ def tiny_evaluator(fmnist_small, tmp_path_factory):
     return d
 
 
+@pytest.mark.slow   # the benchmark script in a subprocess
 def test_every_row_is_scored_with_finite_numbers(tiny_evaluator, shared_data, tmp_path):
     out = tmp_path / "bq"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--minutes", "0.02", "--n", "500", "--iw-k", "4",

@@ -80,6 +80,7 @@ def runs(tmp_path_factory, shared_data):
     return out
 
 
+@pytest.mark.slow   # training subprocesses (distributed_helper.py)
 @pytest.mark.parametrize("family", ["gan", "vae"])
 def test_mirrored_matches_single_device(runs, family):
     a, b = runs[family, "default"], runs[family, "mirrored"]
@@ -87,6 +88,7 @@ def test_mirrored_matches_single_device(runs, family):
     assert_close(a, b)
 
 
+@pytest.mark.slow   # training subprocesses (distributed_helper.py)
 def test_mirrored_gan_options_match_single_device(runs):
     """gan.loss hinge, gan.ema (updated outside the replicas) and gan.d_lr under the mirrored strategy:
     the same losses and saved (averaged) generator as on one device."""
@@ -101,6 +103,7 @@ def test_mirrored_gan_options_match_single_device(runs):
     assert any(not np.allclose(wa, wb) for wa, wb in zip(weights(a), weights(plain)))
 
 
+@pytest.mark.slow   # training subprocesses (distributed_helper.py)
 def test_mirrored_run_resumes_after_a_kill(runs):
     """Killed at iteration 15 (checkpoint at 10), run again: the same weights as the uninterrupted
     mirrored run, bit for bit (same devices, same reduction order)."""
@@ -125,6 +128,7 @@ def free_ports(n):
     return ports
 
 
+@pytest.mark.slow   # training subprocesses (distributed_helper.py)
 def test_multi_worker_two_processes_match_single_device(runs, shared_data):
     """Two worker processes (one replica each, TF_CONFIG on 127.0.0.1): the same losses and weights
     as the single-device run; only worker 0 (the chief) writes checkpoints and the model."""
@@ -159,6 +163,7 @@ def _dataset(fmnist_small, tmp_path, in_memory):
     return load_training_data(d, ["train", "val"], in_memory=in_memory)
 
 
+@pytest.mark.slow   # pairs of trainings compared bit for bit
 @pytest.mark.parametrize("family, arch, xla", [("gan", "mlp", "auto"), ("vae", "conv", "false")])
 def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
     """train.data_in_memory false reads each batch from the memory-mapped .npy through tf.data, with
@@ -178,7 +183,7 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
         kw = dict(settings=settings, on_log=lambda s, v: logged.append(v), out=open(os.devnull, "w"), **dirs)
         if family == "gan":
             model = train_gan(dataset, arch=arch, conditional=True, latent_dim=8, hidden=32, filters=4, lr=1e-3,
-                              beta_1=0.5, **kw)
+                              beta_1=0.5, loss="ns", **kw)
             nets = (model.generator, model.discriminator)
         else:
             model = train_vae(dataset, arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=32, filters=4,
@@ -191,6 +196,7 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow   # pairs of trainings compared bit for bit
 def test_streaming_resumes_mid_run(fmnist_small, tmp_path):
     """A streamed run killed after its checkpoint at 6 restarts its input at iteration 6."""
     from genlab.training.loop import TrainSettings
@@ -238,7 +244,7 @@ def test_mixed_precision_code_path(fmnist_small, precision):
     with placement.scope():
         model = GAN(gan_config(arch="mlp", latent_dim=8, conditional=True, hidden=16, filters=4, shape=[28, 28, 1],
                                n_classes=10, value_range=[-1.0, 1.0]))
-        task = GanTask(model, x[:500], y[:500], 1e-3, 0.5, 0, optimizer=placement.optimizer)
+        task = GanTask(model, x[:500], y[:500], 1e-3, 0.5, 0, optimizer=placement.optimizer, loss="ns")
         steps = CompiledSteps(task, settings, False, placement)
         steps.run(tf.constant(5, tf.int32))
         assert model.generator.get_layer("g_dense").compute_dtype == {"fp16": "float16", "bf16": "bfloat16"}[precision]

@@ -4,12 +4,12 @@ its params are keys that exist in params.yaml. (Which keys each stage really rea
 time in test_experiments.py, through the GENLAB_PARAMS_AUDIT hook.)"""
 
 import ast
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, flat_keys
+
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -56,20 +56,13 @@ def script_of(stage):
 @pytest.mark.parametrize("name,stage", stages(), ids=[n for n, _ in stages()])
 def test_code_deps_are_exactly_the_imported_modules(name, stage):
     imported = closure(script_of(stage))
-    folders = [d for d in stage["deps"] if d in ("stages", "genlab")]
-    if folders:   # check_params imports every stage's checks: it lists the code folders whole
-        assert {f.split("/")[0] for f in imported} <= set(folders)
+    if name == "check_params":   # it imports every stage's checks: it lists the code folders whole
+        assert sorted(d for d in stage["deps"] if not d.startswith("data/")) == ["genlab", "stages"]
+        assert {f.split("/")[0] for f in imported} == {"genlab", "stages"}
         return
     declared = {d for d in stage["deps"] if d.startswith(("stages/", "genlab/"))}
     assert declared == imported, (f"{name}: listed but not imported {sorted(declared - imported)}; "
                                   f"imported but not listed {sorted(imported - declared)}")
-
-
-def flat_keys(tree, prefix=""):
-    for k, v in tree.items():
-        yield prefix + k
-        if isinstance(v, dict) and k not in ("min_evaluator_accuracy",):
-            yield from flat_keys(v, prefix + k + ".")
 
 
 def declared_keys(stage):
@@ -81,7 +74,7 @@ def declared_keys(stage):
 
 def test_params_named_in_dvc_yaml_exist_and_every_param_is_used():
     all_keys = set(flat_keys(PARAMS))
-    leaves = {k for k in all_keys if not isinstance(_lookup(k), dict) or k.endswith("min_evaluator_accuracy")}
+    leaves = set(flat_keys(PARAMS, leaves=True))
     used = set()
     for name, stage in stages():
         keys = declared_keys(stage)
@@ -90,8 +83,16 @@ def test_params_named_in_dvc_yaml_exist_and_every_param_is_used():
     assert leaves - used == set(), f"params no stage reads (remove them or list them): {sorted(leaves - used)}"
 
 
-def _lookup(key):
-    node = PARAMS
-    for part in key.split("."):
-        node = node[part]
-    return node
+
+def test_check_params_runs_every_stages_checks_first():
+    """check_params imports and calls the read_settings of every other stage, reads all of params.yaml,
+    and the first data stage depends on its output, so a bad value stops `dvc repro` before any work."""
+    from stages import check_params
+    stage = DVC["stages"]["check_params"]
+    others = {script_of(s) for n, s in stages() if n not in ("check_params", "report")}   # report has no checks
+    assert others <= closure("stages/check_params.py")
+    assert {f"stages/{m.__name__.split('.')[-1]}.py" for m in check_params.STAGES} == others
+    assert all(callable(m.read_settings) for m in check_params.STAGES)
+    assert stage["params"] == [{"params.yaml": None}]
+    out = stage["outs"][0]
+    assert out in DVC["stages"]["fetch"]["deps"] and out in stage["cmd"]

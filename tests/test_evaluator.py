@@ -25,6 +25,7 @@ from genlab.evaluation.evaluator import (
     save_evaluator,
     train_evaluator,
 )
+from genlab.evaluation.settings import check_gates
 
 SLICE_GATE = 0.85
 ARCH = dict(n_classes=10, filters=[16, 32], feature_dim=128, dropout=0.3)
@@ -95,8 +96,10 @@ def test_gate_for_dataset():
     assert gate_for(gates, "mnist") == 0.99
     with pytest.raises(GenlabError, match="no gate for dataset 'url'.*add `url: "):
         gate_for(gates, "url")
-    with pytest.raises(GenlabError, match=r"min_evaluator_accuracy\.mnist must be a number in \[0, 1\]"):
-        gate_for({"mnist": 99}, "mnist")
+    for bad in (99, -0.1, True, "high"):
+        with pytest.raises(GenlabError, match=r"min_evaluator_accuracy\.mnist must be a number in \[0, 1\]"):
+            check_gates({"fashion_mnist": 0.9, "mnist": bad})
+    assert check_gates({"mnist": 1, "url": 0}) == {"mnist": 1.0, "url": 0.0}
 
 
 def test_check_evaluator_matches_dataset_and_gate():

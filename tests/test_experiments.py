@@ -20,12 +20,13 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, copy_tree, own_lines, tool_env
+from conftest import ROOT, copy_tree, dvc, flat_keys, own_lines, tool_env
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
-# The table "Which change re-runs what" in docs/experiments.md (check_params, ~1 s, runs on every params change).
-AFTER_NORMALIZE = ["normalize", "train_gan", "train_vae", "train_evaluator", "sample@gan", "sample@vae",
+# The table "Which change re-runs what" in docs/experiments.md (check_params, ~1 s, runs on every params
+# change; check_data, ~1 s, whenever the data or a param it lists changes: see reruns).
+AFTER_NORMALIZE = ["normalize", "check_data", "train_gan", "train_vae", "train_evaluator", "sample@gan", "sample@vae",
                    "evaluate", "report"]
 RERUNS = {
     "data": ["fetch", "validate", *AFTER_NORMALIZE],
@@ -46,23 +47,12 @@ RERUNS = {
 
 
 def reruns(key):
-    return set(RERUNS.get(key) or RERUNS[key.split(".")[0]]) | {"check_params"}
-
-
-def dvc(proj, *args, env):
-    return subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env)
+    data_limit = {"check_data"} if key in declared("check_data") else set()
+    return set(RERUNS.get(key) or RERUNS[key.split(".")[0]]) | {"check_params"} | data_limit
 
 
 def stages_run(stdout):
     return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
-
-
-def leaf_keys(tree, prefix=""):
-    for k, v in tree.items():
-        if isinstance(v, dict) and k != "min_evaluator_accuracy":
-            yield from leaf_keys(v, prefix + k + ".")
-        else:
-            yield prefix + k
 
 
 def changed(value):
@@ -113,7 +103,7 @@ def output_digests(proj, stages):
     return digests
 
 
-ALL_STAGES = ["check_params", "fetch", "validate", *AFTER_NORMALIZE[:5], "sample@vae", "evaluate", "report"]
+ALL_STAGES = ["check_params", "fetch", "validate", *AFTER_NORMALIZE[:6], "sample@vae", "evaluate", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +123,7 @@ def project(baseline, tmp_path):
 
 # --- which keys each stage reads ------------------------------------------------------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
     _, _, audit = baseline
     read = {}
@@ -151,10 +142,11 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
 
 # --- every key: dvc status names exactly the stages that list it ---------------------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_dvc_status_names_exactly_the_stages_of_each_key(baseline):
     base, env, _ = baseline
     params_text = (base / "params.yaml").read_text()
-    keys = list(leaf_keys(yaml.safe_load(params_text)))
+    keys = list(flat_keys(yaml.safe_load(params_text), leaves=True))
     assert len(keys) >= 40
     (base.parent / "other-images").mkdir(exist_ok=True)      # data.path must name a folder that exists
     (base.parent / "other-images" / "a.txt").write_text("a")
@@ -179,6 +171,7 @@ REAL = [("validate.max_blank_fraction", 0.002), ("normalize.val_fraction", 0.15)
         ("vae.beta", 0.5), ("evaluator.dropout", 0.2), ("sample.grid", 4), ("evaluate.pr_k", 5)]
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 @pytest.mark.parametrize("key,value", REAL, ids=[k for k, _ in REAL])
 def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
     proj, env = project
@@ -196,9 +189,10 @@ def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
     assert "Running stage" not in dvc(proj, "repro", env=env).stdout      # and then it is up to date
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
     proj, env = project
-    src = proj / "genlab" / "train_vae.py"
+    src = proj / "genlab" / "training" / "vae.py"
     code = src.read_text()
     # a comment: train_vae re-runs, its outputs come out byte-identical, so DVC stops there
     src.write_text(code + "\n# an edit\n")
@@ -215,6 +209,7 @@ def test_changing_code_reruns_that_stage_and_its_downstream_only(project):
     assert stages_run(r.stdout) == {"check_params", "train_vae", "sample@vae", "evaluate", "report"}
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_noop_repro_runs_nothing(project):
     proj, env = project
     r = dvc(proj, "repro", env=env)
@@ -235,7 +230,8 @@ INVALID = [
     ("vae.variant", "vq", "vae.variant must be one of 'vae', 'ae', got 'vq'"),
     ("vae.beta", -1, "vae.beta must be a number >= 0.0, got -1.0"),
     ("evaluator.filters", [16, 0], "evaluator.filters must be a non-empty list of positive integers"),
-    ("evaluator.warmup_epochs", 2, "evaluator.warmup_epochs (2) must be less than evaluator.epochs (2)"),
+    ("evaluator.warmup_epochs", 2, "evaluator.warmup_epochs (2) must be less than evaluator.epochs (2): "
+     "lower evaluator.warmup_epochs or raise evaluator.epochs"),
     ("sample.attribute", [3, 3], "sample.attribute must be [from_class, to_class], two different class ids"),
     ("sample.grid", 0, "sample.grid must be an integer in [1, 32], got 0"),
     ("evaluate.n_samples", 1, "evaluate.n_samples must be an integer >= 2, got 1"),
@@ -245,6 +241,7 @@ INVALID = [
 ]
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_invalid_values_are_refused_before_any_stage_runs(baseline, tmp_path):
     base, env, _ = baseline
     proj = copy_tree(base, tmp_path / "proj")
@@ -269,8 +266,62 @@ def test_invalid_values_are_refused_before_any_stage_runs(baseline, tmp_path):
     assert x.returncode != 0 and "gan.learning_rate" in x.stderr
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
+def test_unknown_key_is_refused_naming_the_closest_known_key(baseline, tmp_path):
+    base, env, _ = baseline
+    proj = copy_tree(base, tmp_path / "proj")
+    outputs = output_digests(proj, ALL_STAGES[1:])
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["train"]["epoch"] = 500
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    r = dvc(proj, "repro", env=env)
+    assert r.returncode != 0 and "params.yaml is valid" not in r.stdout
+    assert [ln for ln in own_lines(r.stderr) if ln.startswith("error:")] == [
+        "error: train.epoch is not a known param: did you mean train.epochs?"], r.stderr[-800:]
+    assert stages_run(r.stdout) == {"check_params"}
+    assert output_digests(proj, ALL_STAGES[1:]) == outputs
+
+
+# The data-dependent limits: refused by check_data, after normalize and before any long stage
+# (the smoke data: 54,000 training, 10,000 test images, 10 classes).
+DATA_LIMITS = [
+    ({"train.batch_size": 100000},
+     ["train.batch_size (100000) is larger than the training split (54000 images): lower train.batch_size"]),
+    ({"sample.attribute": [0, 42]},
+     ["sample.attribute [0, 42] names class 42 but the data have 10 classes (0..9)"]),
+    ({"evaluate.n_samples": 20000, "sample.n": 20000, "evaluate.kid_subset_size": 15000,
+      "evaluator.batch_size": 60000},
+     ["evaluator.batch_size (60000) is larger than the training split (54000 images)",
+      "evaluate.n_samples (20000) is larger than the test split (10000 images)",
+      "evaluate.kid_subset_size (15000) is larger than the 10000 images scored"]),
+]
+
+
+@pytest.mark.slow   # the smoke pipeline, then dvc
+@pytest.mark.parametrize("changes, fragments", DATA_LIMITS, ids=["batch", "attribute", "sizes"])
+def test_data_dependent_limits_are_refused_before_any_long_stage_runs(baseline, tmp_path, changes, fragments):
+    base, env, _ = baseline
+    proj = copy_tree(base, tmp_path / "proj")
+    long_stages = ALL_STAGES[ALL_STAGES.index("check_data") + 1:]
+    outputs = output_digests(proj, long_stages)
+    for key, value in changes.items():
+        set_param(proj, key, value)
+    r = dvc(proj, "repro", env=env)
+    assert r.returncode != 0
+    errors = [ln for ln in own_lines(r.stderr) if ln.startswith("error:")]
+    assert len(errors) == 1, r.stderr[-1500:]
+    for fragment in fragments:                       # every problem in the one line
+        assert fragment in errors[0], errors[0]
+    assert stages_run(r.stdout) == {"check_params", "check_data"}
+    assert output_digests(proj, long_stages) == outputs          # nothing deleted, nothing trained
+    for stage in long_stages:
+        for out in yaml.safe_load((proj / "dvc.lock").read_text())["stages"][stage].get("outs", []):
+            assert (proj / out["path"]).exists(), out["path"]
+
+
 # --- experiments: exp run -S, exp show, metrics/params diff, a queued sweep -----------------------
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_exp_run_show_and_diff_against_the_baseline(project):
     proj, env = project
     r = dvc(proj, "exp", "run", "-S", "train.batch_size=32", "-n", "bs32", env=env)
@@ -286,6 +337,7 @@ def test_exp_run_show_and_diff_against_the_baseline(project):
     assert p["params.yaml"]["train.batch_size"] == {"old": 64, "new": 32, "diff": -32}
 
 
+@pytest.mark.slow   # the smoke pipeline, then dvc
 def test_queued_sweep_runs_each_value_with_one_thread_per_job(project):
     proj, env = project
     env = {**env, "GENLAB_THREADS": "1"}          # two jobs on two cores: one TensorFlow thread each
@@ -308,6 +360,7 @@ def test_queued_sweep_runs_each_value_with_one_thread_per_job(project):
     assert rows["2"][1] != rows["4"][1]                 # k changes precision
 
 
+@pytest.mark.slow   # TensorFlow in several subprocesses
 def test_thread_limit_is_applied_and_checked():
     code = ("import os; from genlab import cli\n"
             "def main():\n"

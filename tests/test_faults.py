@@ -18,6 +18,7 @@ a checkpoint every few iterations; each test copies that clone, so the tests are
 """
 
 import errno
+import functools
 import gzip
 import hashlib
 import http.server
@@ -37,6 +38,7 @@ import numpy as np
 import pytest
 import yaml
 
+import conftest
 from conftest import copy_project, tool_env
 
 ITERATIONS, EVAL_EPOCHS = 400, 8
@@ -47,6 +49,9 @@ FAULT_PARAMS = {
     "vae": {"arch": "conv", "filters": 4, "latent_dim": 4},
     "evaluator": {"epochs": EVAL_EPOCHS, "warmup_epochs": 1, "filters": [4, 8], "feature_dim": 16,
                   "batch_size": 64},
+    # within the slice's 1,000 test images: check_data, run before every training stage, checks them
+    "sample": {"n": 1000},
+    "evaluate": {"n_samples": 1000, "kid_subset_size": 200},
 }
 STAGES = ("train_gan", "train_vae", "train_evaluator")
 MODEL = {"train_gan": "models/gan", "train_vae": "models/vae", "train_evaluator": "models/evaluator"}
@@ -59,16 +64,13 @@ def set_params(proj, changes):
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def dvc(proj, *args, check=True):
-    r = subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=tool_env())
-    if check:
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return r
+dvc = functools.partial(conftest.dvc, check=True)   # every dvc call here must succeed unless check=False
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, fmnist_raw):
-    """A clone with fetch, validate and normalize reproduced on the small slice and FAULT_PARAMS set."""
+    """A clone with fetch, validate, normalize and check_data reproduced on the small slice and FAULT_PARAMS
+    set (check_data too, so an interrupted training run leaves dvc.lock as it was)."""
     root = tmp_path_factory.mktemp("faults")
     npz = root / "small.npz"
     np.savez(npz, x_train=fmnist_raw["x_train"][:3000], y_train=fmnist_raw["y_train"][:3000],
@@ -76,7 +78,7 @@ def prepared(tmp_path_factory, fmnist_raw):
     digest = hashlib.sha256(npz.read_bytes()).hexdigest()
     proj = copy_project(root / "proj")
     set_params(proj, {"data": {"name": "url", "url": npz.as_uri(), "sha256": digest}, **FAULT_PARAMS})
-    dvc(proj, "repro", "normalize")
+    dvc(proj, "repro", "check_data")
     return proj
 
 
@@ -163,6 +165,7 @@ def corrupt_newest(proj, stage):
     return int(ckpts[-2].name[5:])
 
 
+@pytest.mark.slow   # dvc and stage subprocesses in a clone
 @pytest.mark.parametrize("stage", STAGES)
 def test_interrupted_training_resumes_and_finishes(clone, stage):
     """SIGINT, then SIGTERM, then SIGKILL to `dvc repro <stage>`: each next run resumes from the last
@@ -248,6 +251,7 @@ def one_error_line(r, *fragments):
     return lines[-1]
 
 
+@pytest.mark.slow   # dvc and stage subprocesses in a clone
 @pytest.mark.parametrize("stage, limit, message", [
     ("normalize", 1 << 20, "a file could not be written"),          # np.save of the training images
     ("train_evaluator", 100_000, "the evaluator checkpoint needs about"),   # before Keras's HDF5 backup
@@ -276,6 +280,7 @@ def drop_dac_override():
                 raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
+@pytest.mark.slow   # dvc and stage subprocesses in a clone
 @pytest.mark.parametrize("stage, folder", [("normalize", "data"), ("train_evaluator", "checkpoints")])
 def test_read_only_output_folder_is_one_clear_line(clone, stage, folder):
     before = snapshot(clone / "data" / "processed")
@@ -430,6 +435,7 @@ def test_download_cut_without_length_is_refused_then_the_next_run_succeeds(flaky
     assert hashlib.sha256((out / "dataset.npz").read_bytes()).hexdigest() == digest
 
 
+@pytest.mark.slow   # dvc and stage subprocesses in a clone
 def test_fetch_killed_mid_download_keeps_the_old_data_and_the_next_run_cleans_up(clone, flaky_server, fmnist_raw):
     """kill -9 of the fetch stage while the body is arriving: data/raw is untouched (the download goes
     to a temporary sibling); the next run removes that leftover and fetches the verified file."""
@@ -466,6 +472,7 @@ def run_stage_cmd(proj, args):
 
 # ---- two `dvc repro` at once, divergence -------------------------------------------------------------
 
+@pytest.mark.slow   # dvc and stage subprocesses in a clone
 def test_second_concurrent_repro_is_refused_and_the_first_is_unharmed(clone):
     first = subprocess.Popen(["dvc", "repro", "train_vae"], cwd=clone, env=tool_env(), start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -488,6 +495,7 @@ def test_second_concurrent_repro_is_refused_and_the_first_is_unharmed(clone):
     assert "up to date" in dvc(clone, "status", "train_vae").stdout
 
 
+@pytest.mark.slow   # dvc and stage subprocesses in a clone
 def test_divergence_stops_clearly_and_the_previous_results_can_be_restored(clone):
     """A huge learning rate: one error line naming the iteration and the loss, no model written.
     What DVC does: before running a stage it deletes the stage's outputs (cached ones stay in its
@@ -603,6 +611,7 @@ def stopped_after(eval_slice, backup, epochs_done):
         train_evaluator(*eval_slice, **EVAL_ARGS, backup_dir=backup, log=log)
 
 
+@pytest.mark.slow   # a fault matrix of evaluator trainings
 @pytest.mark.parametrize("damage, resumes_at, message", [
     (None, 2, None),
     ("truncate weights", 1, "the last evaluator checkpoint in"),
@@ -655,6 +664,7 @@ def without_timestamps(tsv):
     return [[row[i] for i in keep] for row in rows]
 
 
+@pytest.mark.slow   # the smoke pipeline twice
 def test_two_smoke_runs_give_byte_identical_metrics(smoke_pipeline, tmp_path, shared_data):
     """The whole pipeline at smoke size twice (the first run is shared with test_pipeline_report), same
     params and seeds, same machine: the metrics files are byte-identical, and so are the curves but

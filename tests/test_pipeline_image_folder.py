@@ -20,6 +20,8 @@ from PIL import Image
 
 from conftest import copy_project, tool_env
 
+pytestmark = pytest.mark.slow   # every test runs the pipeline (`dvc repro`) on an image folder
+
 LABELS = {"bag": 8, "sneaker": 7, "trouser": 1, "tshirt": 0}   # class folder -> Fashion-MNIST label
 PER_CLASS = 160
 SIZE, CHANNELS = 32, 3

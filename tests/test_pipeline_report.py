@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow   # the smoke pipeline
+
 
 @pytest.fixture(scope="module")
 def pipeline(smoke_pipeline):

@@ -43,3 +43,22 @@ def test_a_crash_still_shows_its_traceback():
     r = run(STAGE.replace("raise GenlabError('x is wrong: fix it')", "raise RuntimeError('boom')"))
     assert r.returncode == 1
     assert "Traceback (most recent call last)" in r.stderr and r.stderr.strip().endswith("RuntimeError: boom")
+
+
+def test_sigterm_becomes_a_keyboard_interrupt():
+    """genlab.cli.sigterm_as_interrupt, the one SIGTERM handler of the training stages: `kill` stops
+    a stage like Ctrl-C (KeyboardInterrupt), so it can write its checkpoint first."""
+    import os
+    import signal
+
+    import pytest
+
+    from genlab.cli import sigterm_as_interrupt
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        sigterm_as_interrupt()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 5)   # the handler runs at once; this only waits if it did not
+    finally:
+        signal.signal(signal.SIGTERM, previous)

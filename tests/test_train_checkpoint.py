@@ -94,12 +94,14 @@ def test_live_folder_travels_with_the_checkpoint(tmp_path):
 
 
 def test_run_fingerprint_changes_with_data_params_and_settings(fmnist_small):
+    from genlab.models import gan as gan_model
+    from genlab.training import gan as gan_training
     from genlab.training.loop import TrainSettings, run_fingerprint
     x, y = fmnist_small["train"]
     meta = {"shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10}
     settings = TrainSettings(iterations=10, batch_size=8, seed=0, log_every=5, ckpt_every=5)
     args = {"arch": "mlp", "lr": 2e-4}
-    modules = ["gan.py", "train.py", "train_gan.py"]
+    modules = [gan_model, gan_training]    # module objects: their source files are hashed
 
     def fp(x=x, args=args, settings=settings):
         return run_fingerprint("train_gan", args, settings, {"meta": meta, "train": (x, y)}, ["train"], modules)

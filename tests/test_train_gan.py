@@ -13,7 +13,7 @@ from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 
 # The recipe's networks; lr 1e-3 instead of its 2e-4 so that 400 iterations show clear learning.
-RECIPE = dict(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5)
+RECIPE = dict(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5, loss="ns")
 SETTINGS = TrainSettings(iterations=400, batch_size=128, seed=3, log_every=50, ckpt_every=100)
 
 
@@ -118,6 +118,7 @@ def test_same_seed_same_weights(reference, fmnist_small, tmp_path):
     assert not np.array_equal(reference["weights"][0], weights(other)[0])
 
 
+@pytest.mark.slow   # killed and resumed trainings compared with an uninterrupted one
 def test_killed_run_resumes_to_the_same_weights(reference, fmnist_small, tmp_path):
     """kill -9 at iteration 250 (checkpoints every 100), run again: the result is bit-identical to
     the uninterrupted reference and the curves have no repeated rows. (Ctrl-C/SIGTERM, which also
@@ -190,11 +191,20 @@ def test_conditional_dcgan_generates_the_asked_class(fmnist_small, tmp_path):
     assert labels.shape == (40,) and set(labels) <= set(range(10)) and len(set(labels)) > 3
     with pytest.raises(GenlabError, match="class ids in 0..9"):
         loaded.generate(2, seed=1, labels=[3, 10])
+    # decode: given codes and labels -> what generate gives for them, in [0, 1] (figures use it)
+    z = np.random.default_rng(1).standard_normal((6, loaded.latent_dim)).astype(np.float32)
+    np.testing.assert_allclose(loaded.decode(z, labels=[1] * 6), (trousers + 1) / 2, atol=1e-6)
+    with pytest.raises(GenlabError, match="conditional: give a class id"):
+        loaded.decode(z)
 
 
 def test_unconditional_gan_refuses_labels(reference):
     with pytest.raises(GenlabError, match="unconditional"):
         reference["model"].generate(2, seed=0, labels=[1, 2])
+    with pytest.raises(GenlabError, match="unconditional"):
+        reference["model"].decode(np.zeros((2, 100), np.float32), labels=[1, 2])
+    x01 = reference["model"].decode(np.zeros((3, 100), np.float32))
+    assert x01.shape == (3, 28, 28, 1) and x01.dtype == np.float32 and 0 <= x01.min() <= x01.max() <= 1
 
 
 def test_mlp_networks_are_the_recipes():
@@ -240,6 +250,7 @@ def test_every_gan_variant_builds_with_the_right_shapes(arch, conditional):
 EMA_SETTINGS = TrainSettings(iterations=60, batch_size=32, seed=1, log_every=20, ckpt_every=20)
 
 
+@pytest.mark.slow   # killed and resumed trainings compared with an uninterrupted one
 def test_ema_generator_is_saved_and_a_killed_run_resumes_bit_identical(fmnist_small, tmp_path):
     """gan.ema: the saved generator is the weight average (not the last raw weights, which a run
     with ema 0 and the same seed ends with), and a run killed at 40 (before its checkpoint) resumes to
@@ -272,6 +283,7 @@ def test_ema_generator_is_saved_and_a_killed_run_resumes_bit_identical(fmnist_sm
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow   # long trainings that must learn
 @pytest.mark.parametrize("options", [{"loss": "hinge"}, {"loss": "hinge", "ema": 0.99, "d_lr": 2e-3}])
 def test_hinge_loss_ema_and_two_learning_rates_learn(options, fmnist_small, tmp_path):
     """The options change the training (other weights than the recipe's loss) and still learn: the

@@ -97,6 +97,7 @@ def test_vae_stage_writes_the_declared_outputs(tmp_path, monkeypatch, processed)
     assert not (cwd / "dvc.yaml").exists() and not (cwd / "dvclive" / "train_vae" / "dvc.yaml").exists()
 
 
+@pytest.mark.slow   # the stage in a subprocess, killed and run again
 def test_sigterm_checkpoints_and_the_next_run_resumes(tmp_path, monkeypatch, capsys, processed):
     """The real stage in a subprocess, stopped by SIGTERM mid-run, then run again to the end."""
     # a small DCGAN: no XLA compilation on a CPU, so the two runs start fast

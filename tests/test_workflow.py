@@ -1,9 +1,12 @@
-"""The CML workflow is valid GitHub Actions YAML and runs the README's commands."""
+"""The CML workflow is valid GitHub Actions YAML, runs the README's bootstrap.sh commands in order (install,
+pull, repro, post) with the Python bootstrap.sh requires, and posts what the pipeline writes."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from conftest import ROOT
 
@@ -27,10 +30,57 @@ def test_lint_catches_a_broken_workflow(tmp_path):
     assert lint(broken).returncode != 0
 
 
-def test_workflow_runs_the_readme_commands():
-    readme, wf = (ROOT / "README.md").read_text(), WORKFLOW.read_text()
-    assert "bash bootstrap.sh repro" in readme and "bash bootstrap.sh repro" in wf
-    for cmd in ("dvc metrics diff main --md", "dvc params diff main --md", "cml comment update"):
-        assert cmd in wf
+def steps():
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    assert list(jobs) == ["report"]
+    return jobs["report"]["steps"]
+
+
+def step_index(pattern):
+    """Index of the one step whose `run` script matches pattern."""
+    found = [i for i, s in enumerate(steps()) if re.search(pattern, s.get("run", ""), re.M)]
+    assert len(found) == 1, (pattern, found)
+    return found[0]
+
+
+def bootstrap_modes():
+    """The modes bootstrap.sh accepts (its `case "$mode"` branches) -> the branch's command."""
+    text = (ROOT / "bootstrap.sh").read_text()
+    block = text[text.index('case "$mode" in'):text.index("esac")]
+    return {m: cmd.strip() for m, cmd in re.findall(r"^\s*(\w+)\)(.*?);;", block, re.M)}
+
+
+def test_workflow_commands_exist_and_run_in_order():
+    modes = bootstrap_modes()
+    assert "dvc repro" in modes["repro"] and "pytest" in modes["test"] and "install" in modes
+    used = [m for s in steps() for m in re.findall(r"bash bootstrap\.sh (\w+)", s.get("run", ""))]
+    assert used == ["install", "repro"] and set(used) <= set(modes)
+    install, repro = step_index(r"^bash bootstrap\.sh install$"), step_index(r"^bash bootstrap\.sh repro$")
+    post = step_index(r"cml comment update")
+    pull = step_index(r"dvc pull")
+    assert install < pull < repro < post
+    # the python the workflow sets up is the one bootstrap.sh requires, and the venv is where it makes it
+    version = re.search(r"sys\.version_info\[:2\] != \((\d+), (\d+)\)", (ROOT / "bootstrap.sh").read_text())
+    setup = next(s for s in steps() if s.get("uses", "").startswith("actions/setup-python"))
+    assert setup["with"]["python-version"] == ".".join(version.groups())
+    assert "[ -x .venv/bin/python ] || \"$PY\" -m venv .venv" in (ROOT / "bootstrap.sh").read_text()
+    assert "source .venv/bin/activate" in steps()[post]["run"] and ".venv/bin/dvc" in steps()[pull]["run"]
+
+
+def test_posted_comment_is_made_of_pipeline_outputs():
+    run = steps()[step_index(r"cml comment update")]["run"]
+    assert "dvc metrics diff main --md" in run and "dvc params diff main --md" in run
+    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    outs = {next(iter(o)) if isinstance(o, dict) else o
+            for st in dvc_yaml["stages"].values() for o in st.get("outs", [])}
+    for path in re.findall(r"^\s*cat (\S+)", run, re.M):
+        assert path in outs, f"the comment shows {path}, which no stage writes"
+    assert any(st.get("metrics") for st in dvc_yaml["stages"].values())    # something for metrics diff
+    assert steps()[step_index(r"cml comment update")]["env"]["REPO_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+
+
+def test_readme_and_ci_use_the_same_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "bash bootstrap.sh repro" in readme and "bash bootstrap.sh test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"bash bootstrap.sh test\b", ci) and "bash bootstrap.sh test" in readme
+    assert re.search(r"^exec bash bootstrap\.sh test$", ci, re.M) and "test" in bootstrap_modes()

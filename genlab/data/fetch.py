@@ -6,6 +6,10 @@ Sources, tried in this order for every file:
      When a mirror is set it is the only source, so offline runs are predictable.
   2. known local folders (Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist/);
   3. the canonical URLs, in order.
+The whole fetch has a deadline, GENLAB_FETCH_TIMEOUT seconds (default 120): no new connection or retry
+starts after it, and every wait (connect, each read) is cut to the time left, so a server that accepts
+connections but never answers fails in that time, not after every retry of every file. A download that
+keeps receiving data is not cut. Raise it for a slow link.
 Each file is streamed to a temporary file, decompressed if gzipped, and its payload's sha256 is
 compared with the recorded digest; only then is it moved into place. The output is the verified
 payload bytes, so it is identical whichever source served them.
@@ -29,6 +33,8 @@ from genlab.errors import GenlabError
 from genlab.io import atomic_dir, write_json
 
 MIRROR_ENV = "GENLAB_MIRROR"
+DEADLINE_ENV = "GENLAB_FETCH_TIMEOUT"
+DEADLINE_S = 120      # default of GENLAB_FETCH_TIMEOUT: seconds for the whole fetch
 CHUNK = 1 << 20
 TIMEOUT_S = 30
 ATTEMPTS = 4          # per URL, for transient errors (timeouts, resets, HTTP 5xx/429)
@@ -43,10 +49,31 @@ class _Unavailable(Exception):
     """This source does not have the file (404, missing folder, no network): try the next one."""
 
 
-def _open_url(url):
+def fetch_deadline():
+    """time.monotonic() by which fetch must be done: now + GENLAB_FETCH_TIMEOUT (default DEADLINE_S)."""
+    value = os.environ.get(DEADLINE_ENV, "").strip()
+    try:
+        seconds = float(value) if value else DEADLINE_S
+    except ValueError:
+        seconds = -1
+    if not seconds > 0:
+        raise GenlabError(f"{DEADLINE_ENV} must be a number of seconds > 0, got {value!r}: unset it or fix it")
+    return time.monotonic() + seconds
+
+
+def _time_left(deadline, url, last):
+    left = deadline - time.monotonic()
+    if left <= 0:
+        budget = os.environ.get(DEADLINE_ENV, "").strip() or DEADLINE_S
+        raise GenlabError(f"could not get {url} within {DEADLINE_ENV}={budget} s (last: {last}): "
+                          f"check that the server answers, or raise {DEADLINE_ENV} for a slow link")
+    return left
+
+
+def _open_url(url, timeout=TIMEOUT_S):
     """Open url for reading; classify failures as transient or unavailable."""
     try:
-        resp = urllib.request.urlopen(url, timeout=TIMEOUT_S)  # noqa: S310 (http/https/file only)
+        resp = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (http/https/file only)
     except urllib.error.HTTPError as e:
         if e.code >= 500 or e.code == 429:
             raise _Transient(f"HTTP {e.code} from {url}") from None
@@ -63,9 +90,9 @@ def _open_url(url):
     return resp
 
 
-def _download(url, dest):
+def _download(url, dest, timeout=TIMEOUT_S):
     """Stream url to dest, checking Content-Length; raise _Transient/_Unavailable on failure."""
-    resp = _open_url(url)
+    resp = _open_url(url, timeout)
     try:
         expected = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
         got = 0
@@ -84,17 +111,18 @@ def _download(url, dest):
         resp.close()
 
 
-def _download_with_retries(url, dest, log):
-    delay = BACKOFF_S
+def _download_with_retries(url, dest, log, deadline):
+    delay, last = BACKOFF_S, "no attempt yet"
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            _download(url, dest)
+            _download(url, dest, timeout=min(TIMEOUT_S, _time_left(deadline, url, last)))
             return
         except _Transient as e:
             if attempt == ATTEMPTS:
                 raise _Unavailable(f"{e} (gave up after {ATTEMPTS} attempts)") from None
+            last = str(e)
             log(f"fetch: {e}; retrying in {delay:.0f}s ({attempt}/{ATTEMPTS})")
-            time.sleep(delay)
+            time.sleep(min(delay, _time_left(deadline, url, last)))
             delay *= 2
 
 
@@ -132,7 +160,7 @@ def _candidates(ds, remote_name, mirror):
         yield base + on_web, base + on_web, True
 
 
-def _fetch_one(ds, name, sha256, remote_name, tmpdir, mirror, log):
+def _fetch_one(ds, name, sha256, remote_name, tmpdir, mirror, log, deadline):
     """Find, verify and place one payload file in tmpdir; return the source used."""
     tried = []
     for desc, loc, is_url in _candidates(ds, remote_name, mirror):
@@ -142,7 +170,7 @@ def _fetch_one(ds, name, sha256, remote_name, tmpdir, mirror, log):
         blob = tmpdir / (name + ".download")
         try:
             if is_url:
-                _download_with_retries(loc, blob, log)
+                _download_with_retries(loc, blob, log, deadline)
             else:
                 shutil.copyfile(loc, blob)
         except _Unavailable as e:
@@ -176,9 +204,10 @@ def fetch(name, out_dir, url="", sha256="", mirror=None, log=None):
     ds = datasets.get(name, url, sha256)
     remote = ds.remote or {}
     sources = {}
+    deadline = fetch_deadline()
     with atomic_dir(out_dir) as tmp:
         for fname, digest in ds.files.items():
-            sources[fname] = _fetch_one(ds, fname, digest, remote.get(fname, fname), tmp, mirror, log)
+            sources[fname] = _fetch_one(ds, fname, digest, remote.get(fname, fname), tmp, mirror, log, deadline)
             log(f"fetch: {fname} verified (sha256 {digest[:12]}...) from {sources[fname]}")
         write_json(tmp / "dataset.json", {
             "name": name, "format": ds.format, "files": ds.files, "counts": ds.counts,

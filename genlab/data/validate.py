@@ -80,15 +80,59 @@ def _summary(table, res):
     return entry
 
 
-def validate_arrays(arrays, *, counts=None, shape=None, n_classes=None, balance_tol, max_blank):
+def _where(split, idx, files, limit=5):
+    """'index 3, 17' or 'file a/x.png, b/y.png' (image folders), the first `limit` of idx."""
+    names = (files or {}).get(split)
+    shown = [names[i] for i in idx[:limit]] if names and len(names) > max(idx[:limit]) else None
+    text = ("file " + ", ".join(shown)) if shown else ("index " + ", ".join(str(int(i)) for i in idx[:limit]))
+    return text + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
+
+
+def explain(arrays, *, n_classes, max_blank, files=None):
+    """The blank images and out-of-range labels that fail the suite, as plain sentences that name the
+    image (index, or file of an image folder) and what decides (validate.max_blank_fraction, the classes).
+
+    n_classes None: the classes are the training labels 0..K-1 up to the first missing one, so a stray
+    label (42 among 0..9) is named instead of failing as 32 empty classes."""
+    problems = []
+    known = n_classes
+    if known is None:
+        seen = set(np.unique(np.asarray(arrays["y_train"]).astype(np.int64)).tolist())
+        known = 0
+        while known in seen:
+            known += 1
+    for split in ("train", "test"):
+        y = np.asarray(arrays[f"y_{split}"]).astype(np.int64)
+        bad = np.flatnonzero((y < 0) | (y >= known))
+        if len(bad) and known:
+            values = sorted(set(y[bad].tolist()))[:5]
+            problems.append(f"{split} split: label {values[0] if len(values) == 1 else values} at "
+                            f"{_where(split, bad, files)} is outside 0..{known - 1}, the {known} classes "
+                            + ("of the dataset" if n_classes is not None else "of the training labels")
+                            + ": fix or drop those labels (or re-fetch the data)")
+        x = np.asarray(arrays[f"x_{split}"])
+        if len(x):
+            flat = x.reshape(len(x), -1)
+            blank = np.flatnonzero(flat.min(axis=1) == flat.max(axis=1))
+            if len(blank) > max_blank * len(x):
+                problems.append(f"{split} split: {len(blank)} blank (single-valued) image(s) of {len(x)} at "
+                                f"{_where(split, blank, files)}, more than validate.max_blank_fraction "
+                                f"({max_blank}) allows: delete or replace them, or raise validate.max_blank_fraction")
+    return problems
+
+
+def validate_arrays(arrays, *, counts=None, shape=None, n_classes=None, balance_tol, max_blank, files=None):
     """Run the suite on dict x_train, y_train, x_test, y_test; return a JSON-able report.
 
     counts: expected images per split (None: any non-empty); shape: expected (H, W[, C]) (None:
-    the training images' shape); n_classes: None infers max label + 1 from the training labels.
+    the training images' shape); n_classes: None infers max label + 1 from the training labels;
+    files: {split: file names in array order} (image folders), to name a bad image's file.
+    The report's "problems" say in plain words which images or labels fail (see explain).
     """
     import great_expectations as gx
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     shape = tuple(shape or arrays["x_train"].shape[1:])
+    given_classes = n_classes
     if n_classes is None:
         n_classes = int(np.max(arrays["y_train"])) + 1 if len(arrays["y_train"]) else 1
     context = gx.get_context(mode="ephemeral")
@@ -106,8 +150,9 @@ def validate_arrays(arrays, *, counts=None, shape=None, n_classes=None, balance_
             result = batch.validate(suite)
             checks += [_summary(name, r) for r in result.results]
     failed = [c for c in checks if not c["success"]]
+    problems = explain(arrays, n_classes=given_classes, max_blank=max_blank, files=files) if failed else []
     return {"success": not failed, "evaluated": len(checks), "failed": len(failed),
-            "n_classes": n_classes, "image_shape": list(shape), "checks": checks}
+            "n_classes": n_classes, "image_shape": list(shape), "problems": problems, "checks": checks}
 
 
 def describe_failure(check):
@@ -125,7 +170,7 @@ def describe_failure(check):
 
 def raise_if_failed(report, report_path):
     if not report["success"]:
-        lines = [describe_failure(c) for c in report["checks"] if not c["success"]]
+        lines = report.get("problems", []) + [describe_failure(c) for c in report["checks"] if not c["success"]]
         raise GenlabError(f"data validation failed, {report['failed']} of {report['evaluated']} expectations: "
                           + " | ".join(lines) + f" (details in {report_path}); fix or re-fetch the data")
 

@@ -15,7 +15,6 @@ Training (train_evaluator) runs Keras `fit` with `keras.callbacks.BackupAndResto
 state is backed up at every epoch end, and an interrupted run resumes after its last finished epoch.
 """
 
-import hashlib
 import json
 import shutil
 import time
@@ -27,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from genlab.errors import GenlabError
-from genlab.io import ensure_space, write_json
+from genlab.io import ensure_space, sha256_file, write_json
+from genlab.training.checkpoint import array_digest, fingerprint
 
 FORMAT = "genlab-evaluator/1"
 MODEL_FILE = "evaluator.keras"
@@ -130,16 +130,10 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
 
 
 def _run_fingerprint(build, run, *arrays):
-    """The identity of an evaluator training run: its arguments, its data and this module's code."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
-    ident = {"build": build, "run": run, "data": h.hexdigest(),
-             "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
-             "versions": [tf.__version__, keras.__version__, np.__version__]}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+    """The identity of an evaluator training run: its arguments, its data and this module's code
+    (hashed as a training run's is: genlab.training.checkpoint.fingerprint)."""
+    return fingerprint({"build": build, "run": run, "data": array_digest(*arrays), "code": sha256_file(__file__),
+                        "versions": [tf.__version__, keras.__version__, np.__version__]})
 
 
 _WEIGHTS, _META = "latest.weights.h5", "training_metadata.json"   # BackupAndRestore's file names
@@ -405,15 +399,11 @@ def load_evaluator(directory):
 
 
 def gate_for(gates, dataset):
-    """The accuracy gate for `dataset` from a mapping {dataset name: minimum test accuracy}."""
-    if not isinstance(gates, dict) or dataset not in gates:
+    """The accuracy gate for `dataset` from gates checked by genlab.evaluation.settings.check_gates."""
+    if dataset not in gates:
         raise GenlabError(f"evaluate.min_evaluator_accuracy has no gate for dataset {dataset!r}: "
                           f"add `{dataset}: <minimum test accuracy>` under it in params.yaml")
-    gate = gates[dataset]
-    if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1:
-        raise GenlabError(f"evaluate.min_evaluator_accuracy.{dataset} must be a number in [0, 1], "
-                          f"got {gate!r}")
-    return float(gate)
+    return gates[dataset]
 
 
 def check_gate(accuracy, gate, dataset):
@@ -427,7 +417,8 @@ def check_gate(accuracy, gate, dataset):
 
 
 def check_evaluator(info, gates, dataset):
-    """Refuse an evaluator trained on another dataset or below its gate (info: load_evaluator_info)."""
+    """Refuse an evaluator trained on another dataset or below its gate (info: load_evaluator_info;
+    gates: checked by check_gates)."""
     if info.get("dataset") != dataset:
         raise GenlabError(f"the evaluator was trained on {info.get('dataset')!r} but the data is {dataset!r}: "
                           "run `dvc repro train_evaluator`")

@@ -13,11 +13,9 @@ real images (the floor of the ratio is 1 by construction).
 """
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from genlab import config
 from genlab.errors import GenlabError
 from genlab.evaluation.detect import memorization_summary, nearest_train_distances, two_sample_accuracy
 from genlab.evaluation.evaluator import features_and_proba
@@ -30,32 +28,7 @@ from genlab.evaluation.metrics import (
     kl_to_uniform,
     precision_recall,
 )
-
-
-@dataclass(frozen=True)
-class ScoreSettings:
-    """The numbers score_images needs (the evaluate: section of params.yaml)."""
-    kid_subset_size: int
-    kid_subsets: int
-    pr_k: int
-    coverage_min_share: float
-    two_sample_l2: float
-    two_sample_max_iter: int
-    seed: int
-
-
-def read_settings(params):
-    """ScoreSettings from a params dict, every value validated (keys evaluate.*)."""
-    g = config.get
-    return ScoreSettings(
-        kid_subset_size=g(params, "evaluate.kid_subset_size", int, lo=2),
-        kid_subsets=g(params, "evaluate.kid_subsets", int, lo=1),
-        pr_k=g(params, "evaluate.pr_k", int, lo=1),
-        coverage_min_share=g(params, "evaluate.coverage_min_share", float, lo=0.0, hi=1.0),
-        two_sample_l2=g(params, "evaluate.two_sample_l2", float, lo=0.0),
-        two_sample_max_iter=g(params, "evaluate.two_sample_max_iter", int, lo=1),
-        seed=g(params, "evaluate.seed", int, lo=0),
-    )
+from genlab.evaluation.settings import ScoreSettings, read_settings  # noqa: F401 (the settings scoring takes)
 
 
 def _check_images(x, what, value_range):

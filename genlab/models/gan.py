@@ -159,17 +159,31 @@ class GAN:
                       else self.check_labels(labels, n))
         elif labels is not None:
             self.check_labels(labels, n)
+        lo, hi = self.config["value_range"]
+        images = ((self._tanh_images(z, labels, batch_size) + 1.0) * 0.5 * (hi - lo) + lo).astype(np.float32)
+        return (images, labels if self.conditional else None) if return_labels else images
+
+    def decode(self, z, labels=None, batch_size=1000):
+        """Given codes z (N, latent_dim) (and N class ids for a conditional GAN) -> images in [0, 1],
+        float32 (N, H, W, C) (for figures: what generate gives for those codes, mapped to [0, 1])."""
+        z = np.asarray(z, np.float32)
+        if self.conditional and labels is None:
+            raise GenlabError("this GAN is conditional: give a class id for every code")
+        if labels is not None:
+            labels = self.check_labels(labels, len(z))
+        return np.clip((self._tanh_images(z, labels, batch_size) + 1.0) * 0.5, 0.0, 1.0).astype(np.float32)
+
+    def _tanh_images(self, z, labels, batch_size):
+        """The generator's output in [-1, 1] for z (float32) and int32 labels (conditional), in
+        batches through one compiled function."""
         if self._gen_fn is None:
             self._gen_fn = tf.function(lambda *a: self.generator(list(a) if len(a) > 1 else a[0], training=False),
                                        reduce_retracing=True)
         chunks = []
-        for i in range(0, n, batch_size):
+        for i in range(0, len(z), batch_size):
             args = (z[i:i + batch_size],) + ((labels[i:i + batch_size],) if self.conditional else ())
             chunks.append(self._gen_fn(*args).numpy())
-        lo, hi = self.config["value_range"]
-        x = np.concatenate(chunks) if chunks else np.zeros((0, *self.config["shape"]), np.float32)
-        images = ((x + 1.0) * 0.5 * (hi - lo) + lo).astype(np.float32)
-        return (images, labels if self.conditional else None) if return_labels else images
+        return np.concatenate(chunks) if chunks else np.zeros((0, *self.config["shape"]), np.float32)
 
 
 def _bce_logits(labels_value, logits):
@@ -198,7 +212,7 @@ def gan_losses(real_logits, fake_logits, fake_logits_g, loss):
             None if fake_logits_g is None else _bce_logits(1.0, fake_logits_g))
 
 
-def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1, loss="ns"):
+def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1, *, loss):
     """One GAN iteration (graph code): a discriminator update, then a generator update.
 
     real: (B, H, W, C) in [-1, 1]; z: (B, latent_dim); labels int32 (B,) (ignored if unconditional).

@@ -2,8 +2,8 @@
 
 `load_model(dir)` rebuilds the networks from the saved config with the same builders used for
 training (genlab.models.gan / genlab.models.vae), so no caller restates an architecture. The loaded object offers
-`generate(n, seed, labels=None)` (images in the data range) and, for a VAE, `encode`,
-`decode_logits`, `decode`.
+`generate(n, seed, labels=None)` (images in the data range), `decode(z)` (given codes, plus
+labels= for a conditional GAN -> images in [0, 1]) and, for a VAE, `encode`, `decode_logits`.
 """
 
 from pathlib import Path

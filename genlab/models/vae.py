@@ -11,6 +11,7 @@ variant "ae" is a deterministic autoencoder: the encoder gives a code z (no z_lo
 is the reconstruction term alone, and new images are decoded from a Gaussian fitted to the codes
 of the training images after training (`VAE.fit_code_gaussian`), since an autoencoder has no prior.
 
+Layer names: enc_* (encoder), dec_* (decoder), apart from the GAN's g_*/d_* (generator, discriminator).
 Arrays: x01 (N, H, W, C) float32 in [0, 1]; z (N, latent_dim) float32. The numpy methods
 (encode, decode_logits, decode, generate) work in batches through compiled functions.
 """
@@ -30,14 +31,14 @@ def build_encoder(cfg):
     """x01 (N, H, W, C) -> [z_mean, z_log_var] (vae) or z (ae), each (N, latent_dim)."""
     x = keras.Input(shape=tuple(cfg["shape"]), name="x01")
     if cfg["arch"] == "mlp":
-        h = layers.Flatten(name="e_flat")(x)
-        h = layers.Dense(cfg["hidden"], activation="relu", name="e_dense1")(h)
-        h = layers.Dense(cfg["hidden"] // 2, activation="relu", name="e_dense2")(h)
+        h = layers.Flatten(name="enc_flat")(x)
+        h = layers.Dense(cfg["hidden"], activation="relu", name="enc_dense1")(h)
+        h = layers.Dense(cfg["hidden"] // 2, activation="relu", name="enc_dense2")(h)
     else:
         f = cfg["filters"]
-        h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name="e_conv1")(x)   # H/2
-        h = layers.Conv2D(2 * f, 3, strides=2, padding="same", activation="relu", name="e_conv2")(h)  # H/4
-        h = layers.Flatten(name="e_flat")(h)
+        h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name="enc_conv1")(x)   # H/2
+        h = layers.Conv2D(2 * f, 3, strides=2, padding="same", activation="relu", name="enc_conv2")(h)  # H/4
+        h = layers.Flatten(name="enc_flat")(h)
     z_mean = layers.Dense(cfg["latent_dim"], name="z_mean")(h)
     if cfg["variant"] == "ae":
         return keras.Model(x, z_mean, name="encoder")
@@ -50,17 +51,17 @@ def build_decoder(cfg):
     h_img, w_img, c_img = cfg["shape"]
     z = keras.Input(shape=(cfg["latent_dim"],), name="z")
     if cfg["arch"] == "mlp":
-        h = layers.Dense(cfg["hidden"] // 2, activation="relu", name="d_dense1")(z)
-        h = layers.Dense(cfg["hidden"], activation="relu", name="d_dense2")(h)
-        h = layers.Dense(h_img * w_img * c_img, name="d_logits")(h)
-        out = layers.Reshape((h_img, w_img, c_img), name="d_image")(h)
+        h = layers.Dense(cfg["hidden"] // 2, activation="relu", name="dec_dense1")(z)
+        h = layers.Dense(cfg["hidden"], activation="relu", name="dec_dense2")(h)
+        h = layers.Dense(h_img * w_img * c_img, name="dec_logits")(h)
+        out = layers.Reshape((h_img, w_img, c_img), name="dec_image")(h)
     else:
         f = cfg["filters"]
-        h = layers.Dense((h_img // 4) * (w_img // 4) * 2 * f, activation="relu", name="d_dense")(z)
-        h = layers.Reshape((h_img // 4, w_img // 4, 2 * f), name="d_grid")(h)
-        h = layers.Conv2DTranspose(2 * f, 3, strides=2, padding="same", activation="relu", name="d_up1")(h)
-        h = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu", name="d_up2")(h)
-        out = layers.Conv2DTranspose(c_img, 3, padding="same", name="d_logits")(h)
+        h = layers.Dense((h_img // 4) * (w_img // 4) * 2 * f, activation="relu", name="dec_dense")(z)
+        h = layers.Reshape((h_img // 4, w_img // 4, 2 * f), name="dec_grid")(h)
+        h = layers.Conv2DTranspose(2 * f, 3, strides=2, padding="same", activation="relu", name="dec_up1")(h)
+        h = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu", name="dec_up2")(h)
+        out = layers.Conv2DTranspose(c_img, 3, padding="same", name="dec_logits")(h)
     return keras.Model(z, out, name="decoder")
 
 

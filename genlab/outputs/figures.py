@@ -13,18 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from genlab.io import atomic_file  # noqa: E402
-
-
-def tile(x01, ncol, pad=1):
-    """(N, H, W, C) in [0, 1] -> one (rows*(H+pad)-pad, ncol*(W+pad)-pad, C) mosaic, row-major."""
-    x01 = np.clip(np.asarray(x01, dtype=np.float32), 0.0, 1.0)
-    n, h, w, c = x01.shape
-    nrow = -(-n // ncol)
-    out = np.ones((nrow * (h + pad) - pad, ncol * (w + pad) - pad, c), dtype=np.float32)
-    for i in range(n):  # a loop over at most a few hundred tiles of one figure
-        r, k = divmod(i, ncol)
-        out[r * (h + pad): r * (h + pad) + h, k * (w + pad): k * (w + pad) + w] = x01[i]
-    return out
+from genlab.outputs.mosaic import tile  # noqa: E402
 
 
 def _save(fig, path):

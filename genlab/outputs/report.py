@@ -11,12 +11,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# (key in metrics/evaluate.json, label, better direction, one-line meaning)
+# (key in metrics/evaluate.json, label, better direction, one-line meaning); {k} is evaluate.pr_k
 METRICS = [
     ("fd", "Fréchet distance", "lower", "distance between Gaussian fits of evaluator features"),
     ("kid", "KID", "lower", "unbiased kernel MMD² of evaluator features, cubic kernel"),
-    ("precision", "precision (k=3)", "higher", "share of samples inside the real-data manifold"),
-    ("recall", "recall (k=3)", "higher", "share of real images inside the sample manifold"),
+    ("precision", "precision (k={k})", "higher", "share of samples inside the real-data manifold"),
+    ("recall", "recall (k={k})", "higher", "share of real images inside the sample manifold"),
     ("classes_covered", "classes covered", "higher", "classes that receive a fair share of samples"),
     ("kl_uniform", "KL(class hist ‖ uniform)", "lower", "imbalance of predicted classes (nats)"),
     ("classifier_score", "classifier score", "higher", "exp E KL(p(y|x) ‖ p(y)), the MNIST Inception score"),
@@ -38,12 +38,18 @@ def _fmt(value, key):
     return str(value)
 
 
-def metrics_table(evaluation, models):
+def _labels(params):
+    """METRICS with their labels filled in from params (the k of precision/recall)."""
+    k = (params.get("evaluate") or {}).get("pr_k", "?")
+    return [(key, label.format(k=k), better, meaning) for key, label, better, meaning in METRICS]
+
+
+def metrics_table(evaluation, models, params):
     """Markdown table: one row per metric present, one column per model, then the floor."""
     head = "| metric | " + " | ".join(models) + " | real vs real (floor) | better |"
     lines = [head, "|" + "---|" * (len(models) + 3)]
     floor = evaluation.get("floor", {})
-    for key, label, better, _ in METRICS:
+    for key, label, better, _ in _labels(params):
         if not any(key in evaluation.get(m, {}) for m in models):
             continue
         cells = [_fmt(evaluation.get(m, {}).get(key), key) for m in models]
@@ -108,9 +114,9 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             f"{evaluation.get('n', '?')} real test images with an evaluator CNN "
             f"(test accuracy **{_fmt(evaluator.get('test_accuracy'), '')}**) trained on real data only.", ""]
     out += summary + [""]
-    out += ["## Metrics", "", metrics_table(evaluation, models), ""]
+    out += ["## Metrics", "", metrics_table(evaluation, models, params), ""]
     out += ["| metric | what it measures |", "|---|---|"]
-    out += [f"| {label} | {meaning} |" for key, label, _, meaning in METRICS
+    out += [f"| {label} | {meaning} |" for key, label, _, meaning in _labels(params)
             if any(key in evaluation.get(m, {}) for m in models)]
     out += [""]
     for m in models:
@@ -127,8 +133,8 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             f"Validation: {validation.get('evaluated', 0) - validation.get('failed', 0)}/"
             f"{validation.get('evaluated', 0)} expectations passed.", ""]
     out += ["## Params", "", "| key | value |", "|---|---|"]
-    for section in ("data", "normalize", "train", "gan", "vae", "evaluator", "sample", "evaluate"):
-        for k, v in (params.get(section) or {}).items():
-            out.append(f"| `{section}.{k}` | `{v}` |")
+    for section, values in params.items():   # every section, in params.yaml's order
+        for k, v in (values.items() if isinstance(values, dict) else [(None, values)]):
+            out.append(f"| `{section}{'' if k is None else '.' + k}` | `{v}` |")
     out += [""]
     return "\n".join(out)

@@ -20,18 +20,12 @@ from genlab.io import write_json
 from genlab.outputs.figures import attribute_vector, interpolate, project_2d, save_grid, save_latent_map, save_rows
 
 EDIT_STEPS = (0.0, 0.5, 1.0, 1.5)   # multiples of the attribute vector shown in attribute.png
+BEFORE, AFTER = EDIT_STEPS.index(0.0), EDIT_STEPS.index(1.0)   # rows scored in stats.json: unedited, +1 v
 
 
-def _decode01(model, z, labels=None, batch_size=1000):
-    """Codes (and labels for a conditional GAN) -> images in [0, 1]."""
-    if model.family == "vae":
-        return model.decode(z)
-    z = np.asarray(z, np.float32)
-    out = []
-    for i in range(0, len(z), batch_size):   # the generator's tanh output in [-1, 1]
-        lab = None if labels is None else np.asarray(labels[i:i + batch_size], np.int32)
-        out.append(model.generator(model.g_inputs(z[i:i + batch_size], lab), training=False).numpy())
-    return np.clip((np.concatenate(out) + 1.0) * 0.5, 0.0, 1.0).astype(np.float32)
+def _decode01(model, z, labels=None):
+    """Codes (and labels for a conditional GAN) -> images in [0, 1] (GAN.decode / VAE.decode)."""
+    return model.decode(z) if labels is None else model.decode(z, labels=labels)
 
 
 def draw(model, n, seed):
@@ -84,8 +78,8 @@ def gan_figures(model, fig_dir, *, seed, grid, steps, rows, edit, classify, clas
             save_rows(fig_dir / "attribute.png", edited, [f"+{t:g} v" for t in EDIT_STEPS],
                       title=f"attribute vector v = mean z({class_names[b]}) - mean z({class_names[a]})")
             stats["attribute_edit"] = {"from": class_names[a], "to": class_names[b],
-                                       "to_share_before": _edit_success(classify, edited[0], b),
-                                       "to_share_after": _edit_success(classify, edited[2], b)}
+                                       "to_share_before": _edit_success(classify, edited[BEFORE], b),
+                                       "to_share_after": _edit_success(classify, edited[AFTER], b)}
         else:
             stats["attribute_edit"] = {"from": class_names[a], "to": class_names[b],
                                        "skipped": "the generator produced no sample of one of the classes"}
@@ -122,7 +116,7 @@ def vae_figures(model, fig_dir, *, x_test01, y_test, seed, grid, steps, rows, ed
     save_latent_map(fig_dir / "latent_map.png", project_2d(z_test), y_test, class_names,
                     title="test codes" + (" (first two principal components)" if model.latent_dim != 2 else ""))
     stats = {"attribute_edit": {"from": class_names[a], "to": class_names[b],
-                                "to_share_before": _edit_success(classify, edited[0], b),
-                                "to_share_after": _edit_success(classify, edited[2], b)}}
+                                "to_share_before": _edit_success(classify, edited[BEFORE], b),
+                                "to_share_after": _edit_success(classify, edited[AFTER], b)}}
     write_json(fig_dir / "stats.json", stats)
     return stats

@@ -5,11 +5,12 @@ the generator's tanh range [-1, 1]), runs genlab.training.loop.fit with `GanTask
 indices, noise and fake labels from stateless RNG keyed by (seed, iteration)), and writes the model
 folder atomically only when training has finished without divergence.
 
-Options (params gan.loss, gan.d_lr, gan.ema): `loss` "hinge" (params.yaml's default, chosen with
-benchmarks/bench_quality.py) or "ns" (the recipe's non-saturating BCE; the default of these
-functions); `d_lr` (a discriminator learning rate of its own, two time-scale update; 0 = the
-generator's `lr`); `ema` (decay of an exponential moving average of the generator's weights, Yazici
-et al. 2019; the averaged generator is what the grids show and what is saved; 0 = off).
+Options (params gan.loss, gan.d_lr, gan.ema): `loss` "hinge" (params.yaml's choice, made with
+benchmarks/bench_quality.py) or "ns" (the recipe's non-saturating BCE); these functions have no
+default for it, so every caller says which; `d_lr` (a discriminator learning rate of its own, two
+time-scale update; 0 = the generator's `lr`); `ema` (decay of an exponential moving average of the
+generator's weights, Yazici et al. 2019; the averaged generator is what the grids show and what is
+saved; 0 = off).
 """
 
 import sys
@@ -22,8 +23,9 @@ from genlab.data import processed
 from genlab.models import gan as gan_model
 from genlab.models.gan import GAN, gan_config, gan_step
 from genlab.models.store import save_model
+from genlab.outputs.mosaic import tile_uint8
 from genlab.training import devices
-from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism
+from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, run_fingerprint, set_determinism
 
 EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early averages forget the init
 
@@ -37,7 +39,7 @@ class GanTask:
     metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
     hint = "lower gan.lr, or check the training data for NaN/Inf"
 
-    def __init__(self, model, x, y, lr, beta_1, seed, in_memory=True, optimizer=None, *, d_lr=0.0, loss="ns",
+    def __init__(self, model, x, y, lr, beta_1, seed, in_memory=True, optimizer=None, *, loss, d_lr=0.0,
                  ema=0.0):
         self.model, self.seed, self.in_memory, self.n = model, seed, in_memory, len(x)
         self.loss, self.ema = loss, float(ema)
@@ -113,7 +115,7 @@ class GanTask:
         if raw is not None:
             for v, value in zip(m.generator.variables, raw):
                 v.assign(value)
-        live.log_image(f"samples/{step}.png", grid_uint8(processed.to_unit(x, m.config["value_range"]), 8))
+        live.log_image(f"samples/{step}.png", tile_uint8(processed.to_unit(x, m.config["value_range"]), 8))
 
     def finish(self):
         """With gan.ema: the averaged generator becomes the model's generator (what is saved). Done
@@ -122,8 +124,8 @@ class GanTask:
             self._use_ema()
 
 
-def gan_task(dataset, *, arch, conditional, latent_dim, hidden, filters, lr, beta_1, seed, d_lr=0.0,
-             loss="ns", ema=0.0, placement=None, in_memory=True):
+def gan_task(dataset, *, arch, conditional, latent_dim, hidden, filters, lr, beta_1, seed, loss, d_lr=0.0,
+             ema=0.0, placement=None, in_memory=True):
     """A GanTask for dataset["train"] with a GAN built from these params (also used by benchmarks).
     Call it inside placement.scope() when a placement (genlab.training.devices.Placement) is given."""
     meta = dataset["meta"]
@@ -138,7 +140,7 @@ def gan_task(dataset, *, arch, conditional, latent_dim, hidden, filters, lr, bet
 
 
 def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, latent_dim, hidden, filters,
-              lr, beta_1, settings: TrainSettings, d_lr=0.0, loss="ns", ema=0.0, jit_compile=None, on_log=None,
+              lr, beta_1, settings: TrainSettings, loss, d_lr=0.0, ema=0.0, jit_compile=None, on_log=None,
               out=None):
     """Train a GAN on dataset["train"], save it to model_dir, return it.
 

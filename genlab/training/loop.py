@@ -110,14 +110,6 @@ def _fmt_duration(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def grid_uint8(x01, ncol):
-    """(N, H, W, C) in [0, 1] with N a multiple of ncol -> one (rows*H, ncol*W) uint8 mosaic."""
-    n, h, w, c = x01.shape
-    mosaic = x01.reshape(n // ncol, ncol, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n // ncol * h, ncol * w, c)
-    mosaic = np.round(np.clip(mosaic, 0.0, 1.0) * 255).astype(np.uint8)
-    return mosaic[..., 0] if c == 1 else mosaic
-
-
 class CompiledSteps:
     """The training state (step counter, loss means, first-divergence record) and `run(n)`, the one
     compiled function that performs n iterations of the task's step (used by fit and the benchmarks).
@@ -221,7 +213,7 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
 
     on_log(step, values): optional callback after each logged interval. Raises GenlabError when a
     loss becomes NaN/Inf (nothing is checkpointed after that). On KeyboardInterrupt (Ctrl-C, or
-    SIGTERM turned into one by `sigterm_as_interrupt`) a checkpoint of the current iteration is
+    SIGTERM turned into one by genlab.cli.sigterm_as_interrupt) a checkpoint of the current iteration is
     written before the interrupt propagates. placement: a genlab.training.devices.Placement (None = the
     default single device); call fit inside placement.scope(). With several workers only the chief
     writes checkpoints and logs (the others log into a temporary folder), and chunk lengths depend
@@ -319,15 +311,3 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
         import shutil
         shutil.rmtree(live_dir, ignore_errors=True)
     return task.model
-
-
-def sigterm_as_interrupt():
-    """Make SIGTERM (what `kill` and job schedulers send) raise KeyboardInterrupt, like Ctrl-C,
-    so training writes a checkpoint before it stops. Call from a stage's main thread."""
-    import signal
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-

@@ -9,9 +9,24 @@ from genlab import config
 from genlab.errors import GenlabError
 
 
+def both(*checks):
+    """Run every check (a function of no arguments); return their results, or raise one GenlabError
+    naming every bad value (so train.* and gan.* errors are reported together)."""
+    results, errors = [], []
+    for check in checks:
+        try:
+            results.append(check())
+        except GenlabError as e:
+            errors.append(str(e))
+    if errors:
+        raise GenlabError("; ".join(errors))
+    return results
+
+
 def _positive(params, key):
-    value = config.get(params, key, float, lo=0.0)
-    if value <= 0:
+    """A number > 0 (a learning rate): 0 and negative values get the same message."""
+    value = config.get(params, key, float)
+    if not value > 0:
         raise GenlabError(f"{key} must be a number > 0, got {value!r}")
     return value
 

@@ -17,8 +17,9 @@ from genlab.data import processed
 from genlab.models import vae as vae_model
 from genlab.models.store import save_model
 from genlab.models.vae import VAE, vae_config, vae_losses, vae_step
+from genlab.outputs.mosaic import tile_uint8
 from genlab.training import devices
-from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism
+from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, run_fingerprint, set_determinism
 
 
 class VaeTask:
@@ -82,7 +83,7 @@ class VaeTask:
         m = self.model
         if m.variational or m.config.get("code_gaussian"):
             x01 = processed.to_unit(m.generate(64, self.seed), m.config["value_range"])
-            live.log_image(f"samples/{step}.png", grid_uint8(x01, 8))
+            live.log_image(f"samples/{step}.png", tile_uint8(x01, 8))
 
     def after_update(self, step):
         """Nothing to do after a VAE update."""
