@@ -19,6 +19,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, help="processed data folder (its meta.json)")
     ap.add_argument("--validation", required=True)
+    ap.add_argument("--data-docs", required=True, help="validate's great-expectations Data Docs folder (linked)")
     ap.add_argument("--evaluator-metrics", required=True)
     ap.add_argument("--metrics", required=True, help="evaluate's JSON")
     ap.add_argument("--figures", required=True, nargs="+", metavar="NAME=DIR")
@@ -41,7 +42,8 @@ def main():
                 curves[name] = Path(args.curves) / f"{name}.png"
     text = build(out_md=args.out, meta=load_meta(args.data), params=params,
                  evaluation=read_json(args.metrics), evaluator=read_json(args.evaluator_metrics),
-                 figures=figures, curves=curves, validation=read_json(args.validation))
+                 figures=figures, curves=curves, validation=read_json(args.validation),
+                 data_docs=args.data_docs)
     with atomic_file(args.out, "w") as f:
         f.write(text)
     print(f"report: {args.out}")

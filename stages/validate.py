@@ -15,6 +15,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--raw", required=True, help="fetch's output folder (data/raw)")
     ap.add_argument("--report", required=True, help="JSON result (reports/validation.json)")
+    ap.add_argument("--docs", required=True, help="great-expectations Data Docs, HTML (reports/data_docs)")
     ap.add_argument("--stamp", required=True, help="written only when every expectation passed: "
                     "which raw data passed, the gate normalize depends on (data/validated.json)")
     args = ap.parse_args()
@@ -28,7 +29,8 @@ def main():
     arrays = load_raw(args.raw)
     n_classes = len(info["class_names"]) if info.get("class_names") else None
     report = validate_arrays(arrays, counts=info.get("counts"), shape=info.get("image_shape"),
-                             n_classes=n_classes, files=(info.get("source") or {}).get("files"), **s)
+                             n_classes=n_classes, files=(info.get("source") or {}).get("files"),
+                             docs_dir=args.docs, **s)
     report["dataset"] = info.get("name")
     write_json(args.report, report)
     print(f"validate: {report['evaluated'] - report['failed']}/{report['evaluated']} expectations passed")

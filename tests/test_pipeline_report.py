@@ -36,6 +36,16 @@ def test_report_has_every_section_and_valid_images(pipeline):
         assert img.format == "PNG" and pixels.std() > 5, f"{link} is blank"
 
 
+def test_report_links_the_data_docs(pipeline):
+    """validate writes great-expectations Data Docs (a DVC output) and the report links their index."""
+    proj, _ = pipeline
+    md = (proj / "reports" / "report.md").read_text()
+    assert "[Data Docs](data_docs/index.html)" in md
+    index = proj / "reports" / "data_docs" / "index.html"
+    assert index.exists() and "train.images" in index.read_text()
+    assert len(list((proj / "reports" / "data_docs" / "validations").rglob("*.html"))) == 4
+
+
 def test_report_numbers_are_the_metrics(pipeline):
     proj, _ = pipeline
     md = (proj / "reports" / "report.md").read_text()

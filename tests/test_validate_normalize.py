@@ -1,6 +1,7 @@
 """validate (great-expectations) and normalize on real Fashion-MNIST, and on broken copies."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,33 @@ def failed(report):
 def test_real_fashion_mnist_passes(fmnist_raw):
     report = validate_arrays(fmnist_raw, **FACTS)
     assert report["success"] and report["failed"] == 0 and report["evaluated"] >= 20
+
+
+def page_text(path):
+    """The visible text of a Data Docs page."""
+    html = re.sub(r"<script.*?</script>", " ", path.read_text(), flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_data_docs_show_every_table_and_the_failed_expectation(fmnist_raw, tmp_path):
+    """docs_dir: the suite's HTML Data Docs, one validation page per table with its status and
+    counts, the same results as without Data Docs; nothing temporary is left behind."""
+    ok = validate_arrays(fmnist_raw, **FACTS, docs_dir=tmp_path / "ok")
+    assert ok["checks"] == validate_arrays(fmnist_raw, **FACTS)["checks"]
+    pages = {p.name: page_text(p) for p in (tmp_path / "ok" / "validations").rglob("*.html")}
+    assert sorted(pages) == ["raw-test.classes.html", "raw-test.images.html", "raw-train.classes.html",
+                             "raw-train.images.html"]
+    assert all("Status: Succeeded" in t and "Unsuccessful Expectations 0" in t for t in pages.values())
+    assert "Must have exactly 60000 rows" in pages["raw-train.images.html"]
+    index = (tmp_path / "ok" / "index.html").read_text()
+    assert all(name in index for name in pages)
+    bad = validate_arrays(broken(fmnist_raw, "label"), **FACTS, docs_dir=tmp_path / "bad")
+    pages = {p.name: page_text(p) for p in (tmp_path / "bad" / "validations").rglob("*.html")}
+    n_failed = sum(1 for c in bad["checks"] if not c["success"] and c["table"] == "test.images")
+    assert n_failed >= 1 and "Status: Failed" in pages["raw-test.images.html"]
+    assert f"Unsuccessful Expectations {n_failed}" in pages["raw-test.images.html"]
+    assert "Status: Succeeded" in pages["raw-train.images.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "ok"]     # no temporary sibling left
 
 
 def broken(fmnist_raw, what):

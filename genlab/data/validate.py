@@ -7,6 +7,7 @@ Expectations: counts per split, image shape, dtype uint8, pixel range 0..255, la
 every class present and balanced within a tolerance, at most a share of blank images.
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from genlab.errors import GenlabError
+from genlab.io import atomic_dir
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")   # nothing leaves the machine
 
@@ -121,13 +123,17 @@ def explain(arrays, *, n_classes, max_blank, files=None):
     return problems
 
 
-def validate_arrays(arrays, *, counts=None, shape=None, n_classes=None, balance_tol, max_blank, files=None):
+def validate_arrays(arrays, *, counts=None, shape=None, n_classes=None, balance_tol, max_blank, files=None,
+                    docs_dir=None):
     """Run the suite on dict x_train, y_train, x_test, y_test; return a JSON-able report.
 
     counts: expected images per split (None: any non-empty); shape: expected (H, W[, C]) (None:
     the training images' shape); n_classes: None infers max label + 1 from the training labels;
     files: {split: file names in array order} (image folders), to name a bad image's file.
     The report's "problems" say in plain words which images or labels fail (see explain).
+    docs_dir: also write the suite's HTML Data Docs there (a new folder, written atomically), the
+    way great-expectations users read validation results; built offline (the pages load their
+    styling from public CDNs when opened).
     """
     import great_expectations as gx
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -139,16 +145,33 @@ def validate_arrays(arrays, *, counts=None, shape=None, n_classes=None, balance_
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_pandas("raw")
     checks = []
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        tables = {f"{split}.images": image_table(x, y), f"{split}.classes": class_table(y, n_classes)}
-        suites = _suites(split, (counts or {}).get(split), shape, n_classes, balance_tol, max_blank)
-        for name, df in tables.items():
-            batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all") \
-                .get_batch(batch_parameters={"dataframe": df})
-            suite = gx.ExpectationSuite(name=name, expectations=suites[name])
-            result = batch.validate(suite)
-            checks += [_summary(name, r) for r in result.results]
+    with contextlib.ExitStack() as stack:
+        if docs_dir is not None:
+            site = stack.enter_context(atomic_dir(docs_dir))
+            if "local_site" in context.get_site_names():   # a context made earlier in this process
+                context.delete_data_docs_site("local_site")
+            context.add_data_docs_site("local_site", {
+                "class_name": "SiteBuilder", "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
+        for split in ("train", "test"):
+            x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+            tables = {f"{split}.images": image_table(x, y), f"{split}.classes": class_table(y, n_classes)}
+            suites = _suites(split, (counts or {}).get(split), shape, n_classes, balance_tol, max_blank)
+            for name, df in tables.items():
+                batches = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+                suite = gx.ExpectationSuite(name=name, expectations=suites[name])
+                if docs_dir is None:
+                    results = batches.get_batch(batch_parameters={"dataframe": df}).validate(suite).results
+                else:   # through a checkpoint, whose action renders the result into the Data Docs site
+                    definition = context.validation_definitions.add(
+                        gx.ValidationDefinition(data=batches, suite=context.suites.add(suite), name=name))
+                    run = context.checkpoints.add(gx.Checkpoint(
+                        name=f"validate {name}", validation_definitions=[definition],
+                        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")]))
+                    (result,) = run.run(batch_parameters={"dataframe": df}).run_results.values()
+                    results = result.results
+                checks += [_summary(name, r) for r in results]
     failed = [c for c in checks if not c["success"]]
     problems = explain(arrays, n_classes=given_classes, max_blank=max_blank, files=files) if failed else []
     return {"success": not failed, "evaluated": len(checks), "failed": len(failed),

@@ -95,9 +95,10 @@ def _rel(path, start):
     return os.path.relpath(path, start).replace(os.sep, "/")
 
 
-def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, validation):
-    """Markdown text of the report. figures/curves: {model: folder or PNG path}; links are made
-    relative to out_md's folder so the page is self-contained."""
+def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, validation, data_docs=None):
+    """Markdown text of the report. figures/curves: {model: folder or PNG path}; data_docs: the
+    great-expectations Data Docs folder (its index.html is linked); links are made relative to
+    out_md's folder so the page is self-contained."""
     base = Path(out_md).parent
     models = [m for m in ("gan", "vae") if m in evaluation]
     out = [f"# Generative models on {meta['dataset']}", ""]
@@ -131,7 +132,9 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             f"{meta['dataset']}: {meta['counts']} images of shape {meta['shape']}, classes: "
             + ", ".join(meta["class_names"]) + ".",
             f"Validation: {validation.get('evaluated', 0) - validation.get('failed', 0)}/"
-            f"{validation.get('evaluated', 0)} expectations passed.", ""]
+            f"{validation.get('evaluated', 0)} expectations passed"
+            + (f" ([Data Docs]({_rel(Path(data_docs) / 'index.html', base)}): every expectation with its "
+               "observed value)." if data_docs and (Path(data_docs) / "index.html").exists() else "."), ""]
     out += ["## Params", "", "| key | value |", "|---|---|"]
     for section, values in params.items():   # every section, in params.yaml's order
         for k, v in (values.items() if isinstance(values, dict) else [(None, values)]):
