@@ -40,7 +40,7 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet -c constraints.txt -r requirements.txt
   fi
   # The genlab package itself, editable: `import genlab` works from anywhere, and edits take effect.
-  .venv/bin/python -m pip install --quiet --no-deps -e .
+  .venv/bin/python -m pip install --quiet --no-deps -e . >/dev/null 2>&1 || .venv/bin/python -m pip install --no-deps -e .
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

@@ -5,6 +5,7 @@ fresh interpreter with no genlab import, and one clear line for every bad input.
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +266,10 @@ def test_console_command_prints_one_line(trained, tmp_path):
     assert bad.returncode == 1 and len(own_lines(bad.stderr)) == 1
     assert own_lines(bad.stderr)[0].startswith("error: unknown class 'Spaceship'")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_the_console_command_is_installed():
+    """bootstrap.sh installs the package, and with it the `genlab` command, into the venv."""
+    exe = Path(sys.executable).parent / "genlab"
+    r = subprocess.run([str(exe), "generate", "--help"], capture_output=True, text=True, env=tool_env())
+    assert r.returncode == 0 and "--class" in r.stdout and "a class name or id" in r.stdout, r.stderr
