@@ -51,7 +51,7 @@ def get(params, key, kind, *, choices=None, lo=None, hi=None, default=_MISSING):
         if not isinstance(node, dict) or part not in node:
             if default is not _MISSING:
                 return default
-            raise GenlabError(f"{key} is missing from params.yaml: add it (see README, section Params)")
+            raise GenlabError(f"{key} is missing from params.yaml: add it (see docs/experiments.md, Params)")
         node = node[part]
     value = node
     ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))

@@ -68,7 +68,7 @@ def unknown_keys(params, known):
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 what = f"{key} is not a known param"
             problems.append(f"{what}: " + (f"did you mean {close[0]}?" if close
-                                            else "remove it (the known keys are in README, section Params)"))
+                                            else "remove it (the known keys are in docs/experiments.md, Params)"))
 
     walk(params, "")
     return problems

@@ -32,6 +32,7 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 # Named on purpose although they do not exist (the docs show what happens when you use them).
 NOT_PARAMS = {"gan.learning_rate": "the example of a -S key DVC refuses",
+              "train.epoch": "the example of a typo check_params refuses",
               "train.classes": "a table of the validation suite (split.table) in an error message",
               "train.images": "a table of the validation suite (split.table) in an error message"}
 # Paths that are not in a fresh clone but are made by a documented command.

@@ -64,7 +64,7 @@ def make_strategy(name):
         return tf.distribute.MirroredStrategy(devices)
     if "TF_CONFIG" not in os.environ:
         raise GenlabError("train.strategy multi_worker needs the cluster in the TF_CONFIG environment variable "
-                          "(see README, Devices and distributed training), or use train.strategy mirrored")
+                          "(see docs/scaling.md, Devices and distributed training), or use train.strategy mirrored")
     try:
         json.loads(os.environ["TF_CONFIG"])
     except ValueError:
