@@ -21,9 +21,8 @@ import tensorflow as tf
 from genlab.data import processed
 from genlab.models import gan as gan_model
 from genlab.models.gan import GAN, gan_config, gan_step
-from genlab.models.store import save_model
 from genlab.training import devices
-from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, grid_uint8, run_fingerprint, set_determinism
+from genlab.training.loop import RNG_ALG, TrainSettings, device_data, grid_uint8, train
 
 EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early averages forget the init
 
@@ -150,18 +149,8 @@ def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, late
     """
     args = dict(arch=arch, conditional=conditional, latent_dim=latent_dim, hidden=hidden, filters=filters,
                 lr=lr, beta_1=beta_1, d_lr=d_lr, loss=loss, ema=ema)
-    placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
-    for note in placement.notes:
-        print(note, file=out or sys.stderr, flush=True)
-    jit = (placement.jit_compile if jit_compile is None
-           else devices.use_xla(arch, jit_compile) and placement.replicas == 1)
-    fp = run_fingerprint("train_gan", args, settings, dataset, ["train"], [gan_model, sys.modules[__name__]])
-    set_determinism(settings.seed)
-    with placement.scope():
-        task = gan_task(dataset, seed=settings.seed, placement=placement, in_memory=settings.data_in_memory,
-                        **args)
-        model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
-                    jit_compile=jit, on_log=on_log, out=out, placement=placement)
-    if placement.chief:
-        save_model(model, model_dir)
-    return model
+    return train(lambda placement: gan_task(dataset, seed=settings.seed, placement=placement,
+                                            in_memory=settings.data_in_memory, **args),
+                 stage="train_gan", args=args, arch=arch, settings=settings, dataset=dataset, splits=["train"],
+                 modules=[gan_model, sys.modules[__name__]], model_dir=model_dir, ckpt_dir=ckpt_dir,
+                 live_dir=live_dir, jit_compile=jit_compile, on_log=on_log, out=out)
