@@ -4,10 +4,13 @@ curves apart from timestamps, sample grids, summary); anything else starts over 
 
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from conftest import copy_tree, run_smoke_pipeline
 from genlab.training import checkpoint
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
@@ -175,3 +178,112 @@ def test_extension_across_options(kind, options, fmnist_small, tmp_path, monkeyp
     model, log = run(kind, tmp_path / "ws", data, N2, None, monkeypatch, **options)
     assert f"continuing the finished run at iteration {N1} to {N2}" in log
     assert_same_run(tmp_path / "fresh", tmp_path / "ws", ref, model)
+
+
+def test_extension_under_a_mirrored_strategy(shared_data, tmp_path):
+    """train.strategy mirrored over two logical CPU devices (tests/distributed_helper.py): a GAN with
+    EMA run to 15 and continued to 20 ends with the weights of a fresh mirrored 20-iteration run."""
+    from conftest import ROOT, tool_env
+    helper = ROOT / "tests" / "distributed_helper.py"
+    env = tool_env(GENLAB_TEST_DATA=str(shared_data), GENLAB_CPU_DEVICES="2")
+    opts = ["strategy=mirrored", "xla=false"]
+
+    def run_helper(out, work, iterations):
+        r = subprocess.run([sys.executable, str(helper), str(out), str(work), "gan_options", *opts,
+                            f"iterations={iterations}"], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stderr
+
+    run_helper(tmp_path / "fresh.npz", tmp_path / "fresh", 20)
+    (tmp_path / "ext").mkdir()
+    shutil.copytree(tmp_path / "fresh" / "processed", tmp_path / "ext" / "processed")
+    run_helper(tmp_path / "short.npz", tmp_path / "ext", 15)
+    err = run_helper(tmp_path / "ext.npz", tmp_path / "ext", 20)
+    assert "train_gan: continuing the finished run at iteration 15 to 20 (5 iterations)" in err, err[-2000:]
+    fresh, ext = np.load(tmp_path / "fresh.npz"), np.load(tmp_path / "ext.npz")
+    names = sorted(k for k in fresh.files if k.startswith("w"))
+    assert names == sorted(k for k in ext.files if k.startswith("w"))
+    for k in names:
+        np.testing.assert_array_equal(fresh[k], ext[k])
+    np.testing.assert_array_equal(fresh["logged"][-1], ext["logged"][-1])   # the losses logged at 20
+
+
+# --- the ways users run experiments (dvc): the smoke pipeline (60 iterations) extended to 90 --------
+
+def dvc(proj, *args, env):
+    r = subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
+def set_epochs(proj, n):
+    import yaml
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["train"]["epochs"] = n
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def pipeline_files(proj):
+    """The trained models, their curves (timestamps dropped), the samples and the metrics."""
+    out = {}
+    for sub in ("models/gan", "models/vae", "dvclive/train_gan", "dvclive/train_vae", "samples", "metrics"):
+        for f in sorted((proj / sub).rglob("*")):
+            if f.is_file():
+                data = f.read_bytes()
+                if f.suffix == ".tsv":
+                    data = b"\n".join(b"\t".join(line.split(b"\t")[1:]) for line in data.splitlines())
+                out[str(f.relative_to(proj))] = data
+    return out
+
+
+def assert_same_files(a, b):
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def continued(text, start, stop):
+    return all(f"{s}: continuing the finished run at iteration {start} to {stop} ({stop - start} iterations)"
+               in text for s in ("train_gan", "train_vae"))
+
+
+@pytest.mark.slow
+def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(shared_data, tmp_path):
+    """After the smoke pipeline (60 iterations), raising train.epochs to 90 continues both trainings
+    and gives a fresh 90-iteration pipeline's files: with `dvc repro` after editing params.yaml,
+    `dvc exp run -S` in the workspace, and a queued experiment (DVC checks the persisted checkpoints
+    out of its cache into the queue's temporary workspace: no run store needed). A temporary
+    experiment of a longer run continues from the run store, which holds the queued run's end."""
+    store = tmp_path / "store"
+    base, env = run_smoke_pipeline(tmp_path / "base", shared_data, GENLAB_RUN_STORE=str(store))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(git + ["add", "-A"], cwd=base, check=True)
+    subprocess.run(git + ["commit", "-qm", "smoke pipeline"], cwd=base, check=True)
+    off, on = {**env, "GENLAB_RUN_STORE": "off"}, {**env, "GENLAB_RUN_STORE": str(store)}
+
+    fresh = copy_tree(base, tmp_path / "fresh")      # the reference: 90 iterations from scratch
+    shutil.rmtree(fresh / "checkpoints")
+    set_epochs(fresh, 90)
+    out = dvc(fresh, "repro", env=off)
+    assert "continuing" not in out and "resuming" not in out
+    reference = pipeline_files(fresh)
+
+    repro = copy_tree(base, tmp_path / "repro")
+    set_epochs(repro, 90)
+    assert continued(dvc(repro, "repro", env=off), 60, 90)
+    assert_same_files(reference, pipeline_files(repro))
+
+    ws = copy_tree(base, tmp_path / "ws")
+    assert continued(dvc(ws, "exp", "run", "-S", "train.epochs=90", env=off), 60, 90)
+    assert_same_files(reference, pipeline_files(ws))
+
+    queued = copy_tree(base, tmp_path / "queued")
+    dvc(queued, "exp", "run", "--queue", "-n", "ext90", "-S", "train.epochs=90", env=on)
+    dvc(queued, "exp", "run", "--run-all", env=on)    # = dvc queue start, waiting for the end
+    logs = dvc(queued, "queue", "logs", "ext90", env=on)
+    assert continued(logs, 60, 90) and "(run store" not in logs, logs   # the persisted checkpoints
+    dvc(queued, "exp", "apply", "ext90", env=on)
+    assert_same_files(reference, pipeline_files(queued))
+
+    temp = copy_tree(base, tmp_path / "temp")       # its dvc.lock has the 60-iteration checkpoints
+    out = dvc(temp, "exp", "run", "--temp", "-S", "train.epochs=100", env=on)
+    assert continued(out, 90, 100) and "(run store" in out, out
