@@ -114,8 +114,8 @@ def read_manifest(path):
     """The manifest of checkpoint `path` (dict); raises ValueError when it is unreadable."""
     try:
         manifest = json.loads((Path(path) / "manifest.json").read_text())
-        int(manifest["step"]), int(manifest["iterations"]), str(manifest["fingerprint"]), str(manifest["sha256"])
-        str(manifest["live_sha256"])
+        int(manifest["step"]), str(manifest["fingerprint"]), str(manifest["sha256"])
+        int(manifest.get("iterations", manifest["step"])), str(manifest.get("live_sha256", ""))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"unreadable manifest ({type(e).__name__})") from None
     return manifest
@@ -132,7 +132,7 @@ def _read(path, run_fingerprint, shapes):
         raise ValueError(f"its manifest says step {step}")
     if _sha256_file(path / "state.npz") != digest:
         raise ValueError("state.npz does not match its recorded sha256")
-    if tree_digest(path / "live") != manifest["live_sha256"]:
+    if tree_digest(path / "live") != manifest.get("live_sha256"):
         raise ValueError("live/ does not match its recorded sha256")
     try:
         with np.load(path / "state.npz") as z:

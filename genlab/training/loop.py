@@ -358,7 +358,7 @@ def _resume_point(name, state, total, ckpt_dir, store, run_fingerprint, say):
     if found is None:
         return None
     step, _, path = found
-    ran = int(checkpoint.read_manifest(path)["iterations"])
+    ran = int(checkpoint.read_manifest(path).get("iterations", step))
     where = f"run store {path}" if store is not None and Path(path).is_relative_to(store) else str(path)
     if step == ran < total:
         say(f"{name}: continuing the finished run at iteration {step} to {total} ({total - step} iterations)"
