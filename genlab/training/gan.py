@@ -144,7 +144,8 @@ def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, late
     dataset: {"meta": meta, "train": (x, y)} (genlab.training.loop.load_training_data), x in meta["range"]
     (a memory-mapped x with settings.data_in_memory False). Every keyword except
     jit_compile/on_log/out is a param of the stage and part of the run's fingerprint, so a
-    checkpoint made with other values is not resumed. settings.strategy, mixed_precision and xla
+    checkpoint made with other values is not resumed (settings.iterations aside: a longer run continues a
+    finished shorter one, genlab.training.loop). settings.strategy, mixed_precision and xla
     decide where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla.
     """
     args = dict(arch=arch, conditional=conditional, latent_dim=latent_dim, hidden=hidden, filters=filters,

@@ -99,7 +99,8 @@ def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_d
               lr, settings: TrainSettings, jit_compile=None, on_log=None, out=None):
     """Train a VAE (or plain AE) on dataset["train"], validating on dataset["val"]; save it to
     model_dir and return it. Every keyword except jit_compile/on_log/out is a param of the stage and
-    part of the run's fingerprint. settings.strategy, mixed_precision, xla and data_in_memory decide
+    part of the run's fingerprint (settings.iterations aside: a longer run continues a finished shorter one).
+    settings.strategy, mixed_precision, xla and data_in_memory decide
     where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla."""
     args = dict(arch=arch, variant=variant, latent_dim=latent_dim, beta=beta, hidden=hidden, filters=filters, lr=lr)
     meta = dataset["meta"]
