@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# No run store (genlab.training.checkpoint.run_store) unless a test sets one: runs in a test start
+# from what the test put in their folders, never from a finished run of another test or session.
+os.environ["GENLAB_RUN_STORE"] = "off"
 _CANDIDATES = [
     Path(os.environ.get("GENLAB_TEST_DATA", ROOT.parent / "shared" / "data")),
 ]

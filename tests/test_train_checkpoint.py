@@ -2,6 +2,7 @@
 fingerprints, torn writes; and the run fingerprint's sensitivity to data, params and code."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -113,3 +114,55 @@ def test_run_fingerprint_changes_with_data_params_and_settings(fmnist_small):
     assert fp(x=changed) != base
     assert fp(args={"arch": "mlp", "lr": 1e-4}) != base
     assert fp(settings=TrainSettings(iterations=10, batch_size=8, seed=1, log_every=5, ckpt_every=5)) != base
+    # the length is not part of it: a shorter run's checkpoints are states of a longer one
+    assert fp(settings=TrainSettings(iterations=20, batch_size=8, seed=0, log_every=5, ckpt_every=5)) == base
+
+
+def test_checkpoints_beyond_a_shorter_run_are_deleted(tmp_path):
+    """A run of 150 iterations after one of 200: the 200 checkpoint would outlive the new run's own
+    (retention keeps the highest steps), so it goes, with a note; 100 is a state of both runs."""
+    save(tmp_path, 100)
+    save(tmp_path, 200)
+    messages = []
+    step, _, _ = checkpoint.load_latest(tmp_path, FP, SHAPES, log=messages.append, max_step=150)
+    assert step == 100
+    assert messages == [f"note: ignoring checkpoints in {tmp_path} beyond this run's 150 iterations (ckpt-000000200)"]
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["ckpt-000000100"]
+    messages = []
+    assert checkpoint.load_latest(tmp_path, FP, SHAPES, log=messages.append, max_step=50) is None
+    assert messages[0].endswith("(ckpt-000000100); starting this run over")
+
+
+def test_a_changed_live_folder_makes_the_checkpoint_corrupt(tmp_path):
+    live = tmp_path / "live"
+    (live / "plots").mkdir(parents=True)
+    (live / "plots" / "loss.tsv").write_text("step\tloss\n10\t1.5\n")
+    save(tmp_path / "ckpt", 10, live=live)
+    path = save(tmp_path / "ckpt", 20, live=live)
+    (path / "live" / "plots" / "loss.tsv").write_text("step\tloss\n10\t9.5\n")
+    messages = []
+    step, _, _ = checkpoint.load_latest(tmp_path / "ckpt", FP, SHAPES, log=messages.append)
+    assert step == 10 and "live/ does not match its recorded sha256" in messages[0]
+
+
+def test_run_store_publish_and_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_RUN_STORE", "off")
+    assert checkpoint.run_store() is None
+    monkeypatch.setenv("GENLAB_RUN_STORE", str(tmp_path / "store"))
+    store = checkpoint.run_store()
+    assert store == tmp_path / "store"
+    for step in (100, 300, 200):
+        checkpoint.publish(save(tmp_path / f"ws{step}", step), store, "train_gan", FP)
+    entry = checkpoint.store_entry(store, "train_gan", FP)
+    assert [p.name for p in checkpoint.list_checkpoints(entry)] == ["ckpt-000000300", "ckpt-000000200"]
+    step, vals, path = checkpoint.load_stored(store, "train_gan", FP, SHAPES, max_step=250)
+    assert step == 200 and float(vals[2]) == 200.0 and path.parent == entry
+    assert checkpoint.load_stored(store, "train_gan", FP, SHAPES, max_step=150) is None
+    assert checkpoint.load_stored(store, "train_vae", FP, SHAPES, max_step=1000) is None
+    # another run's checkpoint under this run's name: never used, deleted with a note
+    other = save(tmp_path / "other", 250, fp="b" * 64)
+    shutil.copytree(other, entry / other.name)
+    messages = []
+    step, _, _ = checkpoint.load_stored(store, "train_gan", FP, SHAPES, max_step=260, log=messages.append)
+    assert step == 200 and "is unusable (it was made by another run); deleted it" in messages[0]
+    assert not (entry / other.name).exists()

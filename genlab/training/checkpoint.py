@@ -4,11 +4,17 @@ A checkpoint is a folder `<ckpt_dir>/ckpt-<step>` holding
   state.npz      every training variable (network weights incl. BatchNorm statistics, optimizer
                  moments and iteration counters, the step counter, loss accumulators), in order
   live/          a copy of the dvclive folder at that step (curves and sample images so far)
-  manifest.json  step, run fingerprint, variable shapes, sha256 of state.npz (written last)
+  manifest.json  step, the run's iteration count, run fingerprint, variable shapes, sha256 of
+                 state.npz and of live/ (written last)
 It is written into a temporary sibling and renamed into place, so a run killed mid-write leaves
 no folder that looks like a checkpoint. On load, a checkpoint whose manifest or digest is wrong is
 reported and deleted and the previous one is tried; one with another fingerprint (other params or
-data) is reported and deleted, and training starts over.
+data) or beyond the new run's last iteration is reported and deleted, and training starts over.
+
+The run fingerprint leaves out the iteration count: a checkpoint at step s of a run of any length
+is the state of every run of the same params at s (genlab.training.loop), so a longer run continues
+from it. The *run store* (`run_store()`, outside the workspace, reachable from DVC's temporary and
+queued experiments) keeps each finished run's final checkpoint under `<stage>-<fingerprint>/`.
 """
 
 import hashlib
@@ -70,8 +76,21 @@ def remove_stale(ckpt_dir):
             shutil.rmtree(p, ignore_errors=True)
 
 
-def save(ckpt_dir, step, run_fingerprint, values, live_dir=None, keep=2):
-    """Write checkpoint `step` with values (list of numpy arrays); keep the newest `keep`."""
+def tree_digest(folder):
+    """sha256 over the relative paths and bytes of every file under folder ("" if it is absent)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(folder).as_posix()}\0{_sha256_file(f)}\0".encode())
+    return h.hexdigest()
+
+
+def save(ckpt_dir, step, run_fingerprint, values, live_dir=None, keep=2, iterations=None):
+    """Write checkpoint `step` with values (list of numpy arrays); keep the newest `keep`.
+    iterations: the length of the run that writes it (a finished run's final checkpoint has
+    step == iterations)."""
     remove_stale(ckpt_dir)
     dest = Path(ckpt_dir) / f"{PREFIX}{step:09d}"
     with atomic_dir(dest) as tmp:
@@ -80,9 +99,10 @@ def save(ckpt_dir, step, run_fingerprint, values, live_dir=None, keep=2):
         _fsync(tmp / "state.npz")
         if live_dir is not None and Path(live_dir).is_dir():
             shutil.copytree(live_dir, tmp / "live")
-        manifest = {"step": int(step), "fingerprint": run_fingerprint,
+        manifest = {"step": int(step), "iterations": int(step if iterations is None else iterations),
+                    "fingerprint": run_fingerprint,
                     "shapes": [list(v.shape) for v in values], "dtypes": [str(v.dtype) for v in values],
-                    "sha256": _sha256_file(tmp / "state.npz")}
+                    "sha256": _sha256_file(tmp / "state.npz"), "live_sha256": tree_digest(tmp / "live")}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         _fsync(tmp / "manifest.json")
     for old in list_checkpoints(ckpt_dir)[keep:]:
@@ -90,17 +110,30 @@ def save(ckpt_dir, step, run_fingerprint, values, live_dir=None, keep=2):
     return dest
 
 
-def _read(path, run_fingerprint, shapes):
-    """(manifest, values) of one checkpoint; raises ValueError saying why it is unusable."""
+def read_manifest(path):
+    """The manifest of checkpoint `path` (dict); raises ValueError when it is unreadable."""
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
-        step, fp, digest = int(manifest["step"]), manifest["fingerprint"], manifest["sha256"]
+        manifest = json.loads((Path(path) / "manifest.json").read_text())
+        int(manifest["step"]), str(manifest["fingerprint"]), str(manifest["sha256"])
+        int(manifest.get("iterations", manifest["step"])), str(manifest.get("live_sha256", ""))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"unreadable manifest ({type(e).__name__})") from None
+    return manifest
+
+
+def _read(path, run_fingerprint, shapes):
+    """(step, values) of one checkpoint; raises ValueError saying why it is unusable, LookupError
+    when it belongs to another run."""
+    manifest = read_manifest(path)
+    step, fp, digest = int(manifest["step"]), manifest["fingerprint"], manifest["sha256"]
     if fp != run_fingerprint:
         raise LookupError("made with other params, data or code")
+    if step != int(path.name[len(PREFIX):]):
+        raise ValueError(f"its manifest says step {step}")
     if _sha256_file(path / "state.npz") != digest:
         raise ValueError("state.npz does not match its recorded sha256")
+    if tree_digest(path / "live") != manifest.get("live_sha256"):
+        raise ValueError("live/ does not match its recorded sha256")
     try:
         with np.load(path / "state.npz") as z:
             values = [z[f"v{i:04d}"] for i in range(len(z.files))]
@@ -111,15 +144,19 @@ def _read(path, run_fingerprint, shapes):
     return step, values
 
 
-def load_latest(ckpt_dir, run_fingerprint, shapes, log=None):
-    """(step, values, path) of the newest usable checkpoint for this run, or None.
+def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
+    """(step, values, path) of the newest usable checkpoint for this run at or below max_step, or None.
 
-    Unusable checkpoints are deleted, with one line on `log` (default stderr) saying why.
+    Unusable checkpoints are deleted, with one line on `log` (default stderr) saying why; so are
+    those beyond max_step (a longer run's: they would outlive this run's own checkpoints).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     remove_stale(ckpt_dir)
-    stale, found = [], None
+    stale, longer, found = [], [], None
     for path in list_checkpoints(ckpt_dir):
+        if max_step is not None and int(path.name[len(PREFIX):]) > max_step:
+            longer.append(path)
+            continue
         try:
             step, values = _read(path, run_fingerprint, shapes)
         except LookupError:
@@ -136,6 +173,12 @@ def load_latest(ckpt_dir, run_fingerprint, shapes, log=None):
             + ("" if found else "; starting this run over"))
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
+    if longer:
+        names = ", ".join(p.name for p in longer)
+        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {max_step} iterations ({names})"
+            + ("" if found or stale else "; starting this run over"))
+        for path in longer:
+            shutil.rmtree(path, ignore_errors=True)
     return found
 
 
@@ -145,3 +188,57 @@ def restore_live(path, live_dir):
     shutil.rmtree(live_dir, ignore_errors=True)
     if (Path(path) / "live").is_dir():
         shutil.copytree(Path(path) / "live", live_dir)
+
+
+def run_store():
+    """The folder of finished runs' final checkpoints (GENLAB_RUN_STORE; default
+    $XDG_CACHE_HOME/genlab/runs or ~/.cache/genlab/runs), or None when GENLAB_RUN_STORE is "off"."""
+    value = os.environ.get("GENLAB_RUN_STORE", "")
+    if value.lower() in ("off", "none", "0"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genlab" / "runs"
+
+
+def store_entry(store, stage, run_fingerprint):
+    """The store folder of one run (stage + fingerprint without the iteration count)."""
+    return Path(store) / f"{stage}-{run_fingerprint}"
+
+
+def load_stored(store, stage, run_fingerprint, shapes, max_step, log=None):
+    """(step, values, path) of the newest verified store checkpoint of this run at or below
+    max_step, or None. A corrupt or foreign entry is deleted with a note; longer runs' entries stay."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    for path in list_checkpoints(store_entry(store, stage, run_fingerprint)):
+        if int(path.name[len(PREFIX):]) > max_step:
+            continue
+        try:
+            step, values = _read(path, run_fingerprint, shapes)
+        except (ValueError, LookupError) as e:
+            why = str(e) if isinstance(e, ValueError) else "it was made by another run"
+            log(f"note: run store entry {path} is unusable ({why}); deleted it")
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            return step, values, path
+    return None
+
+
+def publish(path, store, stage, run_fingerprint, keep=2, log=None):
+    """Copy the finished run's final checkpoint `path` into the store (atomically; the entry keeps
+    the `keep` longest runs). A store that cannot be written only costs a note: it is a cache."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    entry = store_entry(store, stage, run_fingerprint)
+    dest = entry / Path(path).name
+    if dest.is_dir() and (dest / "manifest.json").is_file() and \
+            (dest / "manifest.json").read_bytes() == (Path(path) / "manifest.json").read_bytes():
+        return  # already there (this run continued from it, or was run before)
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+        with atomic_dir(dest) as tmp:
+            shutil.rmtree(tmp)
+            shutil.copytree(path, tmp)
+        for old in list_checkpoints(entry)[keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        log(f"note: could not keep this run in the run store {store} ({e}); a longer run will start over")

@@ -22,10 +22,9 @@ import tensorflow as tf
 from genlab.data import processed
 from genlab.models import gan as gan_model
 from genlab.models.gan import GAN, gan_config, gan_step
-from genlab.models.store import save_model
 from genlab.outputs.mosaic import tile_uint8
 from genlab.training import devices
-from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, run_fingerprint, set_determinism
+from genlab.training.loop import RNG_ALG, TrainSettings, device_data, train
 
 EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early averages forget the init
 
@@ -147,23 +146,14 @@ def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, late
     dataset: {"meta": meta, "train": (x, y)} (genlab.training.loop.load_training_data), x in meta["range"]
     (a memory-mapped x with settings.data_in_memory False). Every keyword except
     jit_compile/on_log/out is a param of the stage and part of the run's fingerprint, so a
-    checkpoint made with other values is not resumed. settings.strategy, mixed_precision and xla
+    checkpoint made with other values is not resumed (settings.iterations aside: a longer run continues a
+    finished shorter one, genlab.training.loop). settings.strategy, mixed_precision and xla
     decide where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla.
     """
     args = dict(arch=arch, conditional=conditional, latent_dim=latent_dim, hidden=hidden, filters=filters,
                 lr=lr, beta_1=beta_1, d_lr=d_lr, loss=loss, ema=ema)
-    placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
-    for note in placement.notes:
-        print(note, file=out or sys.stderr, flush=True)
-    jit = (placement.jit_compile if jit_compile is None
-           else devices.use_xla(arch, jit_compile) and placement.replicas == 1)
-    fp = run_fingerprint("train_gan", args, settings, dataset, ["train"], [gan_model, sys.modules[__name__]])
-    set_determinism(settings.seed)
-    with placement.scope():
-        task = gan_task(dataset, seed=settings.seed, placement=placement, in_memory=settings.data_in_memory,
-                        **args)
-        model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
-                    jit_compile=jit, on_log=on_log, out=out, placement=placement)
-    if placement.chief:
-        save_model(model, model_dir)
-    return model
+    return train(lambda placement: gan_task(dataset, seed=settings.seed, placement=placement,
+                                            in_memory=settings.data_in_memory, **args),
+                 stage="train_gan", args=args, arch=arch, settings=settings, dataset=dataset, splits=["train"],
+                 modules=[gan_model, sys.modules[__name__]], model_dir=model_dir, ckpt_dir=ckpt_dir,
+                 live_dir=live_dir, jit_compile=jit_compile, on_log=on_log, out=out)

@@ -24,6 +24,14 @@ checks for divergence, logs to dvclive, prints progress and writes checkpoints.
 Because the RNG is keyed by the iteration and every variable (weights, BatchNorm statistics,
 optimizer moments and counters, step, loss accumulators) is checkpointed, a resumed run computes
 exactly what an uninterrupted one would: on the same machine the final weights are bit-identical.
+
+Nothing before the last iteration depends on the run's length (no schedule uses it; chunk lengths
+do not change the result; logs, checkpoints and their sample grids follow train.log_every and
+train.ckpt_every only), and the final checkpoint is written *before* what only a run's end does
+(a last log off the log_every schedule, task.finish(), the final sample grid). So that checkpoint
+is also the state of every longer run at that iteration, and raising train.epochs continues a
+finished run instead of starting over (its fingerprint leaves out the iteration count), from the
+workspace's checkpoints or from the run store (genlab.training.checkpoint.run_store).
 """
 
 import hashlib
@@ -39,7 +47,8 @@ import tensorflow as tf
 
 from genlab.data import processed
 from genlab.errors import GenlabError
-from genlab.training import checkpoint
+from genlab.models.store import save_model
+from genlab.training import checkpoint, devices
 
 # Stateless RNG algorithm of every training draw: pinned, because "auto_select" picks another
 # algorithm under XLA, so XLA and non-XLA code (a tf.data pipeline, a distributed step) would draw
@@ -75,15 +84,16 @@ def load_training_data(data_dir, splits, in_memory=True):
 
 
 def run_fingerprint(stage, args, settings, dataset, splits, modules):
-    """The identity of a training run: every param the stage read (args + settings), the data's meta
-    and digest, the source of the modules that define the model and the step (modules: module
-    objects; this loop and genlab.training.devices, which change the numerics, are always included),
-    and library versions."""
-    from genlab.training import devices
-    files = [Path(m.__file__) for m in (*modules, sys.modules[__name__], devices)]
+    """The identity of a training run: every param the stage read (args + settings) except the
+    iteration count, the data's meta and digest, the source of the modules that define the model
+    and the step (modules: module objects; this loop, genlab.training.devices and checkpoint are
+    always included), and library versions. Runs that differ only in length share it: the shorter
+    one's checkpoints are states of the longer one (see the module docstring)."""
+    files = [Path(m.__file__) for m in (*modules, sys.modules[__name__], devices, checkpoint)]
     code = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    train = {k: v for k, v in asdict(settings).items() if k != "iterations"}
     return checkpoint.fingerprint({
-        "stage": stage, "args": args, "train": asdict(settings),
+        "stage": stage, "args": args, "train": train,
         "data": {"meta": dataset["meta"], "sha256": checkpoint.array_digest(*[a for s in splits for a in dataset[s]])},
         "code": code,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
@@ -208,8 +218,11 @@ def _open_live(live_dir, resume):
 
 
 def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True, on_log=None, out=None,
-        placement=None):
-    """Train `task` to settings.iterations, resuming from the newest matching checkpoint.
+        placement=None, store=None):
+    """Train `task` to settings.iterations, resuming from the newest matching checkpoint, or
+    continuing a shorter finished run of the same params (its final checkpoint in ckpt_dir or in
+    the run store: `store`, default genlab.training.checkpoint.run_store(); False = none). A finished
+    run's final checkpoint is copied into the store.
 
     on_log(step, values): optional callback after each logged interval. Raises GenlabError when a
     loss becomes NaN/Inf (nothing is checkpointed after that). On KeyboardInterrupt (Ctrl-C, or
@@ -229,24 +242,28 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
     adaptive = placement is None or placement.kind != "multi_worker"
     state = CompiledSteps(task, settings, jit_compile, placement)
     total = settings.iterations
-    resumed = checkpoint.load_latest(ckpt_dir, run_fingerprint, [v.shape for v in state.variables], log=say)
+    # several workers: each must find the same checkpoint, so only the shared ckpt_dir is used
+    store = checkpoint.run_store() if store is None and adaptive else (store or None)
+    resumed = _resume_point(task.name, state, total, ckpt_dir, store, run_fingerprint, say)
     if resumed:
         step, values, path = resumed
         for var, value in zip(state.variables, values):
             var.assign(value)
         checkpoint.restore_live(path, live_dir)
-        say(f"{task.name}: resuming from iteration {step} of {total} ({path})")
     live = _open_live(live_dir, resume=bool(resumed))
     step = int(state.step.numpy())
-    last_saved = step if resumed else -1
+    last_saved = step if resumed and Path(resumed[2]).parent == Path(ckpt_dir) else -1
+    final_path = resumed[2] if resumed and step == total else None
     chunk, t_first, steps_after_first = 1, None, 0
 
     def save_checkpoint(at):
-        nonlocal last_saved
-        task.log_images(live, at)
+        nonlocal last_saved, final_path
+        if at % settings.ckpt_every == 0:  # a grid on the schedule only: the same in runs of any length
+            task.log_images(live, at)
         values = [np.asarray(v.numpy()) for v in state.variables]  # on every worker: reading may all-reduce
         if chief:
-            checkpoint.save(ckpt_dir, at, run_fingerprint, values, live_dir=live_dir)
+            path = checkpoint.save(ckpt_dir, at, run_fingerprint, values, live_dir=live_dir, iterations=total)
+            final_path = path if at == total else final_path
         last_saved = at  # only once written: an interrupt during the save saves again on the way out
 
     def log(at):
@@ -268,13 +285,18 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
 
     def boundary(at):
         """Log and checkpoint at `at` if it is a boundary and that was not done yet (it may be
-        pending after a resume from a checkpoint written on interrupt)."""
-        if (at % settings.log_every == 0 or at == total) and state.pending():
+        pending after a resume from a checkpoint written on interrupt). At the end, the final
+        checkpoint holds the state a longer run has at `at`; then the end-only steps: a last log
+        off the log_every schedule, task.finish(), the final sample grid."""
+        if at % settings.log_every == 0 and state.pending():
             log(at)
-        if at == total:
-            task.finish()  # before the last checkpoint, so its sample grid shows the final model
         if (at % settings.ckpt_every == 0 or at == total) and last_saved != at:
             save_checkpoint(at)
+        if at == total:
+            if state.pending():
+                log(at)
+            task.finish()
+            task.log_images(live, at)
 
     try:
         if resumed:
@@ -310,4 +332,51 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
     if not chief:
         import shutil
         shutil.rmtree(live_dir, ignore_errors=True)
+    elif store is not None and final_path is not None:
+        checkpoint.publish(final_path, store, task.name, run_fingerprint, log=say)
     return task.model
+
+
+def _resume_point(name, state, total, ckpt_dir, store, run_fingerprint, say):
+    """(step, values, path) to start from, or None: the newest usable checkpoint at or below
+    `total` in ckpt_dir (this run's, or a shorter finished or interrupted run of the same params),
+    or in the run store if that one is further along. Says which, and why it continues."""
+    shapes = [v.shape for v in state.variables]
+    found = checkpoint.load_latest(ckpt_dir, run_fingerprint, shapes, log=say, max_step=total)
+    if store is not None and (found is None or found[0] < total):
+        stored = checkpoint.load_stored(store, name, run_fingerprint, shapes, total, log=say)
+        if stored and (found is None or stored[0] > found[0]):
+            found = stored
+    if found is None:
+        return None
+    step, _, path = found
+    ran = int(checkpoint.read_manifest(path).get("iterations", step))
+    where = f"run store {path}" if store is not None and Path(path).is_relative_to(store) else str(path)
+    if step == ran < total:
+        say(f"{name}: continuing the finished run at iteration {step} to {total} ({total - step} iterations)"
+            f" ({where})")
+    else:
+        say(f"{name}: resuming from iteration {step} of {total} ({where})")
+    return found
+
+
+def train(make_task, *, stage, args, arch, settings, dataset, splits, modules, model_dir, ckpt_dir, live_dir,
+          jit_compile=None, on_log=None, out=None):
+    """The shared body of train_gan and train_vae: place the run (genlab.training.devices), fingerprint
+    it (args: the stage's model params; modules: those defining its model and step), seed, build the
+    task with make_task(placement) inside the placement's scope, `fit` it, and save the model (chief
+    only). jit_compile ("auto", True, False) overrides settings.xla. Returns the trained model."""
+    placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
+    for note in placement.notes:
+        print(note, file=out or sys.stderr, flush=True)
+    jit = (placement.jit_compile if jit_compile is None
+           else devices.use_xla(arch, jit_compile) and placement.replicas == 1)
+    fp = run_fingerprint(stage, args, settings, dataset, splits, modules)
+    set_determinism(settings.seed)
+    with placement.scope():
+        task = make_task(placement)
+        model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
+                    jit_compile=jit, on_log=on_log, out=out, placement=placement)
+    if placement.chief:
+        save_model(model, model_dir)
+    return model

@@ -15,11 +15,10 @@ import tensorflow as tf
 
 from genlab.data import processed
 from genlab.models import vae as vae_model
-from genlab.models.store import save_model
 from genlab.models.vae import VAE, vae_config, vae_losses, vae_step
 from genlab.outputs.mosaic import tile_uint8
 from genlab.training import devices
-from genlab.training.loop import RNG_ALG, TrainSettings, device_data, fit, run_fingerprint, set_determinism
+from genlab.training.loop import RNG_ALG, TrainSettings, device_data, train
 
 
 class VaeTask:
@@ -101,24 +100,15 @@ def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_d
               lr, settings: TrainSettings, jit_compile=None, on_log=None, out=None):
     """Train a VAE (or plain AE) on dataset["train"], validating on dataset["val"]; save it to
     model_dir and return it. Every keyword except jit_compile/on_log/out is a param of the stage and
-    part of the run's fingerprint. settings.strategy, mixed_precision, xla and data_in_memory decide
+    part of the run's fingerprint (settings.iterations aside: a longer run continues a finished shorter one).
+    settings.strategy, mixed_precision, xla and data_in_memory decide
     where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla."""
     args = dict(arch=arch, variant=variant, latent_dim=latent_dim, beta=beta, hidden=hidden, filters=filters, lr=lr)
     meta = dataset["meta"]
     cfg = vae_config(arch=arch, variant=variant, latent_dim=latent_dim, hidden=hidden, filters=filters,
                      shape=meta["shape"], value_range=meta["range"])
-    placement = devices.Placement(settings, arch)   # first: a multi-worker strategy must start before any op
-    for note in placement.notes:
-        print(note, file=out or sys.stderr, flush=True)
-    jit = (placement.jit_compile if jit_compile is None
-           else devices.use_xla(arch, jit_compile) and placement.replicas == 1)
-    fp = run_fingerprint("train_vae", args, settings, dataset, ["train", "val"], [vae_model, sys.modules[__name__]])
-    set_determinism(settings.seed)
-    with placement.scope():
-        task = VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], lr, beta, settings.seed,
-                       in_memory=settings.data_in_memory, optimizer=placement.optimizer)
-        model = fit(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, run_fingerprint=fp,
-                    jit_compile=jit, on_log=on_log, out=out, placement=placement)
-    if placement.chief:
-        save_model(model, model_dir)
-    return model
+    return train(lambda placement: VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], lr, beta, settings.seed,
+                                           in_memory=settings.data_in_memory, optimizer=placement.optimizer),
+                 stage="train_vae", args=args, arch=arch, settings=settings, dataset=dataset, splits=["train", "val"],
+                 modules=[vae_model, sys.modules[__name__]], model_dir=model_dir, ckpt_dir=ckpt_dir,
+                 live_dir=live_dir, jit_compile=jit_compile, on_log=on_log, out=out)

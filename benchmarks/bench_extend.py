@@ -1,0 +1,147 @@
+"""Extend, don't restart: the wall time of `dvc exp run -S train.epochs=TO` after a finished pipeline
+run of FROM iterations, continuing the finished trainings vs the same command from scratch.
+
+    .venv/bin/python benchmarks/bench_extend.py [--epochs-from 60] [--epochs-to 100] [--full]
+        [--data ../shared/data] [--keep DIR]
+
+Setup (not timed): the project as git has it is copied into a temporary folder (--keep: into DIR,
+kept), params.yaml gets train.epochs = FROM (and, without --full, the small sizes of the tests'
+smoke pipeline for everything else), `dvc repro` runs the whole pipeline from the local mirror
+(--data, GENLAB_MIRROR) with a run store inside the copy, and the result is committed. The copy is
+then duplicated (hard-linked DVC cache):
+  extended      `dvc exp run -S train.epochs=TO` as is: train_gan and train_vae continue their
+                finished runs from the persisted checkpoints (FROM -> TO)
+  from scratch  the same command after emptying checkpoints/train_gan and checkpoints/train_vae
+                (`dvc commit`ed empty, so `exp run` cannot check the old ones out of the cache)
+                and with the run store off: both trainings start at iteration 0
+Both run the downstream stages too (sample, evaluate, report), as a user's command does. Printed:
+the two wall times side by side, their ratio (target at --full 3000 -> 5000: <= 45 %), and whether
+the two runs' metrics/evaluate.json are byte-identical (they must be).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# the tests' smoke sizes (tests/conftest.py SMOKE), train.epochs aside
+SMOKE = {
+    "train": {"log_every": 20, "ckpt_every": 30, "batch_size": 64},
+    "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
+    "sample": {"n": 1000},
+    "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
+                 "two_sample_max_iter": 50,
+                 "min_evaluator_accuracy": {"fashion_mnist": 0.5, "mnist": 0.5, "url": 0.0, "image_folder": 0.0}},
+}
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "commit.gpgsign=false"]
+
+
+def run(cmd, cwd, env):
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"bench_extend: {' '.join(cmd)} failed in {cwd}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    return r.stdout + r.stderr
+
+
+def copy_project(dest):
+    """The project as a clean clone has it (tracked + untracked, not ignored), one git commit."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        if (ROOT / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest / f)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    commit(dest, "bench_extend: the project")
+
+
+def commit(proj, message):
+    subprocess.run(GIT + ["add", "-A"], cwd=proj, check=True)
+    subprocess.run(GIT + ["commit", "-qm", message], cwd=proj, check=True)
+
+
+def duplicate(src, dest):
+    """A copy of a project (workspace, git, DVC cache hard-linked: cache files are never changed)."""
+    def copy(s, d):
+        if "/.dvc/cache/" in s:
+            os.link(s, d)
+        else:
+            shutil.copy2(s, d)
+    shutil.copytree(src, dest, symlinks=True, copy_function=copy)
+    return dest
+
+
+def set_params(proj, epochs, full):
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    if not full:
+        for section, values in SMOKE.items():
+            params[section].update(values)
+    params["train"]["epochs"] = epochs
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def timed(cmd, cwd, env):
+    t0 = time.perf_counter()
+    out = run(cmd, cwd, env)
+    return time.perf_counter() - t0, out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs-from", type=int, default=60, help="iterations of the finished run")
+    ap.add_argument("--epochs-to", type=int, default=100, help="iterations of the timed `dvc exp run -S`")
+    ap.add_argument("--full", action="store_true", help="params.yaml's sizes (default: the tests' smoke sizes)")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the dataset mirror")
+    ap.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder, removed)")
+    args = ap.parse_args()
+    if not 0 < args.epochs_from < args.epochs_to:
+        sys.exit("bench_extend: need 0 < --epochs-from < --epochs-to")
+
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-extend-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        base = work / "base"
+        base.mkdir()
+        copy_project(base)
+        set_params(base, args.epochs_from, args.full)
+        env = dict(os.environ, GENLAB_MIRROR=str(args.data), GENLAB_RUN_STORE=str(work / "store"))
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        print(f"bench_extend: dvc repro at train.epochs={args.epochs_from} "
+              f"({'full' if args.full else 'smoke'} sizes) in {base} ...", flush=True)
+        run(["dvc", "repro"], base, env)
+        commit(base, f"bench_extend: pipeline at {args.epochs_from} iterations")
+
+        cmd = ["dvc", "exp", "run", "-S", f"train.epochs={args.epochs_to}"]
+        ext = duplicate(base, work / "extended")
+        t_ext, out = timed(cmd, ext, env)
+        continued = sum("continuing the finished run" in line for line in out.splitlines())
+        scratch = duplicate(base, work / "scratch")
+        for stage in ("train_gan", "train_vae"):
+            shutil.rmtree(scratch / "checkpoints" / stage)
+            (scratch / "checkpoints" / stage).mkdir(parents=True)
+        run(["dvc", "commit", "-f", "train_gan", "train_vae"], scratch, env)
+        t_scratch, out = timed(cmd, scratch, dict(env, GENLAB_RUN_STORE="off"))
+        restarted = sum("continuing" in line or "resuming" in line for line in out.splitlines())
+        same = (ext / "metrics" / "evaluate.json").read_bytes() == (scratch / "metrics" / "evaluate.json").read_bytes()
+
+        print(f"\n`{' '.join(cmd)}` after a finished {args.epochs_from}-iteration pipeline "
+              f"({'full' if args.full else 'smoke'} sizes)")
+        print(f"{'from scratch':>14} {'extended':>10} {'ratio':>7}   trainings continued  evaluate.json identical")
+        print(f"{t_scratch:13.1f}s {t_ext:9.1f}s {100 * t_ext / t_scratch:6.1f}%   "
+              f"{continued} of 2 (scratch: {restarted}){'':7} {'yes' if same else 'NO'}")
+        if continued != 2 or restarted or not same:
+            sys.exit("bench_extend: the extended run did not continue both trainings, or differs from scratch")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

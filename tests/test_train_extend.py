@@ -1,0 +1,289 @@
+"""Extending a finished run (issue 14): a run to N1 continued to N2, from its own checkpoints or
+from the run store, gives the files of a fresh N2 run byte for byte (weights, saved model, dvclive
+curves apart from timestamps, sample grids, summary); anything else starts over and says so."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import copy_tree, run_smoke_pipeline
+from genlab.training import checkpoint
+from genlab.training.gan import train_gan
+from genlab.training.loop import TrainSettings
+from genlab.training.vae import train_vae
+
+# N1 = 30 is off both schedules (logs and checkpoints every 20): the hardest case for a continuation
+N1, N2 = 30, 60
+SETTINGS = dict(batch_size=32, seed=2, log_every=20, ckpt_every=20)
+GAN = dict(arch="dcgan", conditional=True, latent_dim=16, hidden=32, filters=8, lr=5e-4, beta_1=0.5,
+           d_lr=1e-3, loss="hinge", ema=0.9)
+VAE = dict(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3)
+
+
+def gan_data(fmnist_small):
+    x, y = fmnist_small["train"]
+    return {"meta": {"dataset": "fashion_mnist", "shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10,
+                     "counts": {"train": len(x)}}, "train": (x, y)}
+
+
+def vae_data(fmnist_small):
+    (x, y), (xv, yv) = fmnist_small["train"], (fmnist_small["test"][0][:500], fmnist_small["test"][1][:500])
+    return {"meta": {"dataset": "fashion_mnist", "shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10,
+                     "counts": {"train": len(x), "val": len(xv)}}, "train": (x, y), "val": (xv, yv)}
+
+
+def run(kind, tmp, data, iterations, store=None, monkeypatch=None, settings=None, **overrides):
+    """train_gan/train_vae into tmp/{model,ckpt,live} with the run store `store` (None = off);
+    returns (model, the progress lines)."""
+    monkeypatch.setenv("GENLAB_RUN_STORE", str(store) if store else "off")
+    lines = []
+
+    class Out:
+        def write(self, s):
+            lines.append(s)
+
+        def flush(self):
+            pass
+
+    settings = TrainSettings(iterations=iterations, **dict(SETTINGS, **(settings or {})))
+    train, params = (train_gan, GAN) if kind == "gan" else (train_vae, VAE)
+    model = train(data, tmp / "model", tmp / "ckpt", tmp / "live", settings=settings, out=Out(),
+                  **dict(params, **overrides))
+    return model, "".join(lines)
+
+
+def files(tmp):
+    """What a run leaves for DVC, by relative path: model files, dvclive files (the timestamp column
+    of the curves dropped)."""
+    out = {}
+    for sub in ("model", "live"):
+        for f in sorted((tmp / sub).rglob("*")):
+            if f.is_file():
+                data = f.read_bytes()
+                if f.suffix == ".tsv":
+                    data = b"\n".join(b"\t".join(line.split(b"\t")[1:]) for line in data.splitlines())
+                out[str(f.relative_to(tmp))] = data
+    return out
+
+
+def assert_same_run(a, b, model_a, model_b):
+    fa, fb = files(a), files(b)
+    assert sorted(fa) == sorted(fb)
+    for name in fa:
+        assert fa[name] == fb[name], name
+    for va, vb in zip(model_a.networks().values(), model_b.networks().values()):
+        for x, y in zip(va.variables, vb.variables):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def data_for(kind, fmnist_small):
+    return gan_data(fmnist_small) if kind == "gan" else vae_data(fmnist_small)
+
+
+@pytest.fixture(scope="module")
+def fresh(fmnist_small, tmp_path_factory):
+    """A fresh N2 run of each kind (no store), the reference of every comparison."""
+    mp = pytest.MonkeyPatch()
+    refs = {}
+    for kind in ("gan", "vae"):
+        tmp = tmp_path_factory.mktemp(f"fresh_{kind}")
+        model, log = run(kind, tmp, data_for(kind, fmnist_small), N2, monkeypatch=mp)
+        assert "continuing" not in log and "resuming" not in log
+        refs[kind] = (tmp, model)
+    mp.undo()
+    return refs
+
+
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_extended_run_equals_a_fresh_run(kind, fresh, fmnist_small, tmp_path, monkeypatch):
+    """N1 then N2 in the same folders (dvc repro / dvc exp run in the workspace), and N2 in empty
+    folders from the run store (a queued or temporary experiment): both equal the fresh N2 run."""
+    data, store = data_for(kind, fmnist_small), tmp_path / "store"
+    ref_tmp, ref_model = fresh[kind]
+    run(kind, tmp_path / "ws", data, N1, None, monkeypatch)
+    model, log = run(kind, tmp_path / "ws", data, N2, None, monkeypatch)
+    assert f"train_{kind}: continuing the finished run at iteration {N1} to {N2} ({N2 - N1} iterations)" in log
+    assert_same_run(ref_tmp, tmp_path / "ws", ref_model, model)
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "ws" / "ckpt")] == \
+        [f"ckpt-{N2:09d}", f"ckpt-{N2 - 20:09d}"]
+
+    _, log = run(kind, tmp_path / "first", data, N1, store, monkeypatch)
+    assert f"train_{kind} {N1}/{N1} " in log
+    (entry,) = store.iterdir()
+    assert entry.name.startswith(f"train_{kind}-")
+    assert [p.name for p in checkpoint.list_checkpoints(entry)] == [f"ckpt-{N1:09d}"]
+    model, log = run(kind, tmp_path / "queued", data, N2, store, monkeypatch)
+    assert f"continuing the finished run at iteration {N1} to {N2} ({N2 - N1} iterations) (run store {entry}/" in log
+    assert_same_run(ref_tmp, tmp_path / "queued", ref_model, model)
+    assert [p.name for p in checkpoint.list_checkpoints(entry)] == [f"ckpt-{N2:09d}", f"ckpt-{N1:09d}"]
+    model, log = run(kind, tmp_path / "again", data, N2, store, monkeypatch)   # nothing left to train
+    assert f"resuming from iteration {N2} of {N2} (run store {entry}/" in log
+    assert_same_run(ref_tmp, tmp_path / "again", ref_model, model)
+
+def test_other_params_or_a_shorter_run_start_over(fresh, fmnist_small, tmp_path, monkeypatch):
+    data, store = gan_data(fmnist_small), tmp_path / "store"
+    run("gan", tmp_path / "ws", data, N1, store, monkeypatch)
+    _, log = run("gan", tmp_path / "ws", data, N2, store, monkeypatch, lr=4e-4)      # another lr
+    assert "note: ignoring checkpoints" in log and "made with other params, data or code" in log
+    assert "continuing" not in log and "resuming" not in log and "train_gan 20/60 " in log
+    _, log = run("gan", tmp_path / "ws", data, 20, store, monkeypatch, lr=4e-4)     # shorter than 60
+    assert re.search(r"note: ignoring checkpoints in \S+ beyond this run's 20 iterations \(ckpt-000000060, "
+                     r"ckpt-000000040\); starting this run over", log), log
+    assert "continuing" not in log and "train_gan 20/20 " in log
+
+
+@pytest.mark.parametrize("damage", ["state", "live", "manifest", "foreign"])
+def test_a_bad_store_entry_starts_over_with_the_right_result(damage, fresh, fmnist_small, tmp_path, monkeypatch):
+    data, store = gan_data(fmnist_small), tmp_path / "store"
+    run("gan", tmp_path / "first", data, N1, store, monkeypatch)
+    entry = next(p for p in store.iterdir())
+    ckpt = entry / f"ckpt-{N1:09d}"
+    if damage == "state":
+        raw = bytearray((ckpt / "state.npz").read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        (ckpt / "state.npz").write_bytes(bytes(raw))
+    elif damage == "live":
+        tsv = next((ckpt / "live").rglob("*.tsv"))
+        tsv.write_text(tsv.read_text() + "0\t999\t1.0\n")
+    elif damage == "manifest":
+        (ckpt / "manifest.json").write_text('{"step": 30')
+    else:  # another run's entry under this run's name (a copied or mixed-up store)
+        run("gan", tmp_path / "other", data, N1, store, monkeypatch, lr=4e-4)
+        other = next(p for p in store.iterdir() if p != entry)
+        shutil.rmtree(ckpt)
+        shutil.copytree(other / f"ckpt-{N1:09d}", ckpt)
+    model, log = run("gan", tmp_path / "queued", data, N2, store, monkeypatch)
+    assert re.search(rf"note: run store entry {re.escape(str(ckpt))} is unusable \(.+\); deleted it", log), log
+    assert "continuing" not in log and "train_gan 20/60 " in log
+    ref_tmp, ref_model = fresh["gan"]
+    assert_same_run(ref_tmp, tmp_path / "queued", ref_model, model)
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("gan", dict(arch="mlp", conditional=False, ema=0.0, loss="ns")),
+    ("gan", dict(settings={"data_in_memory": False})),
+    ("vae", dict(arch="mlp", variant="ae")),
+    ("vae", dict(settings={"data_in_memory": False, "log_every": 15, "ckpt_every": 25})),
+])
+def test_extension_across_options(kind, options, fmnist_small, tmp_path, monkeypatch):
+    """The other trajectories: mlp unconditional GAN without EMA, streamed data, the plain AE (whose
+    end-only code Gaussian must not leak into the continuation), other schedules."""
+    data = data_for(kind, fmnist_small)
+    ref, _ = run(kind, tmp_path / "fresh", data, N2, None, monkeypatch, **options)
+    run(kind, tmp_path / "ws", data, N1, None, monkeypatch, **options)
+    model, log = run(kind, tmp_path / "ws", data, N2, None, monkeypatch, **options)
+    assert f"continuing the finished run at iteration {N1} to {N2}" in log
+    assert_same_run(tmp_path / "fresh", tmp_path / "ws", ref, model)
+
+
+def test_extension_under_a_mirrored_strategy(shared_data, tmp_path):
+    """train.strategy mirrored over two logical CPU devices (tests/distributed_helper.py): a GAN with
+    EMA run to 15 and continued to 20 ends with the weights of a fresh mirrored 20-iteration run."""
+    from conftest import ROOT, tool_env
+    helper = ROOT / "tests" / "distributed_helper.py"
+    env = tool_env(GENLAB_TEST_DATA=str(shared_data), GENLAB_CPU_DEVICES="2")
+    opts = ["strategy=mirrored", "xla=false"]
+
+    def run_helper(out, work, iterations):
+        r = subprocess.run([sys.executable, str(helper), str(out), str(work), "gan_options", *opts,
+                            f"iterations={iterations}"], env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stderr
+
+    run_helper(tmp_path / "fresh.npz", tmp_path / "fresh", 20)
+    (tmp_path / "ext").mkdir()
+    shutil.copytree(tmp_path / "fresh" / "processed", tmp_path / "ext" / "processed")
+    run_helper(tmp_path / "short.npz", tmp_path / "ext", 15)
+    err = run_helper(tmp_path / "ext.npz", tmp_path / "ext", 20)
+    assert "train_gan: continuing the finished run at iteration 15 to 20 (5 iterations)" in err, err[-2000:]
+    fresh, ext = np.load(tmp_path / "fresh.npz"), np.load(tmp_path / "ext.npz")
+    names = sorted(k for k in fresh.files if k.startswith("w"))
+    assert names == sorted(k for k in ext.files if k.startswith("w"))
+    for k in names:
+        np.testing.assert_array_equal(fresh[k], ext[k])
+    np.testing.assert_array_equal(fresh["logged"][-1], ext["logged"][-1])   # the losses logged at 20
+
+
+# --- the ways users run experiments (dvc): the smoke pipeline (60 iterations) extended to 90 --------
+
+def dvc(proj, *args, env):
+    r = subprocess.run(["dvc", *args], cwd=proj, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout + r.stderr
+
+
+def set_epochs(proj, n):
+    import yaml
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["train"]["epochs"] = n
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def pipeline_files(proj):
+    """The trained models, their curves (timestamps dropped), the samples and the metrics."""
+    out = {}
+    for sub in ("models/gan", "models/vae", "dvclive/train_gan", "dvclive/train_vae", "samples", "metrics"):
+        for f in sorted((proj / sub).rglob("*")):
+            if f.is_file():
+                data = f.read_bytes()
+                if f.suffix == ".tsv":
+                    data = b"\n".join(b"\t".join(line.split(b"\t")[1:]) for line in data.splitlines())
+                out[str(f.relative_to(proj))] = data
+    return out
+
+
+def assert_same_files(a, b):
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def continued(text, start, stop):
+    return all(f"{s}: continuing the finished run at iteration {start} to {stop} ({stop - start} iterations)"
+               in text for s in ("train_gan", "train_vae"))
+
+
+@pytest.mark.slow
+def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(shared_data, tmp_path):
+    """After the smoke pipeline (60 iterations), raising train.epochs to 90 continues both trainings
+    and gives a fresh 90-iteration pipeline's files: with `dvc repro` after editing params.yaml,
+    `dvc exp run -S` in the workspace, and a queued experiment (DVC checks the persisted checkpoints
+    out of its cache into the queue's temporary workspace: no run store needed). A temporary
+    experiment of a longer run continues from the run store, which holds the queued run's end."""
+    store = tmp_path / "store"
+    base, env = run_smoke_pipeline(tmp_path / "base", shared_data, GENLAB_RUN_STORE=str(store))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(git + ["add", "-A"], cwd=base, check=True)
+    subprocess.run(git + ["commit", "-qm", "smoke pipeline"], cwd=base, check=True)
+    off, on = {**env, "GENLAB_RUN_STORE": "off"}, {**env, "GENLAB_RUN_STORE": str(store)}
+
+    fresh = copy_tree(base, tmp_path / "fresh")      # the reference: 90 iterations from scratch
+    shutil.rmtree(fresh / "checkpoints")
+    set_epochs(fresh, 90)
+    out = dvc(fresh, "repro", env=off)
+    assert "continuing" not in out and "resuming" not in out
+    reference = pipeline_files(fresh)
+
+    repro = copy_tree(base, tmp_path / "repro")
+    set_epochs(repro, 90)
+    assert continued(dvc(repro, "repro", env=off), 60, 90)
+    assert_same_files(reference, pipeline_files(repro))
+
+    ws = copy_tree(base, tmp_path / "ws")
+    assert continued(dvc(ws, "exp", "run", "-S", "train.epochs=90", env=off), 60, 90)
+    assert_same_files(reference, pipeline_files(ws))
+
+    queued = copy_tree(base, tmp_path / "queued")
+    dvc(queued, "exp", "run", "--queue", "-n", "ext90", "-S", "train.epochs=90", env=on)
+    dvc(queued, "exp", "run", "--run-all", env=on)    # = dvc queue start, waiting for the end
+    logs = dvc(queued, "queue", "logs", "ext90", env=on)
+    assert continued(logs, 60, 90) and "(run store" not in logs, logs   # the persisted checkpoints
+    dvc(queued, "exp", "apply", "ext90", env=on)
+    assert_same_files(reference, pipeline_files(queued))
+
+    temp = copy_tree(base, tmp_path / "temp")       # its dvc.lock has the 60-iteration checkpoints
+    out = dvc(temp, "exp", "run", "--temp", "-S", "train.epochs=100", env=on)
+    assert continued(out, 90, 100) and "(run store" in out, out
