@@ -2,13 +2,15 @@
 run of FROM iterations, continuing the finished trainings vs the same command from scratch.
 
     .venv/bin/python benchmarks/bench_extend.py [--epochs-from 60] [--epochs-to 100] [--full]
-        [--data ../shared/data] [--keep DIR]
+        [--data ../shared/data] [--keep DIR] [--base DIR]
 
 Setup (not timed): the project as git has it is copied into a temporary folder (--keep: into DIR,
 kept), params.yaml gets train.epochs = FROM (and, without --full, the small sizes of the tests'
 smoke pipeline for everything else), `dvc repro` runs the whole pipeline from the local mirror
 (--data, GENLAB_MIRROR) with a run store inside the copy, and the result is committed. The copy is
-then duplicated (hard-linked DVC cache):
+then duplicated (hard-linked DVC cache). --base DIR skips that setup: DIR is a project whose
+pipeline has already run at train.epochs = FROM (for example this workspace after `dvc repro`); it is
+copied (workspace, git, DVC cache hard-linked; not .venv) and its state committed in the copy.
   extended      `dvc exp run -S train.epochs=TO` as is: train_gan and train_vae continue their
                 finished runs from the persisted checkpoints (FROM -> TO)
   from scratch  the same command after emptying checkpoints/train_gan and checkpoints/train_vae
@@ -74,7 +76,8 @@ def duplicate(src, dest):
             os.link(s, d)
         else:
             shutil.copy2(s, d)
-    shutil.copytree(src, dest, symlinks=True, copy_function=copy)
+    shutil.copytree(src, dest, symlinks=True, copy_function=copy,
+                    ignore=shutil.ignore_patterns(".venv", "__pycache__", "*.egg-info", ".pytest_cache"))
     return dest
 
 
@@ -100,6 +103,7 @@ def main():
     ap.add_argument("--full", action="store_true", help="params.yaml's sizes (default: the tests' smoke sizes)")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the dataset mirror")
     ap.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder, removed)")
+    ap.add_argument("--base", help="a project whose pipeline already ran at --epochs-from: skip the set-up run")
     args = ap.parse_args()
     if not 0 < args.epochs_from < args.epochs_to:
         sys.exit("bench_extend: need 0 < --epochs-from < --epochs-to")
@@ -108,15 +112,23 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     try:
         base = work / "base"
-        base.mkdir()
-        copy_project(base)
-        set_params(base, args.epochs_from, args.full)
         env = dict(os.environ, GENLAB_MIRROR=str(args.data), GENLAB_RUN_STORE=str(work / "store"))
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-        print(f"bench_extend: dvc repro at train.epochs={args.epochs_from} "
-              f"({'full' if args.full else 'smoke'} sizes) in {base} ...", flush=True)
-        run(["dvc", "repro"], base, env)
-        commit(base, f"bench_extend: pipeline at {args.epochs_from} iterations")
+        if args.base:
+            duplicate(Path(args.base), base)
+            epochs = yaml.safe_load((base / "params.yaml").read_text())["train"]["epochs"]
+            if epochs != args.epochs_from or run(["dvc", "status", "-q"], base, env).strip():
+                sys.exit(f"bench_extend: {args.base} must hold a finished pipeline at train.epochs={args.epochs_from} "
+                         f"(it has {epochs}; `dvc status` must be clean)")
+            commit(base, f"bench_extend: the finished pipeline of {args.base}")
+        else:
+            base.mkdir()
+            copy_project(base)
+            set_params(base, args.epochs_from, args.full)
+            print(f"bench_extend: dvc repro at train.epochs={args.epochs_from} "
+                  f"({'full' if args.full else 'smoke'} sizes) in {base} ...", flush=True)
+            run(["dvc", "repro"], base, env)
+            commit(base, f"bench_extend: pipeline at {args.epochs_from} iterations")
 
         cmd = ["dvc", "exp", "run", "-S", f"train.epochs={args.epochs_to}"]
         ext = duplicate(base, work / "extended")
