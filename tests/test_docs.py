@@ -254,7 +254,7 @@ def problems(text, page=ROOT / "README.md"):
             found.append(f"link {target}: {dest} does not exist")
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
             found.append(f"link {target}: no heading with anchor #{anchor} in {dest.name}")
-    for name in sorted(set(re.findall(r"\bgenlab(?:\.\w+)+", text))):
+    for name in sorted(set(re.findall(r"(?<![\w/.-])genlab(?:\.\w+)+", text))):
         if (p := dotted_problem(name)):
             found.append(f"name {p}")
     for name in sorted(set(re.findall(r"(?<![\w/.])stages\.(\w+)", text))):

@@ -152,7 +152,8 @@ def validate_arrays(arrays, *, counts=None, shape=None, n_classes=None, balance_
                 context.delete_data_docs_site("local_site")
             context.add_data_docs_site("local_site", {
                 "class_name": "SiteBuilder", "show_how_to_buttons": False,
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(site).resolve())},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(Path(site).resolve())},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
         for split in ("train", "test"):
             x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
