@@ -13,6 +13,7 @@
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -82,7 +83,7 @@ def test_project_params_pass():
     ({"train.epoch": 500}, "train.epoch is not a known param: did you mean train.epochs?"),
     ({"gan.laten_dim": 8}, "gan.laten_dim is not a known param: did you mean gan.latent_dim?"),
     ({"trian": {"epochs": 5}}, "trian is not a known params section: did you mean train?"),
-    ({"gan.zzzz": 1}, "gan.zzzz is not a known param: remove it (the known keys are in README, section Params)"),
+    ({"gan.zzzz": 1}, "gan.zzzz is not a known param: remove it (the known keys are in docs/experiments.md, Params)"),
     ({"evaluate.min_evaluator_accuracy.cifar": 0.5}, None),   # a gate per dataset: a mapping read whole
 ])
 def test_unknown_keys_are_refused_naming_the_closest_known_key(changes, message):
@@ -347,7 +348,7 @@ def test_validate_names_the_blank_image_file_and_its_param(tmp_path):
     split = "train" if "b/3.png" in info["source"]["files"]["train"] else "test"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     r = run_stage(tmp_path, "validate", "--raw", "data/raw", "--report", "reports/validation.json",
-                  "--stamp", "data/validated.json")
+                  "--docs", "reports/data_docs", "--stamp", "data/validated.json")
     line = error_line(r)
     assert line.startswith("error: data validation failed, 1 of ")
     n = len(info["source"]["files"][split])
@@ -355,6 +356,8 @@ def test_validate_names_the_blank_image_file_and_its_param(tmp_path):
             "more than validate.max_blank_fraction (0.001) allows: delete or replace them, or raise "
             "validate.max_blank_fraction | ") in line
     assert not (tmp_path / "data" / "validated.json").exists()            # normalize will not run
+    pages = [p.read_text() for p in (tmp_path / "reports" / "data_docs" / "validations").rglob("*.html")]
+    assert any("Status: Failed" in " ".join(re.sub(r"<[^>]+>", " ", h).split()) for h in pages)   # Data Docs too
 
 
 def test_validate_names_a_stray_label_by_index(fmnist_raw):
