@@ -66,7 +66,7 @@ def copy_project(dest):
 
 def commit(proj, message):
     subprocess.run(GIT + ["add", "-A"], cwd=proj, check=True)
-    subprocess.run(GIT + ["commit", "-qm", message], cwd=proj, check=True)
+    subprocess.run(GIT + ["commit", "-q", "--allow-empty", "-m", message], cwd=proj, check=True)
 
 
 def duplicate(src, dest):
