@@ -33,7 +33,8 @@ from genlab.evaluation.metrics import (
     kl_to_uniform,
     precision_recall,
 )
-from genlab.evaluation.scoring import ScoreSettings, score_images
+from genlab.evaluation.scoring import score_images
+from genlab.evaluation.settings import ScoreSettings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 

@@ -323,7 +323,8 @@ def main():
         import numpy as np
 
         from genlab.evaluation.evaluator import check_gate
-        from genlab.evaluation.scoring import read_settings, score_models
+        from genlab.evaluation.scoring import score_models
+        from genlab.evaluation.settings import read_settings
         dataset = load_data(args.data, params)
         evaluator, acc = evaluator_for(args, params, dataset)
         gate = (args.min_evaluator_accuracy if args.min_evaluator_accuracy is not None

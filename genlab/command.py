@@ -91,7 +91,7 @@ def write_images(path, x01, ncol, labels=None, scale=2):
 
     from PIL import Image
 
-    from genlab.outputs.figures import tile
+    from genlab.outputs.mosaic import tile
     mosaic = (tile(x01, ncol) * 255.0 + 0.5).astype(np.uint8)
     mosaic = mosaic.repeat(scale, axis=0).repeat(scale, axis=1)
     img = Image.fromarray(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic)
@@ -99,11 +99,6 @@ def write_images(path, x01, ncol, labels=None, scale=2):
     img.save(buf, format="PNG")
     with atomic_file(path) as f:
         f.write(buf.getvalue())
-
-
-def to01(model, x):
-    lo, hi = model.config["value_range"]
-    return ((x - lo) / (hi - lo)).astype(np.float32)
 
 
 def gan_images(model, z, weights=None):
@@ -161,7 +156,9 @@ def cmd_generate(model, args, names):
         x, labels = model.generate(args.n, args.seed, labels=label, return_labels=True)
     else:
         x, labels = model.generate(args.n, args.seed), None
-    write_images(args.out, to01(model, x), args.ncol or int(np.ceil(np.sqrt(args.n))), labels, args.scale)
+    from genlab.data.processed import to_unit
+    ncol = args.ncol or int(np.ceil(np.sqrt(args.n)))
+    write_images(args.out, to_unit(x, model.config["value_range"]), ncol, labels, args.scale)
     return f"{args.n} images -> {args.out}"
 
 

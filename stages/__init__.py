@@ -25,8 +25,9 @@ def _missing():
     return missing
 
 
-if _missing():
-    print(f"error: this python ({sys.executable}) lacks the project's packages ({', '.join(_missing())}): "
+MISSING = _missing()
+if MISSING:
+    print(f"error: this python ({sys.executable}) lacks the project's packages ({', '.join(MISSING)}): "
           "activate the environment first (source .venv/bin/activate) or run bash bootstrap.sh repro",
           file=sys.stderr)
     sys.exit(1)

@@ -27,7 +27,8 @@ from genlab.evaluation.metrics import (
     knn_sq_dists,
     precision_recall,
 )
-from genlab.evaluation.scoring import ScoreSettings, read_settings, score_images, score_models
+from genlab.evaluation.scoring import score_images, score_models
+from genlab.evaluation.settings import ScoreSettings, read_settings
 
 KID = dict(subset_size=250, n_subsets=50, seed=0)
 NOISE_LEVELS = [0.0, 0.1, 0.2, 0.4, 0.8]   # std of added Gaussian noise, images in [-1, 1]

@@ -56,18 +56,23 @@ def run(kind, tmp, data, iterations, store=None, monkeypatch=None, settings=None
     return model, "".join(lines)
 
 
-def files(tmp):
-    """What a run leaves for DVC, by relative path: model files, dvclive files (the timestamp column
-    of the curves dropped)."""
+def snapshot(root, subs):
+    """The files under root/<sub> for each sub, by relative path, with the timestamp column of the
+    dvclive curves dropped: what a run leaves for DVC, compared byte for byte."""
     out = {}
-    for sub in ("model", "live"):
-        for f in sorted((tmp / sub).rglob("*")):
+    for sub in subs:
+        for f in sorted((root / sub).rglob("*")):
             if f.is_file():
                 data = f.read_bytes()
                 if f.suffix == ".tsv":
                     data = b"\n".join(b"\t".join(line.split(b"\t")[1:]) for line in data.splitlines())
-                out[str(f.relative_to(tmp))] = data
+                out[str(f.relative_to(root))] = data
     return out
+
+
+def files(tmp):
+    """A library run's model files and dvclive files."""
+    return snapshot(tmp, ("model", "live"))
 
 
 def assert_same_run(a, b, model_a, model_b):
@@ -224,16 +229,8 @@ def set_epochs(proj, n):
 
 
 def pipeline_files(proj):
-    """The trained models, their curves (timestamps dropped), the samples and the metrics."""
-    out = {}
-    for sub in ("models/gan", "models/vae", "dvclive/train_gan", "dvclive/train_vae", "samples", "metrics"):
-        for f in sorted((proj / sub).rglob("*")):
-            if f.is_file():
-                data = f.read_bytes()
-                if f.suffix == ".tsv":
-                    data = b"\n".join(b"\t".join(line.split(b"\t")[1:]) for line in data.splitlines())
-                out[str(f.relative_to(proj))] = data
-    return out
+    """The trained models, their curves, the samples and the metrics of a pipeline run."""
+    return snapshot(proj, ("models/gan", "models/vae", "dvclive/train_gan", "dvclive/train_vae", "samples", "metrics"))
 
 
 def assert_same_files(a, b):

@@ -28,7 +28,6 @@ from genlab.evaluation.metrics import (
     kl_to_uniform,
     precision_recall,
 )
-from genlab.evaluation.settings import ScoreSettings, read_settings  # noqa: F401 (the settings scoring takes)
 
 
 def _check_images(x, what, value_range):
