@@ -1,7 +1,10 @@
 """Stage evaluate: score every model's samples against the real test split with the evaluator,
-beside the real-vs-real floor; VAE test ELBO and importance-weighted bound. Writes --metrics."""
+beside the real-vs-real floor; VAE test ELBO and importance-weighted bound. Writes --metrics.
+Quality curves: every training snapshot of each model scored against the validation split
+(genlab.evaluation.curves), one TSV per model in --curves."""
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +32,7 @@ def read_settings(params):
     return {"n": config.get(params, "evaluate.n_samples", int, lo=2), "gates": gates,
             "iw_k": config.get(params, "evaluate.iw_k", int, lo=1),
             "threshold": config.get(params, "evaluate.binarize_threshold", float, lo=0.0, hi=1.0),
+            "curve_n": config.get(params, "evaluate.curve_n", int, lo=4),
             "scoring": score_settings(params)}
 
 
@@ -40,10 +44,15 @@ def main():
                     help="generated images per model, e.g. gan=samples/gan.npz")
     ap.add_argument("--vae", required=True, help="VAE model folder, for the test ELBO (models/vae)")
     ap.add_argument("--metrics", required=True, help="output JSON (metrics/evaluate.json)")
+    ap.add_argument("--snapshots", nargs="*", default=[], metavar="NAME=MODEL:SNAPSHOTS",
+                    help="quality curves: the model folder and its training snapshots, e.g. "
+                         "gan=models/gan:dvclive/train_gan/snapshots")
+    ap.add_argument("--curves", help="output folder of the quality curves, <name>.tsv (metrics/curves)")
     args = ap.parse_args()
     s = read_settings(cli.read_params())
     n, gates, iw_k, threshold, settings = s["n"], s["gates"], s["iw_k"], s["threshold"], s["scoring"]
     samples = dict(s.split("=", 1) for s in args.samples)
+    snapshots = {name: tuple(spec.split(":", 1)) for name, spec in (s.split("=", 1) for s in args.snapshots)}
 
     from genlab.data.processed import load_meta, load_split, to_unit
     from genlab.evaluation.elbo import vae_bounds
@@ -52,7 +61,7 @@ def main():
     from genlab.io import check_outputs, write_json
     from genlab.models.load import load_model
 
-    check_outputs({args.metrics: 1 << 16}, "evaluate")     # a small JSON file
+    check_outputs({args.metrics: 1 << 16, **({args.curves: 1 << 20} if args.curves else {})}, "evaluate")
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)
     check_evaluator(info, gates, meta["dataset"])
@@ -72,7 +81,27 @@ def main():
     if getattr(vae, "variational", False):
         result.setdefault("vae", {}).update(vae_bounds(vae.encode, vae.decode_logits, to_unit(x_test, meta["range"]),
                                                        k=iw_k, threshold=threshold, seed=settings.seed))
+    curves = {}
+    if snapshots and args.curves:
+        from genlab.evaluation.curves import can_sample, score_snapshots, to_tsv
+        x_val, _ = load_split(args.data, "val")
+        for name, (model_dir, snap_dir) in snapshots.items():
+            model = load_model(model_dir)
+            why = can_sample(model)
+            if why:
+                print(f"evaluate: no quality curve for {name}: {why}")
+                continue
+            curves[name] = score_snapshots(model, snap_dir, evaluator, x_val, n=s["curve_n"], settings=settings,
+                                           seed=settings.seed)
+            last = curves[name][-1]
+            print(f"evaluate: {name} quality curve over {len(curves[name])} snapshots, at iteration "
+                  f"{last['iteration']}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "iteration"))
     write_json(args.metrics, result)
+    if args.curves:
+        from genlab.io import atomic_dir
+        with atomic_dir(args.curves) as tmp:
+            for name, rows in curves.items():
+                (Path(tmp) / f"{name}.tsv").write_text(to_tsv(rows))
 
 
 if __name__ == "__main__":

@@ -25,25 +25,30 @@ def main():
     ap.add_argument("--figures", required=True, nargs="+", metavar="NAME=DIR")
     ap.add_argument("--live", required=True, nargs="+", metavar="NAME=DIR", help="dvclive folders")
     ap.add_argument("--curves", required=True, help="output folder of training-curve PNGs")
+    ap.add_argument("--quality", help="evaluate's quality curves folder (metrics/curves), <model>.tsv")
     ap.add_argument("--out", required=True, help="output Markdown file (reports/report.md)")
     args = ap.parse_args()
     params = cli.read_params()
 
     from genlab.data.processed import load_meta
     from genlab.io import atomic_dir, atomic_file
-    from genlab.outputs.report import build, plot_curves
+    from genlab.outputs.report import build, plot_curves, plot_quality, read_curve
 
     figures = dict(s.split("=", 1) for s in args.figures)
     live = dict(s.split("=", 1) for s in args.live)
     curves = {}
+    quality = {p.stem: read_curve(p) for p in sorted(Path(args.quality).glob("*.tsv"))} if args.quality else {}
+    quality = {name: rows for name, rows in quality.items() if rows}
     with atomic_dir(args.curves) as tmp:
         for name, folder in live.items():
             if plot_curves(folder, Path(tmp) / f"{name}.png", f"{name.upper()} training curves (dvclive)"):
                 curves[name] = Path(args.curves) / f"{name}.png"
+        if quality:
+            plot_quality(quality, Path(tmp) / "quality.png")
     text = build(out_md=args.out, meta=load_meta(args.data), params=params,
                  evaluation=read_json(args.metrics), evaluator=read_json(args.evaluator_metrics),
                  figures=figures, curves=curves, validation=read_json(args.validation),
-                 data_docs=args.data_docs)
+                 data_docs=args.data_docs, quality=quality, quality_png=Path(args.curves) / "quality.png")
     with atomic_file(args.out, "w") as f:
         f.write(text)
     print(f"report: {args.out}")

@@ -13,7 +13,7 @@ import scipy.linalg
 from scipy.ndimage import gaussian_filter
 
 from genlab.errors import GenlabError
-from genlab.evaluation.detect import memorization, two_sample_accuracy
+from genlab.evaluation.detect import memorization, pixel_two_sample_accuracy, two_sample_accuracy
 from genlab.evaluation.elbo import binarize, vae_bounds
 from genlab.evaluation.evaluator import features, features_and_proba, train_evaluator
 from genlab.evaluation.metrics import (
@@ -207,6 +207,24 @@ def test_two_sample_test_detects_noise(evaluator, full_test_feats):
     assert acc > 0.99
 
 
+def test_pixel_detector_real_halves_near_chance_and_seeded(fmnist_raw):
+    x = fmnist_raw["x_test"].astype(np.float32)[..., None] / 127.5 - 1.0
+    a, b = x[:2000], x[2000:4000]
+    acc = pixel_two_sample_accuracy(a, b, epochs=3, seed=0)
+    assert abs(acc - 0.5) < 0.05
+    assert acc == pixel_two_sample_accuracy(a, b, epochs=3, seed=0)
+
+
+def test_pixel_detector_sees_what_features_barely_do(evaluator, fmnist_raw):
+    """Faint pixel noise (std 0.05 in [-1, 1]) is a texture the pixel CNN finds at once; the
+    real-vs-real test beside it stays at chance (test above)."""
+    x = fmnist_raw["x_test"].astype(np.float32)[..., None] / 127.5 - 1.0
+    faint = np.clip(x[2000:4000] + np.random.default_rng(0).normal(0, 0.05, x[:2000].shape), -1, 1).astype(np.float32)
+    assert pixel_two_sample_accuracy(x[:2000], faint, epochs=3, seed=0) > 0.95
+    with pytest.raises(GenlabError, match="at least 4 images of one shape"):
+        pixel_two_sample_accuracy(x[:10], x[:10, :14], epochs=1, seed=0)
+
+
 def test_memorization_copies_vs_heldout(fmnist_small):
     train, test = fmnist_small["train"][0], fmnist_small["test"][0]
     copies = memorization(train[:500], test[:500], train)
@@ -269,7 +287,7 @@ def test_binarization_rule_and_refusals():
 # ---- the full metric dict -----------------------------------------------------------------------
 
 SETTINGS = ScoreSettings(kid_subset_size=200, kid_subsets=20, pr_k=3, coverage_min_share=0.1,
-                         two_sample_l2=1e-3, two_sample_max_iter=300, seed=0)
+                         two_sample_l2=1e-3, two_sample_max_iter=300, pixel_detector_epochs=2, seed=0)
 
 
 def test_score_images_dict_with_floor(evaluator, fmnist_small):
@@ -284,6 +302,7 @@ def test_score_images_dict_with_floor(evaluator, fmnist_small):
             assert type(value) in (float, int) and math.isfinite(value), key
     assert floor["fd"] < gen["fd"] and floor["kid"] < gen["kid"]
     assert abs(floor["detector_accuracy"] - 0.5) < 0.1 < gen["detector_accuracy"] - 0.5
+    assert abs(floor["pixel_detector_accuracy"] - 0.5) < 0.1 < gen["pixel_detector_accuracy"] - 0.5
     assert floor["classes_covered"] == 10 and floor["precision"] > 0.5
 
 
@@ -312,7 +331,8 @@ def test_score_images_refusals(evaluator, fmnist_small):
 
 def test_read_settings_validates_every_value():
     params = {"evaluate": {"kid_subset_size": 1000, "kid_subsets": 100, "pr_k": 3, "coverage_min_share": 0.1,
-                           "two_sample_l2": 0.001, "two_sample_max_iter": 500, "seed": 0}}
+                           "two_sample_l2": 0.001, "two_sample_max_iter": 500, "pixel_detector_epochs": 5,
+                           "seed": 0}}
     assert read_settings(params).pr_k == 3
     params["evaluate"]["pr_k"] = "three"
     with pytest.raises(GenlabError, match="evaluate.pr_k must be a positive integer, got 'three'"):

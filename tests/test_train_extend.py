@@ -18,7 +18,7 @@ from genlab.training.vae import train_vae
 
 # N1 = 30 is off both schedules (logs and checkpoints every 20): the hardest case for a continuation
 N1, N2 = 30, 60
-SETTINGS = dict(batch_size=32, seed=2, log_every=20, ckpt_every=20)
+SETTINGS = dict(batch_size=32, seed=2, log_every=20, ckpt_every=20, snapshot_every=20)
 GAN = dict(arch="dcgan", conditional=True, latent_dim=16, hidden=32, filters=8, lr=5e-4, beta_1=0.5,
            d_lr=1e-3, loss="hinge", ema=0.9)
 VAE = dict(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3)

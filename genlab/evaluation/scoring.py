@@ -17,7 +17,12 @@ import math
 import numpy as np
 
 from genlab.errors import GenlabError
-from genlab.evaluation.detect import memorization_summary, nearest_train_distances, two_sample_accuracy
+from genlab.evaluation.detect import (
+    memorization_summary,
+    nearest_train_distances,
+    pixel_two_sample_accuracy,
+    two_sample_accuracy,
+)
 from genlab.evaluation.evaluator import features_and_proba
 from genlab.evaluation.metrics import (
     class_histogram,
@@ -44,8 +49,9 @@ def _check_images(x, what, value_range):
     return x
 
 
-def _sample_metrics(f_fake, p_fake, f_real, s):
-    """Metrics of one image set (features, probabilities) against real test features."""
+def _sample_metrics(f_fake, p_fake, f_real, s, x_fake, x_real):
+    """Metrics of one image set (features, probabilities; the images for the pixel detector)
+    against the real test features and images."""
     kid_mean, kid_std = kid(f_fake, f_real, subset_size=s.kid_subset_size,
                             n_subsets=s.kid_subsets, seed=s.seed)
     precision, recall = precision_recall(f_real, f_fake, k=s.pr_k)
@@ -61,6 +67,8 @@ def _sample_metrics(f_fake, p_fake, f_real, s):
         "classifier_score": classifier_score(p_fake),
         "detector_accuracy": two_sample_accuracy(f_real, f_fake, l2=s.two_sample_l2,
                                                    max_iter=s.two_sample_max_iter, seed=s.seed),
+        "pixel_detector_accuracy": pixel_two_sample_accuracy(x_real, x_fake, epochs=s.pixel_detector_epochs,
+                                                             seed=s.seed),
     }
 
 
@@ -91,9 +99,9 @@ def score_models(evaluator, generated, test, train, *, value_range, settings):
     result = {"n": n}
     for name, x in gens.items():
         f_gen, p_gen = features_and_proba(evaluator, x)
-        result[name] = _sample_metrics(f_gen, p_gen, f_test, s)
+        result[name] = _sample_metrics(f_gen, p_gen, f_test, s, x, test)
         result[name].update(memorization_summary(nearest_train_distances(x, train), d_heldout))
-    result["floor"] = _sample_metrics(f_floor, p_floor, f_test, s)
+    result["floor"] = _sample_metrics(f_floor, p_floor, f_test, s, train[floor_idx], test)
     bad = [f"{part}.{k}" for part, d in result.items() if isinstance(d, dict)
            for k, v in d.items() if not math.isfinite(v)]
     if bad:

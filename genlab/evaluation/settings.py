@@ -16,6 +16,7 @@ class ScoreSettings:
     coverage_min_share: float
     two_sample_l2: float
     two_sample_max_iter: int
+    pixel_detector_epochs: int
     seed: int
 
 
@@ -29,6 +30,7 @@ def read_settings(params):
         coverage_min_share=g(params, "evaluate.coverage_min_share", float, lo=0.0, hi=1.0),
         two_sample_l2=g(params, "evaluate.two_sample_l2", float, lo=0.0),
         two_sample_max_iter=g(params, "evaluate.two_sample_max_iter", int, lo=1),
+        pixel_detector_epochs=g(params, "evaluate.pixel_detector_epochs", int, lo=1),
         seed=g(params, "evaluate.seed", int, lo=0),
     )
 

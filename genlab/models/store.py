@@ -5,13 +5,47 @@ arguments}) and one Keras `<network>.weights.h5` per network. Loading is genlab.
 kept apart so that a training stage depends only on its own model's code (see dvc.yaml).
 """
 
+import io
 import json
+import os
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from genlab.errors import GenlabError
 from genlab.io import atomic_dir, ensure_space, write_json
 
 FORMAT = 1
+SNAPSHOTS = "snapshots"  # <live dir>/snapshots/<iteration, 9 digits>.npz: the weights sampling needs,
+# kept by the training stages every train.snapshot_every iterations (genlab.training.loop)
+
+
+def save_weights(path, arrays):
+    """A snapshot: arrays (numpy) as w0000.npy, w0001.npy, ... in one .npz, written atomically, with
+    fixed zip timestamps (the same weights give the same bytes, in a resumed run too)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w") as z:
+        for i, a in enumerate(arrays):
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(a), allow_pickle=False)
+            z.writestr(zipfile.ZipInfo(f"w{i:04d}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
+    os.replace(tmp, path)
+
+
+def list_snapshots(folder):
+    """[(iteration, path)] of the snapshots in folder (a training stage's <live>/snapshots), by iteration."""
+    folder = Path(folder)
+    found = [(int(p.stem), p) for p in folder.glob("*.npz") if p.stem.isdigit()] if folder.is_dir() else []
+    return sorted(found)
+
+
+def load_weights(path):
+    """The arrays of one snapshot, in order."""
+    with np.load(path) as z:
+        return [z[f"w{i:04d}"] for i in range(len(z.files))]
 
 
 def save_model(model, model_dir):

@@ -20,7 +20,10 @@ METRICS = [
     ("classes_covered", "classes covered", "higher", "classes that receive a fair share of samples"),
     ("kl_uniform", "KL(class hist ‖ uniform)", "lower", "imbalance of predicted classes (nats)"),
     ("classifier_score", "classifier score", "higher", "exp E KL(p(y|x) ‖ p(y)), the MNIST Inception score"),
-    ("detector_accuracy", "detector accuracy", "closer to 0.5", "held-out accuracy of a real-vs-fake classifier"),
+    ("detector_accuracy", "detector accuracy", "closer to 0.5",
+     "held-out accuracy of a real-vs-fake logistic regression on evaluator features"),
+    ("pixel_detector_accuracy", "pixel detector accuracy", "closer to 0.5",
+     "held-out accuracy of a small real-vs-fake CNN on raw pixels"),
     ("nn_ratio", "memorization ratio", "≈ 1", "median nearest-train distance, samples / held-out real"),
     ("elbo", "test ELBO (nats)", "higher", "VAE evidence lower bound on binarized test images"),
     ("iw_bound", "IW bound (nats)", "higher", "importance-weighted bound, k samples"),
@@ -91,12 +94,58 @@ def plot_curves(live_dir, out_png, title):
     return True
 
 
+def read_curve(path):
+    """A quality-curve TSV (metrics/curves/<model>.tsv) -> [{column: number}], by iteration."""
+    with open(path) as f:
+        return [{k: (int(v) if k == "iteration" else float(v)) for k, v in r.items()}
+                for r in csv.DictReader(f, delimiter="\t")]
+
+
+def trend(rows, metric="fd", tail=0.25):
+    """One sentence on whether `metric` (lower is better) still improved over the last `tail` of
+    training: the best value before that part against the best value within it (5% = the line)."""
+    last = rows[-1]["iteration"] if rows else 0
+    cut = last * (1 - tail)
+    before = [r[metric] for r in rows if r["iteration"] <= cut]
+    after = [r for r in rows if r["iteration"] > cut]
+    if len(rows) < 3 or not before or not after:
+        return "too few snapshots to tell whether quality was still improving"
+    b, a = min(before), min(r[metric] for r in after)
+    change = (b - a) / b if b > 0 else 0.0
+    span = (f"{metric.upper()} {b:.3g} (best up to iteration {int(cut)}) → {a:.3g} (best after), "
+            f"{-100 * change:+.0f}% in the last {100 * tail:.0f}% of training")
+    if change > 0.05:
+        return f"still improving: {span}; training longer should help"
+    return f"levelled off: {span}"
+
+
+def plot_quality(curves, out_png):
+    """FD, precision/recall and detector accuracies against the iteration, one line per model."""
+    panels = [("fd", "FD (validation split)"), ("precision", "precision"), ("recall", "recall"),
+              ("detector_accuracy", "detector accuracy"), ("pixel_detector_accuracy", "pixel detector accuracy")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
+    for ax, (key, title) in zip(axes.flat, panels):
+        for name, rows in curves.items():
+            ax.plot([r["iteration"] for r in rows], [r[key] for r in rows], marker="o", ms=2, lw=1,
+                    label=name.upper())
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=90)
+    plt.close(fig)
+
+
 def _rel(path, start):
     return os.path.relpath(path, start).replace(os.sep, "/")
 
 
-def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, validation, data_docs=None):
-    """Markdown text of the report. figures/curves: {model: folder or PNG path}; data_docs: the
+def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, validation, data_docs=None,
+          quality=None, quality_png=None):
+    """Markdown text of the report. figures/curves: {model: folder or PNG path}; quality: {model:
+    quality-curve rows} and quality_png their figure; data_docs: the
     great-expectations Data Docs folder (its index.html is linked); links are made relative to
     out_md's folder so the page is self-contained."""
     base = Path(out_md).parent
@@ -120,6 +169,14 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
     out += [f"| {label} | {meaning} |" for key, label, _, meaning in _labels(params)
             if any(key in evaluation.get(m, {}) for m in models)]
     out += [""]
+    if quality:
+        n = (params.get("evaluate") or {}).get("curve_n", "?")
+        out += ["## Quality during training", "",
+                f"Every training snapshot (`train.snapshot_every`) scored on {n} samples against the validation "
+                "split (`metrics/curves/`, `dvc plots show`); the VAE's from its N(0, I) prior.", ""]
+        if quality_png and Path(quality_png).exists():
+            out += [f"![quality curves]({_rel(quality_png, base)})", ""]
+        out += [f"- **{m.upper()}**: {trend(rows)}" for m, rows in quality.items()] + [""]
     for m in models:
         out += [f"## {m.upper()}", ""]
         if curves.get(m) and Path(curves[m]).exists():

@@ -104,6 +104,10 @@ class GanTask:
     def extra_metrics(self):
         return {}
 
+    def snapshot(self):
+        """The generator's variables as sampled: the averaged ones with gan.ema (quality curves)."""
+        return [np.asarray(v.numpy()) for v in (self.ema_vars or self.model.generator.variables)]
+
     def log_images(self, live, step):
         """A fixed-noise grid: 8x8 samples, or for a conditional GAN one row of 8 per class (from the
         averaged generator when gan.ema is on)."""

@@ -13,6 +13,9 @@ A *task* (GanTask in genlab.training.gan, VaeTask in genlab.training.vae) suppli
   after_update(step)                   graph code after each update, outside any replica context
                                        (the GAN's weight average); step = the iteration, from 0
   extra_metrics(), log_images(live, step), finish()   host-side extras at log/checkpoint/end.
+  snapshot() -> [arrays]               the weights that sampling needs (GAN: the generator, averaged
+                                       with gan.ema; VAE: the decoder), kept every train.snapshot_every
+                                       iterations in <live>/snapshots/ for the quality curves
 `fit` runs the step inside one `tf.function` (XLA-compiled when `jit_compile`) that loops over a
 chunk of iterations with `tf.while_loop`: the data stay on the device as variables (or are read
 from memory-mapped files by tf.data, train.data_in_memory false), random batch
@@ -36,6 +39,7 @@ workspace's checkpoints or from the run store (genlab.training.checkpoint.run_st
 
 import hashlib
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -47,7 +51,7 @@ import tensorflow as tf
 
 from genlab.data import processed
 from genlab.errors import GenlabError
-from genlab.models.store import save_model
+from genlab.models.store import SNAPSHOTS, save_model, save_weights
 from genlab.training import checkpoint, devices
 
 # Stateless RNG algorithm of every training draw: pinned, because "auto_select" picks another
@@ -69,6 +73,7 @@ class TrainSettings:
     mixed_precision: str = "none"      # none | bf16 | fp16 (GPU only; ignored with a note on a CPU)
     xla: str = "auto"                  # auto | true | false
     data_in_memory: bool = True        # False: stream batches from the memory-mapped .npy files
+    snapshot_every: int = 0            # keep the sampled network's weights every N iterations (0 = never)
 
 
 def load_training_data(data_dir, splits, in_memory=True):
@@ -241,6 +246,7 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     adaptive = placement is None or placement.kind != "multi_worker"
     state = CompiledSteps(task, settings, jit_compile, placement)
+    every = settings.snapshot_every
     total = settings.iterations
     # several workers: each must find the same checkpoint, so only the shared ckpt_dir is used
     store = checkpoint.run_store() if store is None and adaptive else (store or None)
@@ -250,6 +256,8 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
         for var, value in zip(state.variables, values):
             var.assign(value)
         checkpoint.restore_live(path, live_dir)
+    elif chief:  # a fresh run: no snapshot of another run may stay in its curves
+        shutil.rmtree(Path(live_dir) / SNAPSHOTS, ignore_errors=True)
     live = _open_live(live_dir, resume=bool(resumed))
     step = int(state.step.numpy())
     last_saved = step if resumed and Path(resumed[2]).parent == Path(ckpt_dir) else -1
@@ -265,6 +273,11 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
             path = checkpoint.save(ckpt_dir, at, run_fingerprint, values, live_dir=live_dir, iterations=total)
             final_path = path if at == total else final_path
         last_saved = at  # only once written: an interrupt during the save saves again on the way out
+
+    def save_snapshot(at):
+        arrays = task.snapshot()  # on every worker: reading may all-reduce
+        if chief:
+            save_weights(Path(live_dir) / SNAPSHOTS / f"{at:09d}.npz", arrays)
 
     def log(at):
         values = state.read_means()
@@ -290,6 +303,8 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
         off the log_every schedule, task.finish(), the final sample grid."""
         if at % settings.log_every == 0 and state.pending():
             log(at)
+        if every and at % every == 0 and at > 0:
+            save_snapshot(at)   # before the checkpoint, which carries it (in live/) to a resumed run
         if (at % settings.ckpt_every == 0 or at == total) and last_saved != at:
             save_checkpoint(at)
         if at == total:
@@ -297,12 +312,15 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
                 log(at)
             task.finish()
             task.log_images(live, at)
+            if every and at % every:
+                save_snapshot(at)   # the curve's last point, off the schedule: not in the checkpoint
 
     try:
         if resumed:
             boundary(step)  # after a resume at the end, this also runs task.finish()
         while step < total:
-            nearest = min(_next_multiple(step, settings.log_every), _next_multiple(step, settings.ckpt_every), total)
+            nearest = min(_next_multiple(step, settings.log_every), _next_multiple(step, settings.ckpt_every),
+                          _next_multiple(step, every) if every else total, total)
             n = min(nearest - step, chunk) if adaptive else nearest - step
             t0 = time.perf_counter()
             step = int(state.run(tf.constant(n, tf.int32)).numpy())
@@ -330,7 +348,6 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
         raise
     live.end()
     if not chief:
-        import shutil
         shutil.rmtree(live_dir, ignore_errors=True)
     elif store is not None and final_path is not None:
         checkpoint.publish(final_path, store, task.name, run_fingerprint, log=say)

@@ -37,6 +37,7 @@ def train_settings(params):
     get = lambda key, lo: config.get(params, f"train.{key}", int, lo=lo)  # noqa: E731
     return {"iterations": get("epochs", 1), "batch_size": get("batch_size", 1), "seed": get("seed", 0),
             "log_every": get("log_every", 1), "ckpt_every": get("ckpt_every", 1),
+            "snapshot_every": get("snapshot_every", 0),
             "strategy": config.get(params, "train.strategy", str, choices=("default", "mirrored", "multi_worker")),
             "mixed_precision": config.get(params, "train.mixed_precision", str, choices=("none", "bf16", "fp16")),
             "xla": _xla(params),

@@ -87,6 +87,10 @@ class VaeTask:
     def after_update(self, step):
         """Nothing to do after a VAE update."""
 
+    def snapshot(self):
+        """The decoder's variables (quality curves sample them from the N(0, I) prior)."""
+        return [np.asarray(v.numpy()) for v in self.model.decoder.variables]
+
     def finish(self):
         """AE only: fit the code Gaussian generate() samples from (deterministic, so repeating it
         after a resume gives the same model)."""

@@ -1,0 +1,85 @@
+"""Quality curves: every training snapshot of a model scored against the validation split.
+
+The training stages keep the weights sampling needs every train.snapshot_every iterations
+(genlab.training.loop: <live>/snapshots/<iteration>.npz; GAN: the generator as sampled, averaged
+with gan.ema; VAE: the decoder). `score_snapshots` puts each into the trained model's networks,
+draws evaluate.curve_n images (seeded; a conditional GAN draws classes uniformly, a VAE samples
+the N(0, I) prior: the fitted code density of the final model does not exist for earlier
+decoders) and scores them against the first curve_n validation images with the evaluator:
+FD, precision, recall, the feature-level and the pixel-level detector. The test split is not used: curves are
+for watching training, and the headline metrics stay the only numbers read on the test split.
+"""
+
+import numpy as np
+
+from genlab.errors import GenlabError
+from genlab.evaluation.detect import pixel_two_sample_accuracy, two_sample_accuracy
+from genlab.evaluation.evaluator import features
+from genlab.evaluation.metrics import frechet_distance, precision_recall
+from genlab.models.store import list_snapshots, load_weights
+
+COLUMNS = ("iteration", "fd", "precision", "recall", "detector_accuracy", "pixel_detector_accuracy")
+
+
+def sampled_network(model):
+    """The network a snapshot holds the weights of: the GAN's generator, the VAE's decoder."""
+    return model.generator if hasattr(model, "generator") else model.decoder
+
+
+def can_sample(model):
+    """None if snapshots of this model can be sampled, else why not (one phrase)."""
+    if hasattr(model, "generator"):
+        return None
+    if not model.variational:
+        return "a plain autoencoder has no prior to sample before its code Gaussian is fitted at the end"
+    return None
+
+
+def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed):
+    """[{iteration, fd, precision, recall, detector_accuracy, pixel_detector_accuracy}] for every snapshot,
+    in snapshot_dir, by iteration. x_val: validation images in the model's data range, at least n."""
+    snaps = list_snapshots(snapshot_dir)
+    if not snaps:
+        raise GenlabError(f"{snapshot_dir} holds no snapshots: set train.snapshot_every > 0 and "
+                          "re-run the training stage")
+    if len(x_val) < n:
+        raise GenlabError(f"evaluate.curve_n is {n} but the validation split has {len(x_val)} images: lower it")
+    x_val = np.asarray(x_val[:n], np.float32)
+    f_val = features(evaluator, x_val)
+    net = sampled_network(model)
+    final = [v.numpy() for v in net.variables]
+    rows = []
+    try:
+        for iteration, path in snaps:
+            try:
+                weights = load_weights(path)
+            except (OSError, ValueError, KeyError) as e:
+                raise GenlabError(f"snapshot {path} cannot be read ({e.__class__.__name__}): "
+                                  "re-run the training stage") from None
+            if [w.shape for w in weights] != [tuple(v.shape) for v in net.variables]:
+                raise GenlabError(f"snapshot {path} does not fit the model in its stage's output: "
+                                  "re-run the training stage")
+            for v, w in zip(net.variables, weights):
+                v.assign(w)
+            x_gen = model.generate(n, seed)
+            f_gen = features(evaluator, x_gen)
+            precision, recall = precision_recall(f_val, f_gen, k=settings.pr_k)
+            rows.append({"iteration": iteration, "fd": frechet_distance(f_gen, f_val), "precision": precision,
+                         "recall": recall,
+                         "detector_accuracy": two_sample_accuracy(f_val, f_gen, l2=settings.two_sample_l2,
+                                                                  max_iter=settings.two_sample_max_iter,
+                                                                  seed=settings.seed),
+                         "pixel_detector_accuracy": pixel_two_sample_accuracy(
+                             x_val, x_gen, epochs=settings.pixel_detector_epochs, seed=settings.seed)})
+    finally:
+        for v, w in zip(net.variables, final):
+            v.assign(w)
+    return rows
+
+
+def to_tsv(rows):
+    """The curve as TSV text (a DVC plot: x = iteration)."""
+    lines = ["\t".join(COLUMNS)] + ["\t".join(str(r[c]) if c == "iteration" else f"{r[c]:.6g}" for c in COLUMNS)
+                                    for r in rows]
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,125 @@
+"""Quality curves (issue 15): the training stages keep snapshots of the sampling network, evaluate
+scores each against the validation side, and the report says whether quality was still improving."""
+
+import numpy as np
+import pytest
+
+from genlab.errors import GenlabError
+from genlab.evaluation.curves import COLUMNS, score_snapshots, to_tsv
+from genlab.evaluation.evaluator import train_evaluator
+from genlab.evaluation.settings import ScoreSettings
+from genlab.models.store import list_snapshots, load_weights
+from genlab.outputs.report import read_curve, trend
+from genlab.training.gan import train_gan
+from genlab.training.loop import TrainSettings
+from genlab.training.vae import train_vae
+
+GAN = dict(arch="dcgan", conditional=True, latent_dim=32, hidden=32, filters=16, lr=1e-3, beta_1=0.5, loss="hinge",
+           ema=0.9)
+VAE = dict(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=2e-3)
+SCORE = ScoreSettings(kid_subset_size=100, kid_subsets=5, pr_k=3, coverage_min_share=0.1, two_sample_l2=1e-3,
+                      two_sample_max_iter=200, pixel_detector_epochs=2, seed=0)
+
+
+def meta(n_train, n_val=0):
+    return {"dataset": "fashion_mnist", "shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10,
+            "counts": {"train": n_train, "val": n_val}}
+
+
+@pytest.fixture(scope="module")
+def evaluator(fmnist_small):
+    x, y = fmnist_small["train"]
+    xt, yt = fmnist_small["test"]
+    model, _ = train_evaluator(x, y, xt[:200], yt[:200], n_classes=10, filters=[16, 32], feature_dim=64,
+                               dropout=0.3, epochs=2, warmup_epochs=1, batch_size=128, lr=0.003, seed=0,
+                               log=lambda s: None)
+    return model
+
+
+@pytest.fixture(scope="module")
+def gan_run(fmnist_small, tmp_path_factory, monkeypatch_module):
+    tmp = tmp_path_factory.mktemp("gan")
+    x, y = fmnist_small["train"]
+    settings = TrainSettings(iterations=330, batch_size=64, seed=0, log_every=50, ckpt_every=100, snapshot_every=100)
+    model = train_gan({"meta": meta(len(x)), "train": (x, y)}, tmp / "model", tmp / "ckpt", tmp / "live",
+                      settings=settings, out=open("/dev/null", "w"), **GAN)
+    return tmp, model
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENLAB_RUN_STORE", "off")
+    yield mp
+    mp.undo()
+
+
+def test_snapshots_on_the_schedule_and_at_the_end(gan_run):
+    tmp, model = gan_run
+    snaps = list_snapshots(tmp / "live" / "snapshots")
+    assert [it for it, _ in snaps] == [100, 200, 300, 330]
+    # the last one is the sampled (averaged, gan.ema) generator the model was saved with
+    for w, v in zip(load_weights(snaps[-1][1]), model.generator.variables):
+        np.testing.assert_array_equal(w, v.numpy())
+    # the one at 300 is on the schedule, so it is in the final checkpoint's live/ copy (extension keeps it)
+    ckpt_live = sorted((tmp / "ckpt").glob("ckpt-*"))[-1] / "live" / "snapshots"
+    assert [it for it, _ in list_snapshots(ckpt_live)] == [100, 200, 300]
+
+
+def test_curve_falls_as_the_gan_learns(gan_run, evaluator, fmnist_small):
+    tmp, model = gan_run
+    x_val = fmnist_small["test"][0]   # stands in for the validation split here
+    before = [v.numpy() for v in model.generator.variables]
+    rows = score_snapshots(model, tmp / "live" / "snapshots", evaluator, x_val, n=500, settings=SCORE, seed=0)
+    assert [r["iteration"] for r in rows] == [100, 200, 300, 330]
+    assert set(rows[0]) == set(COLUMNS)
+    assert rows[-1]["fd"] < 0.7 * rows[0]["fd"], [r["fd"] for r in rows]
+    assert rows[-1]["pixel_detector_accuracy"] <= rows[0]["pixel_detector_accuracy"]
+    for a, b in zip(before, model.generator.variables):   # the model is left as it was
+        np.testing.assert_array_equal(a, b.numpy())
+    again = score_snapshots(model, tmp / "live" / "snapshots", evaluator, x_val, n=500, settings=SCORE, seed=0)
+    assert again == rows
+    text = to_tsv(rows)
+    path = tmp / "gan.tsv"
+    path.write_text(text)
+    back = read_curve(path)
+    assert [r["iteration"] for r in back] == [100, 200, 300, 330]
+    assert back[-1]["fd"] == pytest.approx(rows[-1]["fd"], rel=1e-5)
+
+
+def test_vae_snapshots_are_the_decoder(fmnist_small, tmp_path, monkeypatch, evaluator):
+    monkeypatch.setenv("GENLAB_RUN_STORE", "off")
+    x, y = fmnist_small["train"]
+    xv, yv = fmnist_small["test"][0][:500], fmnist_small["test"][1][:500]
+    settings = TrainSettings(iterations=60, batch_size=64, seed=0, log_every=20, ckpt_every=20, snapshot_every=30)
+    model = train_vae({"meta": meta(len(x), len(xv)), "train": (x, y), "val": (xv, yv)}, tmp_path / "model",
+                      tmp_path / "ckpt", tmp_path / "live", settings=settings, out=open("/dev/null", "w"), **VAE)
+    snaps = list_snapshots(tmp_path / "live" / "snapshots")
+    assert [it for it, _ in snaps] == [30, 60]
+    for w, v in zip(load_weights(snaps[-1][1]), model.decoder.variables):
+        np.testing.assert_array_equal(w, v.numpy())
+    rows = score_snapshots(model, tmp_path / "live" / "snapshots", evaluator, xv, n=200, settings=SCORE, seed=0)
+    assert [r["iteration"] for r in rows] == [30, 60]
+
+
+def test_refusals(gan_run, evaluator, fmnist_small, tmp_path):
+    _, model = gan_run
+    x_val = fmnist_small["test"][0]
+    with pytest.raises(GenlabError, match="holds no snapshots: set train.snapshot_every > 0"):
+        score_snapshots(model, tmp_path / "none", evaluator, x_val, n=100, settings=SCORE, seed=0)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "000000100.npz").write_bytes(b"not a zip")
+    with pytest.raises(GenlabError, match="cannot be read .* re-run the training stage"):
+        score_snapshots(model, tmp_path / "bad", evaluator, x_val, n=100, settings=SCORE, seed=0)
+    with pytest.raises(GenlabError, match="evaluate.curve_n is 5000 but the validation split has 1000"):
+        score_snapshots(model, gan_run[0] / "live" / "snapshots", evaluator, x_val, n=5000, settings=SCORE, seed=0)
+
+
+def rows_of(fds, step=100):
+    return [{"iteration": step * (i + 1), "fd": fd} for i, fd in enumerate(fds)]
+
+
+def test_trend_known_answers():
+    assert trend(rows_of([100, 60, 40, 30, 20, 15, 12, 10])).startswith("still improving: FD 15 ")
+    assert trend(rows_of([100, 60, 40, 30, 20, 20.5, 20.2, 20.1])).startswith("levelled off: FD 20 ")
+    assert trend(rows_of([100, 50])) == "too few snapshots to tell whether quality was still improving"
