@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras import layers
 
 from genlab.errors import GenlabError
+from genlab.models.density import fit_gmm, sample_gmm
 
 ARCHS = ("mlp", "conv")
 VARIANTS = ("vae", "ae")
@@ -76,7 +77,7 @@ def vae_config(*, arch, variant, latent_dim, hidden, filters, shape, value_range
         raise GenlabError(f"vae.arch conv needs image sides divisible by 4, got {shape}: use vae.arch mlp")
     return {"arch": arch, "variant": variant, "latent_dim": int(latent_dim), "hidden": int(hidden),
             "filters": int(filters), "shape": shape, "value_range": [float(v) for v in value_range],
-            "code_gaussian": None}
+            "code_gaussian": None, "code_gmm": None}
 
 
 class VAE:
@@ -132,7 +133,11 @@ class VAE:
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
     def sample_codes(self, n, seed):
-        """n codes: z ~ N(0, I) for a VAE; for an AE from the Gaussian fitted to training codes."""
+        """n codes: from the mixture fitted to the training codes if there is one (vae.prior gmm,
+        genlab.models.density); else z ~ N(0, I) for a VAE, and for an AE from the Gaussian fitted to
+        its training codes."""
+        if self.config.get("code_gmm"):
+            return sample_gmm(self.config["code_gmm"], n, seed)
         eps = np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
         if self.variational:
             return eps
@@ -158,6 +163,15 @@ class VAE:
         cov += 1e-6 * np.eye(self.latent_dim)
         self.config["code_gaussian"] = {"mean": z.mean(axis=0).tolist(),
                                         "scale_tril": np.linalg.cholesky(cov).tolist()}
+
+
+    def fit_code_gmm(self, codes, components, seed, max_codes=10000):
+        """Fit the mixture sample_codes draws from to (a seeded subset of max_codes of) `codes`,
+        the encoder's means of the training images (ex-post density estimation)."""
+        codes = np.asarray(codes, np.float64)
+        if len(codes) > max_codes:
+            codes = codes[np.sort(np.random.default_rng(seed).choice(len(codes), max_codes, replace=False))]
+        self.config["code_gmm"], _ = fit_gmm(codes, components, seed=seed)
 
 
 def vae_losses(model, x01, seed, beta, eps=None):

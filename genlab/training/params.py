@@ -71,7 +71,7 @@ def gan_params(params):
 
 
 def vae_params(params):
-    """vae.arch, variant, latent_dim, beta, hidden, filters, lr."""
+    """vae.arch, variant, latent_dim, beta, hidden, filters, lr, prior, prior_components."""
     return {
         "arch": config.get(params, "vae.arch", str, choices=("mlp", "conv")),
         "variant": config.get(params, "vae.variant", str, choices=("vae", "ae")),
@@ -80,4 +80,6 @@ def vae_params(params):
         "hidden": config.get(params, "vae.hidden", int, lo=2),
         "filters": config.get(params, "vae.filters", int, lo=1),
         "lr": _positive(params, "vae.lr"),
+        "prior": config.get(params, "vae.prior", str, choices=("normal", "gmm")),
+        "prior_components": config.get(params, "vae.prior_components", int, lo=1),
     }

@@ -30,8 +30,10 @@ class VaeTask:
     hint = "lower vae.lr, or check the training data for NaN/Inf"
     val_batch = 1000
 
-    def __init__(self, model, x, x_val, lr, beta, seed, in_memory=True, optimizer=None):
+    def __init__(self, model, x, x_val, lr, beta, seed, in_memory=True, optimizer=None, prior="normal",
+                 prior_components=10):
         self.model, self.beta, self.seed, self.in_memory, self.n = model, float(beta), seed, in_memory, len(x)
+        self.prior, self.prior_components = prior, int(prior_components)
         self.value_range = model.config["value_range"]
         self._to_unit = lambda rows: processed.to_unit(rows, self.value_range)   # (N, H, W, C) in [0, 1]
         self.x_host = x                                                      # in the data range
@@ -92,19 +94,28 @@ class VaeTask:
         return [np.asarray(v.numpy()) for v in self.model.decoder.variables]
 
     def finish(self):
-        """AE only: fit the code Gaussian generate() samples from (deterministic, so repeating it
-        after a resume gives the same model)."""
-        if not self.model.variational:
-            step = 10 * self.val_batch   # in chunks, so that a memory-mapped split is never copied whole
-            codes = [self.model.encode(self._to_unit(self.x_host[i:i + step]))[0] for i in range(0, self.n, step)]
-            self.model.fit_code_gaussian(codes=np.concatenate(codes))
+        """Fit what generate() samples from to the training codes: with vae.prior gmm a Gaussian
+        mixture (genlab.models.density), else for the AE one Gaussian (a VAE samples N(0, I)).
+        Deterministic, so repeating it after a resume at the end gives the same model."""
+        if self.model.variational and self.prior != "gmm":
+            return
+        step = 10 * self.val_batch   # in chunks, so that a memory-mapped split is never copied whole
+        codes = np.concatenate([self.model.encode(self._to_unit(self.x_host[i:i + step]))[0]
+                                for i in range(0, self.n, step)])
+        if self.prior == "gmm":
+            self.model.fit_code_gmm(codes, self.prior_components, seed=self.seed)
+        else:
+            self.model.fit_code_gaussian(codes=codes)
 
 
 def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_dim, beta, hidden, filters,
-              lr, settings: TrainSettings, jit_compile=None, on_log=None, out=None):
+              lr, settings: TrainSettings, prior="normal", prior_components=10, jit_compile=None, on_log=None,
+              out=None):
     """Train a VAE (or plain AE) on dataset["train"], validating on dataset["val"]; save it to
     model_dir and return it. Every keyword except jit_compile/on_log/out is a param of the stage and
-    part of the run's fingerprint (settings.iterations aside: a longer run continues a finished shorter one).
+    part of the run's fingerprint (settings.iterations aside: a longer run continues a finished shorter one;
+    prior and prior_components aside too: they only decide what is fitted after the last iteration,
+    so changing them refits from the finished run's final checkpoint).
     settings.strategy, mixed_precision, xla and data_in_memory decide
     where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla."""
     args = dict(arch=arch, variant=variant, latent_dim=latent_dim, beta=beta, hidden=hidden, filters=filters, lr=lr)
@@ -112,7 +123,8 @@ def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_d
     cfg = vae_config(arch=arch, variant=variant, latent_dim=latent_dim, hidden=hidden, filters=filters,
                      shape=meta["shape"], value_range=meta["range"])
     return train(lambda placement: VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], lr, beta, settings.seed,
-                                           in_memory=settings.data_in_memory, optimizer=placement.optimizer),
+                                           in_memory=settings.data_in_memory, optimizer=placement.optimizer,
+                                           prior=prior, prior_components=prior_components),
                  stage="train_vae", args=args, arch=arch, settings=settings, dataset=dataset, splits=["train", "val"],
                  modules=[vae_model, sys.modules[__name__]], model_dir=model_dir, ckpt_dir=ckpt_dir,
                  live_dir=live_dir, jit_compile=jit_compile, on_log=on_log, out=out)
