@@ -5,8 +5,9 @@ import argparse
 
 import numpy as np
 
-from genlab import cli, config
+from genlab import cli
 from genlab.errors import GenlabError
+from genlab.params import read
 
 
 def load_samples(path, n):
@@ -22,14 +23,9 @@ def load_samples(path, n):
 
 
 def read_settings(params):
-    """Validate every evaluate.* value this stage reads; return them as keyword arguments."""
-    from genlab.evaluation.settings import check_gates
-    from genlab.evaluation.settings import read_settings as score_settings
-    gates = check_gates(config.get(params, "evaluate.min_evaluator_accuracy", dict))
-    return {"n": config.get(params, "evaluate.n_samples", int, lo=2), "gates": gates,
-            "iw_k": config.get(params, "evaluate.iw_k", int, lo=1),
-            "threshold": config.get(params, "evaluate.binarize_threshold", float, lo=0.0, hi=1.0),
-            "scoring": score_settings(params)}
+    """Every evaluate.* value this stage reads, checked (a genlab.params.Evaluate, also the settings
+    of genlab.evaluation.scoring)."""
+    return read(params, "evaluate")
 
 
 def main():
@@ -41,8 +37,8 @@ def main():
     ap.add_argument("--vae", required=True, help="VAE model folder, for the test ELBO (models/vae)")
     ap.add_argument("--metrics", required=True, help="output JSON (metrics/evaluate.json)")
     args = ap.parse_args()
-    s = read_settings(cli.read_params())
-    n, gates, iw_k, threshold, settings = s["n"], s["gates"], s["iw_k"], s["threshold"], s["scoring"]
+    settings = read_settings(cli.read_params())
+    n = settings.n_samples
     samples = dict(s.split("=", 1) for s in args.samples)
 
     from genlab.data.processed import load_meta, load_split, to_unit
@@ -55,7 +51,7 @@ def main():
     check_outputs({args.metrics: 1 << 16}, "evaluate")     # a small JSON file
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)
-    check_evaluator(info, gates, meta["dataset"])
+    check_evaluator(info, settings.min_evaluator_accuracy, meta["dataset"])
     x_test, _ = load_split(args.data, "test")
     x_train, _ = load_split(args.data, "train")
     if len(x_test) < n:
@@ -71,7 +67,8 @@ def main():
     vae = load_model(args.vae)
     if getattr(vae, "variational", False):
         result.setdefault("vae", {}).update(vae_bounds(vae.encode, vae.decode_logits, to_unit(x_test, meta["range"]),
-                                                       k=iw_k, threshold=threshold, seed=settings.seed))
+                                                       k=settings.iw_k, threshold=settings.binarize_threshold,
+                                                       seed=settings.seed))
     write_json(args.metrics, result)
 
 
