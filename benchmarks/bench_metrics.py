@@ -34,7 +34,7 @@ from genlab.evaluation.metrics import (
     precision_recall,
 )
 from genlab.evaluation.scoring import score_images
-from genlab.evaluation.settings import ScoreSettings
+from genlab.params import Evaluate
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 
@@ -108,8 +108,9 @@ def main():
     encode, decode_logits = random_vae()
     timed(rows, f"VAE ELBO + IW bound (k={args.iw_samples})", lambda: vae_bounds(
         encode, decode_logits, (real + 1) / 2, k=args.iw_samples, threshold=0.5, seed=0))
-    settings = ScoreSettings(kid_subset_size=1000, kid_subsets=100, pr_k=3, coverage_min_share=0.1,
-                             two_sample_l2=1e-3, two_sample_max_iter=500, pixel_detector_epochs=5, seed=0)
+    settings = Evaluate(kid_subset_size=1000, kid_subsets=100, pr_k=3, coverage_min_share=0.1,
+                        two_sample_l2=1e-3, two_sample_max_iter=500, pixel_detector_epochs=5,
+                        seed=0)
     timed(rows, "score_images (all + floor, incl. features)", lambda: score_images(
         model, gen, real, x_train, value_range=(-1.0, 1.0), settings=settings)["generated"]["fd"])
 

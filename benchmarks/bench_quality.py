@@ -101,12 +101,12 @@ def build(name, family, params, dataset):
     from references import DCGAN, RECIPE_MLP, VAE_EXAMPLE, ReferenceDCGAN, ReferenceVAE
 
     from genlab.models.vae import VAE, vae_config
+    from genlab.params import read
     from genlab.training.devices import use_xla
     from genlab.training.gan import GanTask, gan_task
-    from genlab.training.params import gan_params, train_settings, vae_params
     from genlab.training.vae import VaeTask
 
-    seed = train_settings(params)["seed"]
+    seed = read(params, "train").seed
     value_range = dataset["meta"]["range"]
     (x, y), (x_val, _) = dataset["train"], dataset["val"]
     if name == "recipe_mlp_gan":
@@ -120,17 +120,17 @@ def build(name, family, params, dataset):
     if name == "reference_vae":
         task = VaeTask(ReferenceVAE(value_range), x, x_val, VAE_EXAMPLE["lr"], 1.0, seed)
         return task, VAE_EXAMPLE["batch_size"], use_xla("conv"), "Conv32-Conv64-Dense16, latent 2, batch 128"
-    batch = train_settings(params)["batch_size"]
+    batch = read(params, "train").batch_size
     if family == "gan":
-        g = gan_params(params)
+        g = read(params, "gan").asdict()
         desc = (f"{g['arch']}, filters {g['filters']}, {'cond.' if g['conditional'] else 'uncond.'}, "
                 f"loss {g['loss']}, lr {g['lr']:g}/{g['d_lr'] or g['lr']:g}, ema {g['ema']:g}, batch {batch}")
         return gan_task(dataset, seed=seed, **g), batch, use_xla(g["arch"]), desc
-    v = vae_params(params)
-    cfg = vae_config(arch=v["arch"], variant=v["variant"], latent_dim=v["latent_dim"], hidden=v["hidden"],
-                     filters=v["filters"], shape=dataset["meta"]["shape"], value_range=value_range)
-    desc = f"{v['arch']}, filters {v['filters']}, latent {v['latent_dim']}, lr {v['lr']:g}, batch {batch}"
-    return VaeTask(VAE(cfg), x, x_val, v["lr"], v["beta"], seed), batch, use_xla(v["arch"]), desc
+    v = read(params, "vae")
+    cfg = vae_config(arch=v.arch, variant=v.variant, latent_dim=v.latent_dim, hidden=v.hidden,
+                     filters=v.filters, shape=dataset["meta"]["shape"], value_range=value_range)
+    desc = f"{v.arch}, filters {v.filters}, latent {v.latent_dim}, lr {v.lr:g}, batch {batch}"
+    return VaeTask(VAE(cfg), x, x_val, v.lr, v.beta, seed), batch, use_xla(v.arch), desc
 
 
 def train_for(task, batch, jit, seconds, seed):
@@ -324,7 +324,7 @@ def main():
 
         from genlab.evaluation.evaluator import check_gate
         from genlab.evaluation.scoring import score_models
-        from genlab.evaluation.settings import read_settings
+        from genlab.params import read
         dataset = load_data(args.data, params)
         evaluator, acc = evaluator_for(args, params, dataset)
         gate = (args.min_evaluator_accuracy if args.min_evaluator_accuracy is not None
@@ -335,7 +335,7 @@ def main():
             raise SystemExit(f"bench_quality: --n {args.n} exceeds the {len(x_test)} test images")
         generated = {r["name"]: np.load(Path(samples) / f"{r['name']}.npy") for r in rows}
         t0 = time.perf_counter()
-        settings = read_settings(params)  # KID subsets cannot be larger than N (smoke runs)
+        settings = read(params, "evaluate")  # KID subsets cannot be larger than N (smoke runs)
         settings = dataclasses.replace(settings, kid_subset_size=min(settings.kid_subset_size, args.n))
         scores = score_models(evaluator, generated, x_test[:args.n], dataset["train"][0],
                               value_range=dataset["meta"]["range"], settings=settings)

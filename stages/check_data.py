@@ -11,43 +11,35 @@ while the params fit, so it makes nothing downstream re-run.
 
 import argparse
 
-from genlab import cli, config
+from genlab import cli
 from genlab.errors import GenlabError
+from genlab.params import read_all
+
+# The keys whose limits depend on the data (exactly the params dvc.yaml lists for check_data).
+KEYS = {"train": ("batch_size", "data_in_memory"),
+        "gan": ("arch", "conditional", "latent_dim", "hidden", "filters"),
+        "vae": ("arch", "latent_dim", "hidden", "filters"),
+        "evaluator": ("batch_size", "filters", "feature_dim"),
+        "sample": ("n", "attribute"),
+        "evaluate": ("n_samples", "kid_subset_size", "pr_k")}
 
 
 def read_settings(params):
-    """The params whose limits depend on the data, each checked on its own; and the checks between
-    them that need no data (sample.n >= evaluate.n_samples, KID subset and pr_k <= evaluate.n_samples)."""
-    g = config.get
-    s = {"train_batch": g(params, "train.batch_size", int, lo=1),
-         "data_in_memory": g(params, "train.data_in_memory", bool),
-         "gan": {"arch": g(params, "gan.arch", str, choices=("mlp", "dcgan")),
-                 "conditional": g(params, "gan.conditional", bool),
-                 "latent_dim": g(params, "gan.latent_dim", int, lo=1),
-                 "hidden": g(params, "gan.hidden", int, lo=1),
-                 "filters": g(params, "gan.filters", int, lo=1)},
-         "vae": {"arch": g(params, "vae.arch", str, choices=("mlp", "conv")),
-                 "latent_dim": g(params, "vae.latent_dim", int, lo=1),
-                 "hidden": g(params, "vae.hidden", int, lo=2),
-                 "filters": g(params, "vae.filters", int, lo=1)},
-         "evaluator": {"batch_size": g(params, "evaluator.batch_size", int, lo=1),
-                       "filters": g(params, "evaluator.filters", list),
-                       "feature_dim": g(params, "evaluator.feature_dim", int, lo=1)},
-         "sample_n": g(params, "sample.n", int, lo=1),
-         "attribute": g(params, "sample.attribute", list),
-         "n_samples": g(params, "evaluate.n_samples", int, lo=2),
-         "kid_subset_size": g(params, "evaluate.kid_subset_size", int, lo=2),
-         "pr_k": g(params, "evaluate.pr_k", int, lo=1)}
+    """The params whose limits depend on the data ({section: genlab.params object of KEYS[section]}),
+    each checked on its own; and the checks between them that need no data (sample.n >=
+    evaluate.n_samples, KID subset and pr_k <= evaluate.n_samples)."""
+    s = dict(zip(KEYS, read_all(params, *KEYS.items())))
+    sample, ev = s["sample"], s["evaluate"]
     problems = []
-    n = s["n_samples"]
-    if s["sample_n"] < n:
-        problems.append(f"sample.n ({s['sample_n']}) is smaller than evaluate.n_samples ({n}): "
+    n = ev.n_samples
+    if sample.n < n:
+        problems.append(f"sample.n ({sample.n}) is smaller than evaluate.n_samples ({n}): "
                         "set sample.n >= evaluate.n_samples")
-    if s["kid_subset_size"] > n:
-        problems.append(f"evaluate.kid_subset_size ({s['kid_subset_size']}) is larger than evaluate.n_samples "
+    if ev.kid_subset_size > n:
+        problems.append(f"evaluate.kid_subset_size ({ev.kid_subset_size}) is larger than evaluate.n_samples "
                         f"({n}), the images KID draws its subsets from: lower evaluate.kid_subset_size")
-    if s["pr_k"] >= n:
-        problems.append(f"evaluate.pr_k ({s['pr_k']}) must be smaller than evaluate.n_samples ({n}): lower it")
+    if ev.pr_k >= n:
+        problems.append(f"evaluate.pr_k ({ev.pr_k}) must be smaller than evaluate.n_samples ({n}): lower it")
     if problems:
         raise GenlabError("; ".join(problems))
     return s
@@ -57,15 +49,15 @@ def _memory_problems(s, shape, n_train, n_classes, available):
     """Training memory of each model vs the memory available (genlab.training.budget)."""
     from genlab.training import budget
     pixels = shape[0] * shape[1] * shape[2]
-    resident = n_train if s["data_in_memory"] else 0
-    ev_filters = [f for f in s["evaluator"]["filters"] if isinstance(f, int)]
+    train, ev = s["train"], s["evaluator"]
+    resident = n_train if train.data_in_memory else 0
     models = {
-        "train_gan": ("train.batch_size", s["train_batch"],
-                      budget.gan_counts(shape, n_classes=n_classes, **s["gan"]), resident),
-        "train_vae": ("train.batch_size", s["train_batch"], budget.vae_counts(shape, **s["vae"]), resident),
-        "train_evaluator": ("evaluator.batch_size", s["evaluator"]["batch_size"],
-                            budget.evaluator_counts(shape, filters=ev_filters, n_classes=n_classes,
-                                                    feature_dim=s["evaluator"]["feature_dim"]), n_train),
+        "train_gan": ("train.batch_size", train.batch_size,
+                      budget.gan_counts(shape, n_classes=n_classes, **s["gan"].asdict()), resident),
+        "train_vae": ("train.batch_size", train.batch_size, budget.vae_counts(shape, **s["vae"].asdict()), resident),
+        "train_evaluator": ("evaluator.batch_size", ev.batch_size,
+                            budget.evaluator_counts(shape, filters=ev.filters, n_classes=n_classes,
+                                                    feature_dim=ev.feature_dim), n_train),
     }
     problems = []
     for stage, (key, batch, (act, params), images) in models.items():
@@ -82,13 +74,14 @@ def check(s, meta, available=None):
     counts, n_classes, shape = meta["counts"], int(meta["n_classes"]), list(meta["shape"])
     n_train, n_test = counts["train"], counts["test"]
     problems = []
-    if s["train_batch"] > n_train:
-        problems.append(f"train.batch_size ({s['train_batch']}) is larger than the training split "
+    train, ev, sample, kid = s["train"], s["evaluator"], s["sample"], s["evaluate"].kid_subset_size
+    if train.batch_size > n_train:
+        problems.append(f"train.batch_size ({train.batch_size}) is larger than the training split "
                         f"({n_train} images): lower train.batch_size to at most {n_train}")
-    if s["evaluator"]["batch_size"] > n_train:
-        problems.append(f"evaluator.batch_size ({s['evaluator']['batch_size']}) is larger than the training split "
+    if ev.batch_size > n_train:
+        problems.append(f"evaluator.batch_size ({ev.batch_size}) is larger than the training split "
                         f"({n_train} images): lower evaluator.batch_size to at most {n_train}")
-    n = s["n_samples"]
+    n, pr_k = s["evaluate"].n_samples, s["evaluate"].pr_k
     if n > n_test:
         problems.append(f"evaluate.n_samples ({n}) is larger than the test split ({n_test} images): "
                         f"lower evaluate.n_samples to at most {n_test}")
@@ -96,13 +89,13 @@ def check(s, meta, available=None):
         problems.append(f"evaluate.n_samples ({n}) is larger than the training split ({n_train} images), "
                         f"which the real-vs-real floor draws from: lower evaluate.n_samples to at most {n_train}")
     kid_pool = min(n, n_test)
-    if s["kid_subset_size"] > kid_pool:
-        problems.append(f"evaluate.kid_subset_size ({s['kid_subset_size']}) is larger than the {kid_pool} images "
+    if kid > kid_pool:
+        problems.append(f"evaluate.kid_subset_size ({kid}) is larger than the {kid_pool} images "
                         f"scored: lower evaluate.kid_subset_size to at most {kid_pool}")
-    if s["pr_k"] >= kid_pool:
-        problems.append(f"evaluate.pr_k ({s['pr_k']}) must be smaller than the {kid_pool} images scored: lower it")
-    edit = s["attribute"]
-    bad = [k for k in edit if isinstance(k, int) and not isinstance(k, bool) and not 0 <= k < n_classes]
+    if pr_k >= kid_pool:
+        problems.append(f"evaluate.pr_k ({pr_k}) must be smaller than the {kid_pool} images scored: lower it")
+    edit = sample.attribute
+    bad = [k for k in edit if not 0 <= k < n_classes]
     if bad:
         problems.append(f"sample.attribute {edit!r} names class {bad[0]} but the data have {n_classes} classes "
                         f"(0..{n_classes - 1}): set sample.attribute to two class ids in 0..{n_classes - 1}")

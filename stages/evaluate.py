@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab import cli, config
+from genlab import cli
 from genlab.errors import GenlabError
+from genlab.params import read
 
 
 def load_samples(path, n):
@@ -25,15 +26,9 @@ def load_samples(path, n):
 
 
 def read_settings(params):
-    """Validate every evaluate.* value this stage reads; return them as keyword arguments."""
-    from genlab.evaluation.settings import check_gates
-    from genlab.evaluation.settings import read_settings as score_settings
-    gates = check_gates(config.get(params, "evaluate.min_evaluator_accuracy", dict))
-    return {"n": config.get(params, "evaluate.n_samples", int, lo=2), "gates": gates,
-            "iw_k": config.get(params, "evaluate.iw_k", int, lo=1),
-            "threshold": config.get(params, "evaluate.binarize_threshold", float, lo=0.0, hi=1.0),
-            "curve_n": config.get(params, "evaluate.curve_n", int, lo=4),
-            "scoring": score_settings(params)}
+    """Every evaluate.* value this stage reads, checked (a genlab.params.Evaluate, also the settings
+    of genlab.evaluation.scoring)."""
+    return read(params, "evaluate")
 
 
 def main():
@@ -49,8 +44,8 @@ def main():
                          "gan=models/gan:dvclive/train_gan/snapshots")
     ap.add_argument("--curves", help="output folder of the quality curves, <name>.tsv (metrics/curves)")
     args = ap.parse_args()
-    s = read_settings(cli.read_params())
-    n, gates, iw_k, threshold, settings = s["n"], s["gates"], s["iw_k"], s["threshold"], s["scoring"]
+    settings = read_settings(cli.read_params())
+    n = settings.n_samples
     samples = dict(s.split("=", 1) for s in args.samples)
     snapshots = {name: tuple(spec.split(":", 1)) for name, spec in (s.split("=", 1) for s in args.snapshots)}
 
@@ -64,7 +59,7 @@ def main():
     check_outputs({args.metrics: 1 << 16, **({args.curves: 1 << 20} if args.curves else {})}, "evaluate")
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)
-    check_evaluator(info, gates, meta["dataset"])
+    check_evaluator(info, settings.min_evaluator_accuracy, meta["dataset"])
     x_test, _ = load_split(args.data, "test")
     x_train, _ = load_split(args.data, "train")
     if len(x_test) < n:
@@ -80,7 +75,8 @@ def main():
     vae = load_model(args.vae)
     if getattr(vae, "variational", False):
         result.setdefault("vae", {}).update(vae_bounds(vae.encode, vae.decode_logits, to_unit(x_test, meta["range"]),
-                                                       k=iw_k, threshold=threshold, seed=settings.seed))
+                                                       k=settings.iw_k, threshold=settings.binarize_threshold,
+                                                       seed=settings.seed))
     curves = {}
     if snapshots and args.curves:
         from genlab.evaluation.curves import can_sample, score_snapshots, to_tsv
@@ -91,7 +87,7 @@ def main():
             if why:
                 print(f"evaluate: no quality curve for {name}: {why}")
                 continue
-            curves[name] = score_snapshots(model, snap_dir, evaluator, x_val, n=s["curve_n"], settings=settings,
+            curves[name] = score_snapshots(model, snap_dir, evaluator, x_val, n=settings.curve_n, settings=settings,
                                            seed=settings.seed)
             last = curves[name][-1]
             print(f"evaluate: {name} quality curve over {len(curves[name])} snapshots, at iteration "

@@ -3,23 +3,13 @@ with data.name image_folder, import the PNG/JPEG class folders at data.path inst
 
 import argparse
 
-from genlab import cli, config
-from genlab.data import datasets
+from genlab import cli
+from genlab.params import read
 
 
 def read_settings(params):
-    """Validate every data.* value this stage reads; return them as keyword arguments."""
-    from genlab.data.image_folder import check_settings
-    s = {"name": config.get(params, "data.name", str, choices=datasets.NAMES),
-         "url": config.get(params, "data.url", str),
-         "sha256": config.get(params, "data.sha256", str),
-         "path": config.get(params, "data.path", str),
-         "image_size": config.get(params, "data.image_size", int, lo=4, hi=1024),
-         "channels": config.get(params, "data.channels", int, choices=(1, 3)),
-         "test_fraction": config.get(params, "data.test_fraction", float, lo=0.0, hi=0.5),
-         "seed": config.get(params, "data.seed", int, lo=0)}
-    check_settings(s["image_size"], s["channels"], s["test_fraction"])
-    return s
+    """Every data.* value this stage reads, checked (a genlab.params.Data)."""
+    return read(params, "data")
 
 
 def main():
@@ -31,11 +21,11 @@ def main():
     from genlab.data.fetch import fetch
     from genlab.data.image_folder import import_folder
 
-    if s["name"] == "image_folder":
-        import_folder(s["path"], args.out, image_size=s["image_size"], channels=s["channels"],
-                      test_fraction=s["test_fraction"], seed=s["seed"])
+    if s.name == "image_folder":
+        import_folder(s.path, args.out, image_size=s.image_size, channels=s.channels,
+                      test_fraction=s.test_fraction, seed=s.seed)
     else:
-        fetch(s["name"], args.out, url=s["url"], sha256=s["sha256"])
+        fetch(s.name, args.out, url=s.url, sha256=s.sha256)
 
 
 if __name__ == "__main__":

@@ -2,20 +2,13 @@
 
 import argparse
 
-from genlab import cli, config
-from genlab.errors import GenlabError
+from genlab import cli
+from genlab.params import read
 
 
 def read_settings(params):
-    """Validate every normalize.* value this stage reads; return them as keyword arguments."""
-    value_range = config.get(params, "normalize.range", list)
-    if len(value_range) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range):
-        raise GenlabError(f"normalize.range must be a list of two numbers [low, high], got {value_range!r}")
-    if not value_range[0] < value_range[1]:
-        raise GenlabError(f"normalize.range must be [low, high] with low < high, got {value_range!r}")
-    return {"value_range": value_range,
-            "val_fraction": config.get(params, "normalize.val_fraction", float, lo=0.0, hi=0.5),
-            "seed": config.get(params, "normalize.seed", int, lo=0)}
+    """Every normalize.* value this stage reads, checked (a genlab.params.Normalize)."""
+    return read(params, "normalize")
 
 
 def main():
@@ -32,7 +25,8 @@ def main():
 
     check_validation(args.validated, args.raw)
     info = load_raw_info(args.raw)
-    meta = normalize(load_raw(args.raw), args.out, **s, dataset=info.get("name"), class_names=info.get("class_names"))
+    meta = normalize(load_raw(args.raw), args.out, value_range=s.range, val_fraction=s.val_fraction, seed=s.seed,
+                     dataset=info.get("name"), class_names=info.get("class_names"))
     print(f"normalize: {meta['counts']} images of shape {meta['shape']} in {meta['range']} -> {args.out}")
 
 

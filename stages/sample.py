@@ -4,24 +4,15 @@ import argparse
 
 import numpy as np
 
-from genlab import cli, config
+from genlab import cli
 from genlab.errors import GenlabError
+from genlab.params import read
 
 
 def read_settings(params):
-    """Validate every sample.* value this stage reads; return them as keyword arguments. (That the
-    attribute classes exist in the data is checked in main, where the data's meta is read.)"""
-    s = {"n": config.get(params, "sample.n", int, lo=1),
-         "seed": config.get(params, "sample.seed", int, lo=0),
-         "grid": config.get(params, "sample.grid", int, lo=1, hi=32),
-         "steps": config.get(params, "sample.steps", int, lo=2, hi=32),
-         "rows": config.get(params, "sample.rows", int, lo=1, hi=32),
-         "edit": config.get(params, "sample.attribute", list)}
-    edit = s["edit"]
-    if len(edit) != 2 or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in edit) \
-            or edit[0] == edit[1]:
-        raise GenlabError(f"sample.attribute must be [from_class, to_class], two different class ids, got {edit!r}")
-    return s
+    """Every sample.* value this stage reads, checked (a genlab.params.Sample). (That the attribute
+    classes exist in the data is checked in main, where the data's meta is read.)"""
+    return read(params, "sample")
 
 
 def main():
@@ -33,7 +24,7 @@ def main():
     ap.add_argument("--figures", required=True, help="output folder of PNG figures (reports/figures/<model>)")
     args = ap.parse_args()
     s = read_settings(cli.read_params())
-    n, seed, grid, steps, rows, edit = s["n"], s["seed"], s["grid"], s["steps"], s["rows"], s["edit"]
+    n, seed, grid, steps, rows, edit = s.n, s.seed, s.grid, s.steps, s.rows, s.attribute
 
     from genlab.data.processed import from_unit, load_meta, load_split, to_unit
     from genlab.evaluation.evaluator import load_evaluator, predict_proba

@@ -8,30 +8,13 @@ Ctrl-C, SIGTERM or kill -9 the next run resumes after the last finished epoch.
 
 import argparse
 
-from genlab import config
 from genlab.cli import read_params, run, sigterm_as_interrupt
-from genlab.errors import GenlabError
+from genlab.params import read
 
 
 def read_settings(params):
-    """Validate every evaluator.* value this stage reads; return them as keyword arguments."""
-    s = {
-        "filters": config.get(params, "evaluator.filters", list),
-        "feature_dim": config.get(params, "evaluator.feature_dim", int, lo=1),
-        "dropout": config.get(params, "evaluator.dropout", float, lo=0.0, hi=0.9),
-        "epochs": config.get(params, "evaluator.epochs", int, lo=1),
-        "warmup_epochs": config.get(params, "evaluator.warmup_epochs", int, lo=0),
-        "batch_size": config.get(params, "evaluator.batch_size", int, lo=1),
-        "lr": config.get(params, "evaluator.lr", float, lo=1e-6, hi=1.0),
-        "seed": config.get(params, "evaluator.seed", int, lo=0),
-    }
-    if s["warmup_epochs"] >= s["epochs"]:
-        raise GenlabError(f"evaluator.warmup_epochs ({s['warmup_epochs']}) must be less than "
-                          f"evaluator.epochs ({s['epochs']}): lower evaluator.warmup_epochs or raise evaluator.epochs")
-    f = s["filters"]
-    if not f or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in f):
-        raise GenlabError(f"evaluator.filters must be a non-empty list of positive integers, got {f!r}")
-    return s
+    """Every evaluator.* value this stage reads, checked (a genlab.params.Evaluator)."""
+    return read(params, "evaluator")
 
 
 def main():
@@ -50,8 +33,8 @@ def main():
     from genlab.training import budget
 
     meta = load_meta(args.data)
-    _, n_params = budget.evaluator_counts(meta["shape"], filters=settings["filters"],
-                                          feature_dim=settings["feature_dim"], n_classes=meta["n_classes"])
+    _, n_params = budget.evaluator_counts(meta["shape"], filters=settings.filters,
+                                          feature_dim=settings.feature_dim, n_classes=meta["n_classes"])
     check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
                    args.metrics: budget.LIVE_DISK}, "train_evaluator")
 
@@ -60,7 +43,7 @@ def main():
     x_val, y_val = load_split(args.data, "val")
     x_test, y_test = load_split(args.data, "test")
     model, info = train_evaluator(x, y, x_val, y_val, n_classes=int(meta["n_classes"]),
-                                  backup_dir=args.checkpoints, **settings)
+                                  backup_dir=args.checkpoints, **settings.asdict())
     test_acc = accuracy(model, x_test, y_test)
     print(f"evaluator test accuracy {test_acc:.4f} on {len(x_test)} {meta['dataset']} test images")
     info.update(dataset=meta["dataset"], input_range=list(meta["range"]),

@@ -4,12 +4,12 @@ interruption), log to --live with dvclive, and write the finished model to --mod
 import argparse
 
 from genlab import cli
-from genlab.training.params import both, gan_params, train_settings
+from genlab.params import read_all
 
 
 def read_settings(params):
-    """Validate every train.* and gan.* value this stage reads: (train settings, gan keyword arguments)."""
-    return tuple(both(lambda: train_settings(params), lambda: gan_params(params)))
+    """Every train.* and gan.* value this stage reads, checked: (genlab.params.Train, genlab.params.Gan)."""
+    return read_all(params, "train", "gan")
 
 
 def main():
@@ -19,16 +19,16 @@ def main():
     ap.add_argument("--checkpoints", required=True, help="checkpoint folder, kept between runs (checkpoints/train_gan)")
     ap.add_argument("--live", required=True, help="dvclive folder (dvclive/train_gan)")
     args = ap.parse_args()
-    settings, gan = read_settings(cli.read_params())
+    train, gan = read_settings(cli.read_params())
 
     from genlab.data.processed import load_meta
     from genlab.io import check_outputs
     from genlab.training import budget
 
     meta = load_meta(args.data)
-    _, n_params = budget.gan_counts(meta["shape"], n_classes=meta["n_classes"], arch=gan["arch"],
-                                    latent_dim=gan["latent_dim"], hidden=gan["hidden"], filters=gan["filters"],
-                                    conditional=gan["conditional"])
+    _, n_params = budget.gan_counts(meta["shape"], n_classes=meta["n_classes"], arch=gan.arch,
+                                    latent_dim=gan.latent_dim, hidden=gan.hidden, filters=gan.filters,
+                                    conditional=gan.conditional)
     check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
                    args.live: budget.LIVE_DISK}, "train_gan")
 
@@ -36,9 +36,10 @@ def main():
     from genlab.training.loop import TrainSettings, load_training_data
 
     cli.sigterm_as_interrupt()
-    dataset = load_training_data(args.data, ["train"], in_memory=settings["data_in_memory"])
-    train_gan(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **gan)
-    print(f"train_gan: {gan['arch']} GAN trained for {settings['iterations']} iterations -> {args.model}")
+    dataset = load_training_data(args.data, ["train"], in_memory=train.data_in_memory)
+    train_gan(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings.from_params(train),
+              **gan.asdict())
+    print(f"train_gan: {gan.arch} GAN trained for {train.epochs} iterations -> {args.model}")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ write the finished model to --model."""
 import argparse
 
 from genlab import cli
-from genlab.training.params import both, train_settings, vae_params
+from genlab.params import read_all
 
 
 def read_settings(params):
-    """Validate every train.* and vae.* value this stage reads: (train settings, vae keyword arguments)."""
-    return tuple(both(lambda: train_settings(params), lambda: vae_params(params)))
+    """Every train.* and vae.* value this stage reads, checked: (genlab.params.Train, genlab.params.Vae)."""
+    return read_all(params, "train", "vae")
 
 
 def main():
@@ -20,15 +20,15 @@ def main():
     ap.add_argument("--checkpoints", required=True, help="checkpoint folder, kept between runs (checkpoints/train_vae)")
     ap.add_argument("--live", required=True, help="dvclive folder (dvclive/train_vae)")
     args = ap.parse_args()
-    settings, vae = read_settings(cli.read_params())
+    train, vae = read_settings(cli.read_params())
 
     from genlab.data.processed import load_meta
     from genlab.io import check_outputs
     from genlab.training import budget
 
     meta = load_meta(args.data)
-    _, n_params = budget.vae_counts(meta["shape"], arch=vae["arch"], latent_dim=vae["latent_dim"],
-                                    hidden=vae["hidden"], filters=vae["filters"])
+    _, n_params = budget.vae_counts(meta["shape"], arch=vae.arch, latent_dim=vae.latent_dim,
+                                    hidden=vae.hidden, filters=vae.filters)
     check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
                    args.live: budget.LIVE_DISK}, "train_vae")
 
@@ -36,9 +36,10 @@ def main():
     from genlab.training.vae import train_vae
 
     cli.sigterm_as_interrupt()
-    dataset = load_training_data(args.data, ["train", "val"], in_memory=settings["data_in_memory"])
-    train_vae(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings(**settings), **vae)
-    print(f"train_vae: {vae['arch']} {vae['variant']} trained for {settings['iterations']} iterations -> {args.model}")
+    dataset = load_training_data(args.data, ["train", "val"], in_memory=train.data_in_memory)
+    train_vae(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings.from_params(train),
+              **vae.asdict())
+    print(f"train_vae: {vae.arch} {vae.variant} trained for {train.epochs} iterations -> {args.model}")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 
 import argparse
 
-from genlab import cli, config
+from genlab import cli
+from genlab.params import read
 
 
 def read_settings(params):
-    """Validate every validate.* value this stage reads; return them as keyword arguments."""
-    return {"balance_tol": config.get(params, "validate.class_balance_tolerance", float, lo=0.0, hi=1.0),
-            "max_blank": config.get(params, "validate.max_blank_fraction", float, lo=0.0, hi=1.0)}
+    """Every validate.* value this stage reads, checked (a genlab.params.Validate)."""
+    return read(params, "validate")
 
 
 def main():
@@ -30,7 +30,8 @@ def main():
     n_classes = len(info["class_names"]) if info.get("class_names") else None
     report = validate_arrays(arrays, counts=info.get("counts"), shape=info.get("image_shape"),
                              n_classes=n_classes, files=(info.get("source") or {}).get("files"),
-                             docs_dir=args.docs, **s)
+                             docs_dir=args.docs, balance_tol=s.class_balance_tolerance,
+                             max_blank=s.max_blank_fraction)
     report["dataset"] = info.get("name")
     write_json(args.report, report)
     print(f"validate: {report['evaluated'] - report['failed']}/{report['evaluated']} expectations passed")

@@ -124,11 +124,11 @@ def own_lines(stderr):
 # (test_pipeline_report checks its report, test_experiments its stages and params, test_faults runs it
 # a second time in another clone and compares the metrics files byte for byte).
 SMOKE = {
-    "train": {"epochs": 60, "log_every": 20, "ckpt_every": 30, "batch_size": 64},
+    "train": {"epochs": 60, "log_every": 20, "ckpt_every": 30, "batch_size": 64, "snapshot_every": 20},
     "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
     "sample": {"n": 1000},
     "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
-                 "two_sample_max_iter": 50,
+                 "two_sample_max_iter": 50, "pixel_detector_epochs": 1, "curve_n": 500,
                  "min_evaluator_accuracy": {"fashion_mnist": 0.5, "mnist": 0.5, "url": 0.0}},
 }
 

@@ -7,9 +7,9 @@ import pytest
 from genlab.errors import GenlabError
 from genlab.evaluation.curves import COLUMNS, score_snapshots, to_tsv
 from genlab.evaluation.evaluator import train_evaluator
-from genlab.evaluation.settings import ScoreSettings
 from genlab.models.store import list_snapshots, load_weights
 from genlab.outputs.report import read_curve, trend
+from genlab.params import Evaluate
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 from genlab.training.vae import train_vae
@@ -17,8 +17,8 @@ from genlab.training.vae import train_vae
 GAN = dict(arch="dcgan", conditional=True, latent_dim=32, hidden=32, filters=16, lr=1e-3, beta_1=0.5, loss="hinge",
            ema=0.9)
 VAE = dict(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=2e-3)
-SCORE = ScoreSettings(kid_subset_size=100, kid_subsets=5, pr_k=3, coverage_min_share=0.1, two_sample_l2=1e-3,
-                      two_sample_max_iter=200, pixel_detector_epochs=2, seed=0)
+SCORE = Evaluate(kid_subset_size=100, kid_subsets=5, pr_k=3, coverage_min_share=0.1, two_sample_l2=1e-3,
+                 two_sample_max_iter=200, pixel_detector_epochs=2, seed=0)
 
 
 def meta(n_train, n_val=0):

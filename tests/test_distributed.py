@@ -274,12 +274,12 @@ def test_mixed_precision_is_ignored_on_a_cpu_with_a_note():
     ("data_in_memory", "no", "train.data_in_memory must be true or false, got 'no'"),
 ])
 def test_bad_device_params_are_one_clear_line(key, value, message):
-    from genlab.training.params import train_settings
+    from genlab.params import read
     train = {"epochs": 1, "batch_size": 8, "seed": 0, "log_every": 1, "ckpt_every": 1, "strategy": "default",
              "mixed_precision": "none", "xla": "auto", "data_in_memory": True}
-    assert train_settings({"train": dict(train, xla=False)})["xla"] == "false"
+    assert read({"train": dict(train, xla=False)}, "train").xla == "false"
     with pytest.raises(GenlabError) as e:
-        train_settings({"train": dict(train, **{key: value})})
+        read({"train": dict(train, **{key: value})}, "train")
     assert str(e.value) == message
 
 

@@ -25,7 +25,7 @@ from genlab.evaluation.evaluator import (
     save_evaluator,
     train_evaluator,
 )
-from genlab.evaluation.settings import check_gates
+from genlab.params import check_gates
 
 SLICE_GATE = 0.85
 ARCH = dict(n_classes=10, filters=[16, 32], feature_dim=128, dropout=0.3)

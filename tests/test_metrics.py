@@ -28,7 +28,7 @@ from genlab.evaluation.metrics import (
     precision_recall,
 )
 from genlab.evaluation.scoring import score_images, score_models
-from genlab.evaluation.settings import ScoreSettings, read_settings
+from genlab.params import Evaluate, read
 
 KID = dict(subset_size=250, n_subsets=50, seed=0)
 NOISE_LEVELS = [0.0, 0.1, 0.2, 0.4, 0.8]   # std of added Gaussian noise, images in [-1, 1]
@@ -286,8 +286,8 @@ def test_binarization_rule_and_refusals():
 
 # ---- the full metric dict -----------------------------------------------------------------------
 
-SETTINGS = ScoreSettings(kid_subset_size=200, kid_subsets=20, pr_k=3, coverage_min_share=0.1,
-                         two_sample_l2=1e-3, two_sample_max_iter=300, pixel_detector_epochs=2, seed=0)
+SETTINGS = Evaluate(kid_subset_size=200, kid_subsets=20, pr_k=3, coverage_min_share=0.1,
+                    two_sample_l2=1e-3, two_sample_max_iter=300, pixel_detector_epochs=2, seed=0)
 
 
 def test_score_images_dict_with_floor(evaluator, fmnist_small):
@@ -333,7 +333,8 @@ def test_read_settings_validates_every_value():
     params = {"evaluate": {"kid_subset_size": 1000, "kid_subsets": 100, "pr_k": 3, "coverage_min_share": 0.1,
                            "two_sample_l2": 0.001, "two_sample_max_iter": 500, "pixel_detector_epochs": 5,
                            "seed": 0}}
-    assert read_settings(params).pr_k == 3
+    keys = tuple(params["evaluate"])       # the scoring settings only: the other evaluate.* keys stay None
+    assert read(params, "evaluate", keys).pr_k == 3 and read(params, "evaluate", keys).iw_k is None
     params["evaluate"]["pr_k"] = "three"
     with pytest.raises(GenlabError, match="evaluate.pr_k must be a positive integer, got 'three'"):
-        read_settings(params)
+        read(params, "evaluate", keys)

@@ -4,6 +4,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from genlab.errors import GenlabError
+from genlab.params import DATASETS
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ BUILTIN = {
         class_names=tuple(str(d) for d in range(10)),
     ),
 }
-NAMES = tuple(BUILTIN) + ("url", "image_folder")   # image_folder: see genlab.data.image_folder
+NAMES = DATASETS   # BUILTIN, then "url" and "image_folder" (see genlab.data.image_folder)
+assert set(BUILTIN) <= set(NAMES), "a built-in dataset missing from genlab.params.DATASETS"
 URL_FILE = "dataset.npz"   # what a user-URL dataset is saved as
 
 

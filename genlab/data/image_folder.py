@@ -23,21 +23,11 @@ import numpy as np
 
 from genlab.errors import GenlabError
 from genlab.io import atomic_dir, sha256_file, write_json
+from genlab.params import check_image_folder
 
 NAME = "image_folder"
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-def check_settings(image_size, channels, test_fraction):
-    """Refuse values the models cannot use (the conv GAN/VAE halve the side twice)."""
-    if image_size < 4 or image_size % 4:
-        raise GenlabError(f"data.image_size must be a multiple of 4 (the conv GAN and VAE halve it twice), "
-                          f"got {image_size}: use e.g. 28, 32 or 64")
-    if channels not in (1, 3):
-        raise GenlabError(f"data.channels must be 1 (grey) or 3 (RGB), got {channels!r}")
-    if not 0.0 < test_fraction <= 0.5:
-        raise GenlabError(f"data.test_fraction must be in (0, 0.5], got {test_fraction!r}")
 
 
 def _hidden(path, root):
@@ -127,7 +117,7 @@ def split_indices(labels, test_fraction, seed):
 def load_folder(root, *, image_size, channels, test_fraction, seed):
     """Decode the folder: (dict x_train, y_train, x_test, y_test and files {split: relative paths in
     array order}, class_names, skipped)."""
-    check_settings(image_size, channels, test_fraction)
+    check_image_folder(image_size, channels, test_fraction)
     classes, files, labels, skipped = list_images(root)
     x = np.empty((len(files), image_size, image_size, channels), np.uint8)
     for i, path in enumerate(files):

@@ -399,7 +399,7 @@ def load_evaluator(directory):
 
 
 def gate_for(gates, dataset):
-    """The accuracy gate for `dataset` from gates checked by genlab.evaluation.settings.check_gates."""
+    """The accuracy gate for `dataset` from gates checked by genlab.params.check_gates."""
     if dataset not in gates:
         raise GenlabError(f"evaluate.min_evaluator_accuracy has no gate for dataset {dataset!r}: "
                           f"add `{dataset}: <minimum test accuracy>` under it in params.yaml")
@@ -418,7 +418,7 @@ def check_gate(accuracy, gate, dataset):
 
 def check_evaluator(info, gates, dataset):
     """Refuse an evaluator trained on another dataset or below its gate (info: load_evaluator_info;
-    gates: checked by check_gates)."""
+    gates: checked by genlab.params.check_gates)."""
     if info.get("dataset") != dataset:
         raise GenlabError(f"the evaluator was trained on {info.get('dataset')!r} but the data is {dataset!r}: "
                           "run `dvc repro train_evaluator`")

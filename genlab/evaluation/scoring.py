@@ -78,7 +78,8 @@ def score_models(evaluator, generated, test, train, *, value_range, settings):
     generated: {name: images}. Returns {"n": N, name: metrics for each name, "floor": floor metrics}
     (the floor and the held-out memorization distances are computed once for all models).
     Images (N, H, W, C) in the evaluator's value_range; every set holds N images like test;
-    train holds at least N.
+    train holds at least N. settings: a genlab.params.Evaluate (kid_subset_size, kid_subsets, pr_k,
+    coverage_min_share, two_sample_l2, two_sample_max_iter, seed are used).
     """
     s = settings
     test = _check_images(test, "test images", value_range)

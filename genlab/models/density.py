@@ -18,10 +18,13 @@ _LOG_2PI = np.log(2.0 * np.pi)
 def _log_prob(x, weights, means, chols):
     """log w_k + log N(x | mean_k, L_k L_k^T), shape (N, K)."""
     n, d = x.shape
-    inv = np.linalg.inv(chols)                                              # (K, d, d), lower triangular
-    y = np.einsum("kij,nkj->nki", inv, x[:, None, :] - means[None])         # whitened residuals
+    k = len(weights)
+    inv = np.linalg.inv(chols)                                              # (K, d, d): whitening maps
+    # (x - m_k) A_k^T for every k in one product: x @ [A_1^T ... A_K^T] minus each m_k A_k^T
+    y = (x @ inv.transpose(0, 2, 1).transpose(1, 0, 2).reshape(d, k * d)).reshape(n, k, d)
+    y -= np.einsum("kj,kij->ki", means, inv)[None]
     log_det = np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)      # log |L_k|
-    return np.log(weights)[None] - 0.5 * (y ** 2).sum(axis=2) - log_det[None] - 0.5 * d * _LOG_2PI
+    return np.log(weights)[None] - 0.5 * (y * y).sum(axis=2) - log_det[None] - 0.5 * d * _LOG_2PI
 
 
 def _logsumexp(a):

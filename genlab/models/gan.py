@@ -16,9 +16,7 @@ import tensorflow as tf
 from keras import layers
 
 from genlab.errors import GenlabError
-
-ARCHS = ("mlp", "dcgan")
-LOSSES = ("ns", "hinge")
+from genlab.params import GAN_ARCHS, GAN_LOSSES
 
 
 def _label_input(n_classes):
@@ -88,8 +86,8 @@ def build_discriminator(cfg):
 
 def gan_config(*, arch, latent_dim, conditional, hidden, filters, shape, n_classes, value_range):
     """The construction arguments saved with a GAN (config.json) and used to rebuild it."""
-    if arch not in ARCHS:
-        raise GenlabError(f"gan.arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if arch not in GAN_ARCHS:
+        raise GenlabError(f"gan.arch must be one of {', '.join(GAN_ARCHS)}, got {arch!r}")
     shape = [int(s) for s in shape]
     if arch == "dcgan" and (shape[0] % 4 or shape[1] % 4):
         raise GenlabError(f"gan.arch dcgan needs image sides divisible by 4, got {shape}: use gan.arch mlp")
@@ -207,7 +205,7 @@ def gan_losses(real_logits, fake_logits, fake_logits_g, loss):
         d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
         return d_loss, None if fake_logits_g is None else -tf.reduce_mean(fake_logits_g)
     if loss != "ns":
-        raise GenlabError(f"gan.loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        raise GenlabError(f"gan.loss must be one of {', '.join(GAN_LOSSES)}, got {loss!r}")
     return (0.5 * (_bce_logits(1.0, real_logits) + _bce_logits(0.0, fake_logits)),
             None if fake_logits_g is None else _bce_logits(1.0, fake_logits_g))
 

@@ -23,9 +23,7 @@ from keras import layers
 
 from genlab.errors import GenlabError
 from genlab.models.density import fit_gmm, sample_gmm
-
-ARCHS = ("mlp", "conv")
-VARIANTS = ("vae", "ae")
+from genlab.params import VAE_ARCHS, VAE_VARIANTS
 
 
 def build_encoder(cfg):
@@ -68,10 +66,10 @@ def build_decoder(cfg):
 
 def vae_config(*, arch, variant, latent_dim, hidden, filters, shape, value_range):
     """The construction arguments saved with a VAE (config.json) and used to rebuild it."""
-    if arch not in ARCHS:
-        raise GenlabError(f"vae.arch must be one of {', '.join(ARCHS)}, got {arch!r}")
-    if variant not in VARIANTS:
-        raise GenlabError(f"vae.variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    if arch not in VAE_ARCHS:
+        raise GenlabError(f"vae.arch must be one of {', '.join(VAE_ARCHS)}, got {arch!r}")
+    if variant not in VAE_VARIANTS:
+        raise GenlabError(f"vae.variant must be one of {', '.join(VAE_VARIANTS)}, got {variant!r}")
     shape = [int(s) for s in shape]
     if arch == "conv" and (shape[0] % 4 or shape[1] % 4):
         raise GenlabError(f"vae.arch conv needs image sides divisible by 4, got {shape}: use vae.arch mlp")

@@ -29,10 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from genlab.errors import GenlabError
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
-PRECISIONS = {"none": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-XLA = ("auto", "true", "false")
+from genlab.params import PRECISIONS, STRATEGIES
 
 
 def _cpu_devices_from_env():

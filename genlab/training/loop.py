@@ -75,6 +75,12 @@ class TrainSettings:
     data_in_memory: bool = True        # False: stream batches from the memory-mapped .npy files
     snapshot_every: int = 0            # keep the sampled network's weights every N iterations (0 = never)
 
+    @classmethod
+    def from_params(cls, train):
+        """From the train: section (a genlab.params.Train): its `epochs` is the iteration count."""
+        values = train.asdict()
+        return cls(iterations=values.pop("epochs"), **values)
+
 
 def load_training_data(data_dir, splits, in_memory=True):
     """{"meta": meta, split: (x, y) for split in splits} from the normalize stage's folder: in memory,
