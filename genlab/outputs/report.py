@@ -164,9 +164,13 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             if figures.get(m) and p.exists():
                 out += [f"**{caption}**", "", f"![{m} {caption.lower()}]({_rel(p, base)})", ""]
     if study:
+        st = study.get("settings", {})
         out += ["## Is the generated data useful? The augmentation study", "",
-                f"Measured on {study.get('date', '?')} with `{study.get('command', '?')}` (not part of `dvc repro`; "
-                "see docs/augmentation.md).", "", augmentation_table(study), ""]
+                f"Test accuracy of the classifier trained on a class-balanced real subset alone and with "
+                f"{st.get('n_generated', '?')} generated images, mean ± std over {len(st.get('seeds', [])) or '?'} "
+                f"seeds; the conditional GAN trained for {st.get('gan_iterations', '?')} iterations on each subset "
+                f"only. Measured on {study.get('date', '?')} with `{study.get('command', '?')}` (not part of "
+                "`dvc repro`; see docs/augmentation.md).", "", augmentation_table(study), ""]
     out += ["## Data", "",
             f"{meta['dataset']}: {meta['counts']} images of shape {meta['shape']}, classes: "
             + ", ".join(meta["class_names"]) + ".",
