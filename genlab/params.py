@@ -1,6 +1,6 @@
 """The sections of params.yaml as validated, frozen objects, and the values each param allows.
 
-One class per section (Data, Validate, Normalize, Train, Gan, Vae, Evaluator, Sample, Evaluate), its
+One class per section (Data, Validate, Normalize, Train, Gan, Vae, Evaluator, Sample, Evaluate, Cas), its
 fields named exactly as the section's keys, each field's check (kind, range, allowed values, or a
 function) declared once beside it. `read(params, "gan")` checks every value of the section and
 returns a Gan, or raises one GenlabError naming every bad value ("; "-joined); `read_all` reads
@@ -232,8 +232,28 @@ class Evaluate(Section):
     seed: int = param(int, lo=0)
 
 
+@dataclass(frozen=True)
+class Cas(Section):
+    """cas: the classification accuracy score's classifier (genlab.evaluation.cas): n training images,
+    passes over them, batch size, Adam lr, seed."""
+    n: int = param(int, lo=1)
+    epochs: int = param(int, lo=1)
+    batch_size: int = param(int, lo=1)
+    lr: float = param(float, check=_above_zero)
+    seed: int = param(int, lo=0)
+
+    def check(self):
+        if self.batch_size > self.n:
+            raise GenlabError(f"cas.batch_size {self.batch_size} exceeds cas.n {self.n} (the classifier's training "
+                              "images): lower cas.batch_size or raise cas.n")
+
+    def steps(self):
+        """Optimizer updates of one classifier: epochs passes over n images in full batches."""
+        return self.epochs * (self.n // self.batch_size)
+
+
 SECTIONS = {"data": Data, "validate": Validate, "normalize": Normalize, "train": Train, "gan": Gan, "vae": Vae,
-            "evaluator": Evaluator, "sample": Sample, "evaluate": Evaluate}
+            "evaluator": Evaluator, "sample": Sample, "evaluate": Evaluate, "cas": Cas}
 
 
 def _read(params, section, fields, errors):

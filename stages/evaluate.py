@@ -1,5 +1,6 @@
 """Stage evaluate: score every model's samples against the real test split with the evaluator,
-beside the real-vs-real floor; VAE test ELBO and importance-weighted bound. Writes --metrics.
+beside the real-vs-real floor; VAE test ELBO and importance-weighted bound; the classification
+accuracy score (CAS) of every model whose samples carry the labels it was asked for. Writes --metrics.
 Quality curves: every training snapshot of each model scored against the validation split
 (genlab.evaluation.curves), one TSV per model in --curves."""
 
@@ -10,25 +11,26 @@ import numpy as np
 
 from genlab import cli
 from genlab.errors import GenlabError
-from genlab.params import read
+from genlab.params import read_all
 
 
 def load_samples(path, n):
+    """(all images, the labels they were drawn for or None) of a samples file holding at least n images."""
     try:
         with np.load(path) as z:
-            x = z["x"]
+            x, labels = z["x"], (z["labels"] if "labels" in z.files else None)
     except (OSError, KeyError, ValueError) as e:
         raise GenlabError(f"{path} cannot be read ({e.__class__.__name__}): run `dvc repro sample`") from None
     if len(x) < n:
         raise GenlabError(f"{path} holds {len(x)} images but evaluate.n_samples is {n}: "
                           "set sample.n >= evaluate.n_samples")
-    return x[:n]
+    return x, labels
 
 
 def read_settings(params):
-    """Every evaluate.* value this stage reads, checked (a genlab.params.Evaluate, also the settings
-    of genlab.evaluation.scoring)."""
-    return read(params, "evaluate")
+    """Every evaluate.* and cas.* value this stage reads, checked: (genlab.params.Evaluate, also the
+    settings of genlab.evaluation.scoring; genlab.params.Cas)."""
+    return read_all(params, "evaluate", "cas")
 
 
 def main():
@@ -44,12 +46,13 @@ def main():
                          "gan=models/gan:dvclive/train_gan/snapshots")
     ap.add_argument("--curves", help="output folder of the quality curves, <name>.tsv (metrics/curves)")
     args = ap.parse_args()
-    settings = read_settings(cli.read_params())
+    settings, cas = read_settings(cli.read_params())
     n = settings.n_samples
     samples = dict(s.split("=", 1) for s in args.samples)
     snapshots = {name: tuple(spec.split(":", 1)) for name, spec in (s.split("=", 1) for s in args.snapshots)}
 
     from genlab.data.processed import load_meta, load_split, to_unit
+    from genlab.evaluation.cas import cas_scores
     from genlab.evaluation.elbo import vae_bounds
     from genlab.evaluation.evaluator import check_evaluator, load_evaluator, load_evaluator_info
     from genlab.evaluation.scoring import score_models
@@ -60,14 +63,25 @@ def main():
     meta = load_meta(args.data)
     info = load_evaluator_info(args.evaluator)
     check_evaluator(info, settings.min_evaluator_accuracy, meta["dataset"])
-    x_test, _ = load_split(args.data, "test")
-    x_train, _ = load_split(args.data, "train")
+    x_test, y_test = load_split(args.data, "test")
+    x_train, y_train = load_split(args.data, "train")
     if len(x_test) < n:
         raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
-    x_test = np.asarray(x_test[:n])
+    x_test, y_test = np.asarray(x_test[:n]), np.asarray(y_test[:n])
+    loaded = {name: load_samples(path, n) for name, path in samples.items()}
+    # CAS: only a model that was asked for a class (its samples carry those labels) can be scored
+    labelled = {name: (x, y) for name, (x, y) in loaded.items() if y is not None}
+    for name in [name for name in loaded if name not in labelled]:
+        print(f"evaluate: {name}: no classification accuracy score: its samples carry no labels (an "
+              "unconditional model cannot be asked for a class; the GAN can, with gan.conditional: true)")
+    if labelled and len(x_train) < cas.n:
+        raise GenlabError(f"cas.n is {cas.n} but the training split has {len(x_train)} images: lower cas.n")
+    for name, (x, _) in labelled.items():
+        if len(x) < cas.n:
+            raise GenlabError(f"{samples[name]} holds {len(x)} images but cas.n is {cas.n}: set sample.n >= cas.n")
     evaluator = load_evaluator(args.evaluator)
 
-    generated = {name: load_samples(path, n) for name, path in samples.items()}
+    generated = {name: x[:n] for name, (x, _) in loaded.items()}
     result = {"evaluator_accuracy": info["test_accuracy"],
               **score_models(evaluator, generated, x_test, x_train, value_range=meta["range"], settings=settings)}
     for name in generated:
@@ -92,6 +106,13 @@ def main():
             last = curves[name][-1]
             print(f"evaluate: {name} quality curve over {len(curves[name])} snapshots, at iteration "
                   f"{last['iteration']}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "iteration"))
+    if labelled:
+        scores = cas_scores(labelled, x_train, y_train, x_test, y_test, n_classes=meta["n_classes"], settings=cas)
+        result["cas_n"] = scores.pop("n")
+        for name, value in scores.items():
+            result[name]["cas"] = value
+        print("evaluate: classification accuracy score: "
+              + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))
     write_json(args.metrics, result)
     if args.curves:
         from genlab.io import atomic_dir

@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--live", required=True, nargs="+", metavar="NAME=DIR", help="dvclive folders")
     ap.add_argument("--curves", required=True, help="output folder of training-curve PNGs")
     ap.add_argument("--quality", help="evaluate's quality curves folder (metrics/curves), <model>.tsv")
+    ap.add_argument("--study", help="the augmentation study's results (studies/augmentation/results.json): "
+                    "its table and answer are shown when the file exists")
     ap.add_argument("--out", required=True, help="output Markdown file (reports/report.md)")
     args = ap.parse_args()
     params = cli.read_params()
@@ -48,7 +50,8 @@ def main():
     text = build(out_md=args.out, meta=load_meta(args.data), params=params,
                  evaluation=read_json(args.metrics), evaluator=read_json(args.evaluator_metrics),
                  figures=figures, curves=curves, validation=read_json(args.validation),
-                 data_docs=args.data_docs, quality=quality, quality_png=Path(args.curves) / "quality.png")
+                 data_docs=args.data_docs, quality=quality, quality_png=Path(args.curves) / "quality.png",
+                 study=read_json(args.study) if args.study and Path(args.study).exists() else None)
     with atomic_file(args.out, "w") as f:
         f.write(text)
     print(f"report: {args.out}")

@@ -130,6 +130,7 @@ SMOKE = {
     "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
                  "two_sample_max_iter": 50, "pixel_detector_epochs": 1, "curve_n": 500,
                  "min_evaluator_accuracy": {"fashion_mnist": 0.5, "mnist": 0.5, "url": 0.0}},
+    "cas": {"n": 1000, "epochs": 2},
 }
 
 

@@ -43,6 +43,7 @@ RERUNS = {
     "sample.rows": ["sample@gan", "sample@vae", "report"],
     "sample.attribute": ["sample@gan", "sample@vae", "report"],
     "evaluate": ["evaluate", "report"],
+    "cas": ["evaluate", "report"],
 }
 
 

@@ -52,6 +52,7 @@ FAULT_PARAMS = {
     # within the slice's 1,000 test images: check_data, run before every training stage, checks them
     "sample": {"n": 1000},
     "evaluate": {"n_samples": 1000, "kid_subset_size": 200},
+    "cas": {"n": 1000, "epochs": 2},
 }
 STAGES = ("train_gan", "train_vae", "train_evaluator")
 MODEL = {"train_gan": "models/gan", "train_vae": "models/vae", "train_evaluator": "models/evaluator"}

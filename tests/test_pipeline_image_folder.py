@@ -33,6 +33,7 @@ SMOKE = {
     "sample": {"n": 120, "grid": 4, "steps": 5, "rows": 2, "attribute": [1, 3]},
     "evaluate": {"n_samples": 120, "iw_k": 4, "kid_subset_size": 60, "kid_subsets": 5, "two_sample_max_iter": 50,
                  "min_evaluator_accuracy": {"image_folder": 0.0}},
+    "cas": {"n": 120, "epochs": 2, "batch_size": 32},
 }
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
 

@@ -55,6 +55,11 @@ def test_report_numbers_are_the_metrics(pipeline):
     assert cells[1:4] == [f"{metrics['gan']['fd']:.3f}", f"{metrics['vae']['fd']:.3f}", f"{metrics['floor']['fd']:.3f}"]
     acc = json.loads((proj / "metrics" / "evaluator.json").read_text())["test_accuracy"]
     assert f"test accuracy **{acc:.3f}**" in md
+    # the classification accuracy score: the conditional GAN and the floor; none for the unconditional VAE
+    row = next(line for line in md.splitlines() if line.startswith("| classification accuracy score |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == [f"{metrics['gan']['cas']:.3f}", "–", f"{metrics['floor']['cas']:.3f}"]
+    assert metrics["cas_n"] == 1000 and "cas" not in metrics["vae"] and "the VAE is unconditional" in md
     assert np.isfinite([v for part in ("gan", "vae", "floor") for v in metrics[part].values()]).all()
     # the floor is far better than a 60-iteration model: the yardstick separates real from generated
     assert metrics["floor"]["fd"] < metrics["gan"]["fd"] and metrics["floor"]["fd"] < metrics["vae"]["fd"]

@@ -32,3 +32,22 @@ def test_precision_recall_labels_show_the_k_of_the_params(tmp_path):
     md = report(tmp_path, params)
     assert "| precision (k=5) | 0.500 | 0.400 | 0.700 | higher |" in md
     assert "| recall (k=5) |" in md and "k=3" not in md
+
+
+def test_cas_row_the_skipped_model_and_the_study_table(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    evaluation = {**EVALUATION, "cas_n": 1000, "gan": {**EVALUATION["gan"], "cas": 0.75},
+                  "floor": {**EVALUATION["floor"], "cas": 0.85}}
+    study = {"date": "2026-12-02", "command": "python -m studies.augmentation", "rule": "Rule: the rule.",
+             "rows": [{"fraction": 0.01, "n_real": 540, "real_only_mean": 0.7, "real_only_std": 0.01,
+                       "augmented_mean": 0.75, "augmented_std": 0.02, "difference": 0.05, "noise": 0.03,
+                       "verdict": "yes", "answer": "1 %: augmentation helped."}]}
+    md = build(out_md=tmp_path / "report.md", meta=META, params=params, evaluation=evaluation,
+               evaluator={"test_accuracy": 0.91}, figures={}, curves={}, validation={"evaluated": 9, "failed": 0},
+               study=study)
+    assert "| classification accuracy score | 0.750 | – | 0.850 | higher |" in md
+    assert "classification accuracy score 0.750 (floor 0.850)" in md
+    assert "no score where the VAE is unconditional (it cannot be asked for a class)" in md
+    assert "| 1 % | 540 | 0.7000 ± 0.0100 | 0.7500 ± 0.0200 | +0.0500 | 0.0300 | yes |" in md
+    assert "- 1 %: augmentation helped." in md and "Rule: the rule." in md
+    assert "augmentation study" not in report(tmp_path, params)      # no results: no section

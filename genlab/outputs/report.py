@@ -24,6 +24,8 @@ METRICS = [
      "held-out accuracy of a real-vs-fake logistic regression on evaluator features"),
     ("pixel_detector_accuracy", "pixel detector accuracy", "closer to 0.5",
      "held-out accuracy of a small real-vs-fake CNN on raw pixels"),
+    ("cas", "classification accuracy score", "higher",
+     "real-test accuracy of a classifier trained only on generated images (floor: on as many real ones)"),
     ("nn_ratio", "memorization ratio", "≈ 1", "median nearest-train distance, samples / held-out real"),
     ("elbo", "test ELBO (nats)", "higher", "VAE evidence lower bound on binarized test images"),
     ("iw_bound", "IW bound (nats)", "higher", "importance-weighted bound, k samples"),
@@ -58,6 +60,33 @@ def metrics_table(evaluation, models, params):
         cells = [_fmt(evaluation.get(m, {}).get(key), key) for m in models]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(floor.get(key), key)} | {better} |")
     return "\n".join(lines)
+
+
+def cas_note(evaluation, models, params):
+    """One line on the classification accuracy score: its N and floor, and why a model has none."""
+    if "cas_n" not in evaluation:
+        return ""
+    why = {"vae": "the VAE is unconditional (it cannot be asked for a class)",
+           "gan": "the GAN is unconditional (gan.conditional: false)"}
+    skipped = [why.get(m, f"{m} has no class labels") for m in models if "cas" not in evaluation.get(m, {})]
+    cas = (params.get("cas") or {})
+    return (f"Classification accuracy score: a small CNN trained for {cas.get('epochs', '?')} epochs on "
+            f"{evaluation['cas_n']} generated images with the labels the model was asked for, tested on the real "
+            f"test split; the floor trains it on {evaluation['cas_n']} real training images"
+            + (f"; no score where {'; '.join(skipped)}" if skipped else "") + ".")
+
+
+def augmentation_table(study):
+    """Markdown of the augmentation study's results (studies/augmentation.py): one row per real subset size,
+    test accuracy mean ± std over the seeds, real subset alone and with generated images, and the answer."""
+    lines = ["| real subset | real images | real only | real + generated | difference | noise (2 × SE) | helped? |",
+             "|---|---|---|---|---|---|---|"]
+    for r in study["rows"]:
+        lines.append(f"| {100 * r['fraction']:g} % | {r['n_real']} "
+                     f"| {r['real_only_mean']:.4f} ± {r['real_only_std']:.4f}"
+                     f" | {r['augmented_mean']:.4f} ± {r['augmented_std']:.4f} | {r['difference']:+.4f} "
+                     f"| {r['noise']:.4f} | {r['verdict']} |")
+    return "\n".join(lines + [""] + [f"- {r['answer']}" for r in study["rows"]] + ["", study["rule"]])
 
 
 def read_tsv(path):
@@ -143,11 +172,12 @@ def _rel(path, start):
 
 
 def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, validation, data_docs=None,
-          quality=None, quality_png=None):
+          quality=None, quality_png=None, study=None):
     """Markdown text of the report. figures/curves: {model: folder or PNG path}; quality: {model:
-    quality-curve rows} and quality_png their figure; data_docs: the
-    great-expectations Data Docs folder (its index.html is linked); links are made relative to
-    out_md's folder so the page is self-contained."""
+    quality-curve rows} and quality_png their figure; data_docs: the great-expectations Data Docs
+    folder (its index.html is linked); study: the augmentation study's results
+    (studies/augmentation.py), or None; links are made relative to out_md's folder so the page is
+    self-contained."""
     base = Path(out_md).parent
     models = [m for m in ("gan", "vae") if m in evaluation]
     out = [f"# Generative models on {meta['dataset']}", ""]
@@ -159,12 +189,16 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             bits.append(f"{e['classes_covered']}/{meta['n_classes']} classes covered")
         if "detector_accuracy" in e:
             bits.append(f"fakes detected with accuracy {_fmt(e['detector_accuracy'], '')}")
+        if "cas" in e:
+            bits.append(f"classification accuracy score {_fmt(e['cas'], '')} (floor {_fmt(f.get('cas'), '')})")
         summary.append(f"- **{m.upper()}** ({params.get(m, {}).get('arch', '?')}): " + ", ".join(bits))
     out += ["Trained on the real training split and scored against "
             f"{evaluation.get('n', '?')} real test images with an evaluator CNN "
             f"(test accuracy **{_fmt(evaluator.get('test_accuracy'), '')}**) trained on real data only.", ""]
     out += summary + [""]
     out += ["## Metrics", "", metrics_table(evaluation, models, params), ""]
+    note = cas_note(evaluation, models, params)
+    out += [note, ""] if note else []
     out += ["| metric | what it measures |", "|---|---|"]
     out += [f"| {label} | {meaning} |" for key, label, _, meaning in _labels(params)
             if any(key in evaluation.get(m, {}) for m in models)]
@@ -185,6 +219,14 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             p = Path(figures.get(m, "")) / name
             if figures.get(m) and p.exists():
                 out += [f"**{caption}**", "", f"![{m} {caption.lower()}]({_rel(p, base)})", ""]
+    if study:
+        st = study.get("settings", {})
+        out += ["## Is the generated data useful? The augmentation study", "",
+                f"Test accuracy of the classifier trained on a class-balanced real subset alone and with "
+                f"{st.get('n_generated', '?')} generated images, mean ± std over {len(st.get('seeds', [])) or '?'} "
+                f"seeds; the conditional GAN trained for {st.get('gan_iterations', '?')} iterations on each subset "
+                f"only. Measured on {study.get('date', '?')} with `{study.get('command', '?')}` (not part of "
+                "`dvc repro`; see docs/augmentation.md).", "", augmentation_table(study), ""]
     out += ["## Data", "",
             f"{meta['dataset']}: {meta['counts']} images of shape {meta['shape']}, classes: "
             + ", ".join(meta["class_names"]) + ".",

@@ -1,0 +1,124 @@
+"""Classification accuracy score (CAS; Ravuri & Vinyals 2019): is the generated data useful?
+
+A classifier of one fixed small architecture is trained only on labelled images (a conditional
+model's images with the labels it was asked for) and scored by its accuracy on real test images.
+Beside it the floor: the same classifier, same seed and number of updates, trained on as many real
+training images. A model whose images show the wrong class for their label scores near chance
+(0.1 with ten classes); one as useful as real data scores at the floor. The augmentation study
+(genlab.evaluation.augmentation) trains the same classifier on a real subset with and without
+generated images.
+
+Architecture (fixed, not a param, so scores stay comparable): 3x3 conv 16 + ReLU + 2x2 max-pool,
+3x3 conv 32 + ReLU + 2x2 max-pool, Dense 64 ReLU, Dense n_classes logits. It is not the
+evaluator (the yardstick never sees generated images in training). Adam at a fixed learning rate
+for a fixed number of updates, no validation and no early stopping: nothing is selected, the
+test images are only scored. Update i takes batch i of a permutation keyed by (seed, epoch);
+weights start from `seed`; with TensorFlow's deterministic ops the score is a function of the seed.
+Shapes: images (N, H, W, C) float32 in the processed range; labels (N,) int.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from genlab.errors import GenlabError
+
+PREDICT_BATCH = 1000
+
+
+def build_classifier(input_shape, n_classes):
+    """The CAS classifier (uncompiled keras.Model): images -> class logits."""
+    inputs = keras.Input(tuple(input_shape), name="images")
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv0")(inputs)
+    h = keras.layers.MaxPooling2D(name="pool0")(h)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(h)
+    h = keras.layers.MaxPooling2D(name="pool1")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    h = keras.layers.Dense(64, activation="relu", name="hidden")(h)
+    return keras.Model(inputs, keras.layers.Dense(n_classes, name="logits")(h), name="cas_classifier")
+
+
+def _check(x, y, n_classes, what):
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y)
+    if x.ndim != 4 or len(x) != len(y):
+        raise GenlabError(f"{what}: expected images (N, H, W, C) and N labels, got {x.shape} and {y.shape}")
+    if not np.isfinite(x).all():
+        raise GenlabError(f"{what} contain NaN or Inf: the model diverged; retrain it")
+    if len(y) and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes):
+        raise GenlabError(f"{what}: labels must be class ids in 0..{n_classes - 1}")
+    return x, y.astype(np.int32)
+
+
+def train_classifier(x, y, *, n_classes, steps, batch_size, lr, seed):
+    """The classifier trained on (x, y) for `steps` Adam updates of batch_size images (full batches of
+    successive seeded permutations, the remainder of each dropped). Returns the keras.Model."""
+    x, y = _check(x, y, n_classes, "classifier training images")
+    per_epoch = len(x) // batch_size
+    if per_epoch < 1:
+        raise GenlabError(f"the classifier's batch size {batch_size} exceeds its {len(x)} training images: "
+                          "lower the batch size or give it more images")
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    net = build_classifier(x.shape[1:], n_classes)
+    opt = keras.optimizers.Adam(lr)
+    opt.build(net.trainable_variables)
+    xs, ys = tf.constant(x), tf.constant(y)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, batch_size], tf.int32)])
+    def run(batches):
+        loss = tf.constant(0.0)
+        for i in tf.range(tf.shape(batches)[0]):
+            idx = batches[i]
+            with tf.GradientTape() as tape:
+                loss = loss_fn(tf.gather(ys, idx), net(tf.gather(xs, idx), training=True))
+            grads = tape.gradient(loss, net.trainable_variables)
+            opt.apply_gradients(zip(grads, net.trainable_variables))
+        return loss
+
+    done, epoch = 0, 0
+    while done < steps:
+        order = np.random.default_rng([seed, epoch]).permutation(len(x))[:per_epoch * batch_size]
+        k = min(per_epoch, steps - done)
+        loss = float(run(tf.constant(order.reshape(per_epoch, batch_size)[:k], tf.int32)))
+        if not np.isfinite(loss):
+            raise GenlabError(f"the classifier's loss became {loss} at update {done + k}: lower its learning rate")
+        done, epoch = done + k, epoch + 1
+    return net
+
+
+def accuracy(net, x, y):
+    """Share of (x, y) the classifier labels correctly."""
+    predict = tf.function(lambda b: tf.argmax(net(b, training=False), axis=1, output_type=tf.int32),
+                          reduce_retracing=True)
+    pred = np.concatenate([predict(tf.constant(x[i:i + PREDICT_BATCH], tf.float32)).numpy()
+                           for i in range(0, len(x), PREDICT_BATCH)])
+    return float(np.mean(pred == np.asarray(y)))
+
+
+def score(x_train, y_train, x_test, y_test, *, n_classes, steps, batch_size, lr, seed):
+    """Test accuracy of the classifier trained on (x_train, y_train): the CAS of those images."""
+    x_test, y_test = _check(x_test, y_test, n_classes, "real test images")
+    net = train_classifier(x_train, y_train, n_classes=n_classes, steps=steps, batch_size=batch_size, lr=lr,
+                           seed=seed)
+    return accuracy(net, x_test, y_test)
+
+
+def cas_scores(labelled, x_train, y_train, x_test, y_test, *, n_classes, settings):
+    """{"n": N, name: CAS, ..., "floor": CAS of N real training images} for labelled = {name: (images,
+    labels asked for)}, each holding at least N = settings.n images (the first N are used). The floor's
+    N images are a draw from the training split keyed by settings.seed (genlab.params.Cas)."""
+    s = settings
+    if len(x_train) < s.n:
+        raise GenlabError(f"cas.n is {s.n} but the training split has {len(x_train)} images: lower cas.n")
+    for name, (x, _) in labelled.items():
+        if len(x) < s.n:
+            raise GenlabError(f"{name}: {len(x)} generated images but cas.n is {s.n}: set sample.n >= cas.n")
+    args = dict(n_classes=n_classes, steps=s.steps(), batch_size=s.batch_size, lr=s.lr, seed=s.seed)
+    result = {"n": s.n}
+    for name, (x, y) in labelled.items():
+        result[name] = score(x[:s.n], y[:s.n], x_test, y_test, **args)
+    idx = np.sort(np.random.default_rng(s.seed).choice(len(x_train), s.n, replace=False))
+    result["floor"] = score(np.asarray(x_train)[idx], np.asarray(y_train)[idx], x_test, y_test, **args)
+    return result
