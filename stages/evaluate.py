@@ -94,7 +94,7 @@ def main():
     curves = {}
     if snapshots and args.curves:
         from genlab.evaluation.curves import can_sample, score_snapshots, to_tsv
-        x_val, _ = load_split(args.data, "val")
+        x_val, y_val = load_split(args.data, "val")
         for name, (model_dir, snap_dir) in snapshots.items():
             model = load_model(model_dir)
             why = can_sample(model)
@@ -102,7 +102,7 @@ def main():
                 print(f"evaluate: no quality curve for {name}: {why}")
                 continue
             curves[name] = score_snapshots(model, snap_dir, evaluator, x_val, n=settings.curve_n, settings=settings,
-                                           seed=settings.seed)
+                                           seed=settings.seed, y_val=y_val, cas=cas)
             last = curves[name][-1]
             print(f"evaluate: {name} quality curve over {len(curves[name])} snapshots, at iteration "
                   f"{last['iteration']}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "iteration"))

@@ -51,7 +51,7 @@ def test_the_comment_holds_the_diffs_against_main_and_the_report(workflow_run):
     metric_names = {r.split("|")[2].strip() for r in rows[2:]}
     assert {"gan.fd", "vae.fd", "gan.recall", "test_accuracy"} <= metric_names, metric_names
     params = comment.split("## Params: this branch vs main")[1]
-    assert re.search(r"\| params\.yaml +\| train\.epochs +\| 8000 +\| 60 +\|", params), params[:1500]
+    assert re.search(r"\| params\.yaml +\| train\.epochs +\| 9000 +\| 60 +\|", params), params[:1500]
     report = (Path(result["clone"]) / "reports" / "report.md").read_text()
     assert report.startswith("# Generative models on") and comment.rstrip().endswith(report.rstrip())
 

@@ -9,7 +9,7 @@ from genlab.evaluation.curves import COLUMNS, score_snapshots, to_tsv
 from genlab.evaluation.evaluator import train_evaluator
 from genlab.models.store import list_snapshots, load_weights
 from genlab.outputs.report import read_curve, trend
-from genlab.params import Evaluate
+from genlab.params import Cas, Evaluate
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 from genlab.training.vae import train_vae
@@ -72,7 +72,7 @@ def test_curve_falls_as_the_gan_learns(gan_run, evaluator, fmnist_small):
     before = [v.numpy() for v in model.generator.variables]
     rows = score_snapshots(model, tmp / "live" / "snapshots", evaluator, x_val, n=500, settings=SCORE, seed=0)
     assert [r["iteration"] for r in rows] == [100, 200, 300, 330]
-    assert set(rows[0]) == set(COLUMNS)
+    assert set(rows[0]) == set(COLUMNS) - {"cas"}      # no labels given: no classification accuracy score
     assert rows[-1]["fd"] < 0.7 * rows[0]["fd"], [r["fd"] for r in rows]
     assert rows[-1]["pixel_detector_accuracy"] <= rows[0]["pixel_detector_accuracy"]
     for a, b in zip(before, model.generator.variables):   # the model is left as it was
@@ -85,6 +85,17 @@ def test_curve_falls_as_the_gan_learns(gan_run, evaluator, fmnist_small):
     back = read_curve(path)
     assert [r["iteration"] for r in back] == [100, 200, 300, 330]
     assert back[-1]["fd"] == pytest.approx(rows[-1]["fd"], rel=1e-5)
+
+
+def test_curve_has_the_conditional_gans_classification_accuracy_score(gan_run, evaluator, fmnist_small):
+    tmp, model = gan_run
+    x_val, y_val = fmnist_small["test"]
+    cas = Cas(n=500, epochs=3, batch_size=64, lr=0.002, seed=0)
+    rows = score_snapshots(model, tmp / "live" / "snapshots", evaluator, x_val, n=500, settings=SCORE, seed=0,
+                           y_val=y_val, cas=cas)
+    assert set(rows[-1]) == set(COLUMNS)
+    assert rows[-1]["cas"] > 0.3, [r["cas"] for r in rows]     # chance is 0.1
+    assert "cas" in to_tsv(rows).splitlines()[0].split("\t")
 
 
 def test_vae_snapshots_are_the_decoder(fmnist_small, tmp_path, monkeypatch, evaluator):

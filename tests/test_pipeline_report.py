@@ -85,7 +85,7 @@ def test_metrics_diff_shows_every_metric_against_the_published_run(pipeline):
         assert diff[key]["old"] is not None and diff[key]["new"] is not None, key
     assert diff["n"] == {"old": 10000, "new": 1000, "diff": -9000}
     p = subprocess.run(["dvc", "params", "diff", "--json"], cwd=proj, capture_output=True, text=True, env=env)
-    assert json.loads(p.stdout)["params.yaml"]["train.epochs"] == {"old": 8000, "new": 60, "diff": -7940}
+    assert json.loads(p.stdout)["params.yaml"]["train.epochs"] == {"old": 9000, "new": 60, "diff": -8940}
 
 
 def test_noop_repro_runs_nothing(pipeline):

@@ -90,9 +90,10 @@ def train_classifier(x, y, *, n_classes, steps, batch_size, lr, seed):
 
 def accuracy(net, x, y):
     """Share of (x, y) the classifier labels correctly."""
-    predict = tf.function(lambda b: tf.argmax(net(b, training=False), axis=1, output_type=tf.int32),
-                          reduce_retracing=True)
-    pred = np.concatenate([predict(tf.constant(x[i:i + PREDICT_BATCH], tf.float32)).numpy()
+    # eager calls: a tf.function per classifier would be traced again for every score (and TensorFlow
+    # warns about retracing once a stage scores several, as the quality curves do)
+    pred = np.concatenate([tf.argmax(net(tf.constant(x[i:i + PREDICT_BATCH], tf.float32), training=False),
+                                     axis=1, output_type=tf.int32).numpy()
                            for i in range(0, len(x), PREDICT_BATCH)])
     return float(np.mean(pred == np.asarray(y)))
 

@@ -6,19 +6,23 @@ with gan.ema; VAE: the decoder). `score_snapshots` puts each into the trained mo
 draws evaluate.curve_n images (seeded; a conditional GAN draws classes uniformly, a VAE samples
 the N(0, I) prior: the fitted code density of the final model does not exist for earlier
 decoders) and scores them against the first curve_n validation images with the evaluator:
-FD, precision, recall, the feature-level and the pixel-level detector. The test split is not used: curves are
-for watching training, and the headline metrics stay the only numbers read on the test split.
+FD, precision, recall, the feature-level and the pixel-level detector, and for a model that draws
+a chosen class (the conditional GAN) the classification accuracy score: the cas: classifier trained
+on the curve_n samples with the labels they were drawn for, tested on the validation images.
+The test split is not used: curves are for watching training, and the headline metrics stay the
+only numbers read on the test split.
 """
 
 import numpy as np
 
 from genlab.errors import GenlabError
+from genlab.evaluation import cas as cas_score
 from genlab.evaluation.detect import pixel_two_sample_accuracy, two_sample_accuracy
 from genlab.evaluation.evaluator import features
 from genlab.evaluation.metrics import frechet_distance, precision_recall
 from genlab.models.store import list_snapshots, load_weights
 
-COLUMNS = ("iteration", "fd", "precision", "recall", "detector_accuracy", "pixel_detector_accuracy")
+COLUMNS = ("iteration", "fd", "precision", "recall", "detector_accuracy", "pixel_detector_accuracy", "cas")
 
 
 def sampled_network(model):
@@ -35,9 +39,11 @@ def can_sample(model):
     return None
 
 
-def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed):
+def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed, y_val=None, cas=None):
     """[{iteration, fd, precision, recall, detector_accuracy, pixel_detector_accuracy}] for every snapshot,
-    in snapshot_dir, by iteration. x_val: validation images in the model's data range, at least n."""
+    in snapshot_dir, by iteration. x_val: validation images in the model's data range, at least n.
+    With y_val (their labels) and cas (a genlab.params.Cas), a conditional GAN's rows also get "cas":
+    the classifier trained cas.epochs passes over the n samples, tested on the n validation images."""
     snaps = list_snapshots(snapshot_dir)
     if not snaps:
         raise GenlabError(f"{snapshot_dir} holds no snapshots: set train.snapshot_every > 0 and "
@@ -46,6 +52,7 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed)
         raise GenlabError(f"evaluate.curve_n is {n} but the validation split has {len(x_val)} images: lower it")
     x_val = np.asarray(x_val[:n], np.float32)
     f_val = features(evaluator, x_val)
+    with_cas = cas is not None and y_val is not None and getattr(model, "conditional", False)
     net = sampled_network(model)
     final = [v.numpy() for v in net.variables]
     rows = []
@@ -61,7 +68,7 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed)
                                   "re-run the training stage")
             for v, w in zip(net.variables, weights):
                 v.assign(w)
-            x_gen = model.generate(n, seed)
+            x_gen, labels = model.generate(n, seed, return_labels=True) if with_cas else (model.generate(n, seed), None)
             f_gen = features(evaluator, x_gen)
             precision, recall = precision_recall(f_val, f_gen, k=settings.pr_k)
             rows.append({"iteration": iteration, "fd": frechet_distance(f_gen, f_val), "precision": precision,
@@ -71,6 +78,11 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed)
                                                                   seed=settings.seed),
                          "pixel_detector_accuracy": pixel_two_sample_accuracy(
                              x_val, x_gen, epochs=settings.pixel_detector_epochs, seed=settings.seed)})
+            if with_cas:
+                rows[-1]["cas"] = cas_score.score(x_gen, labels, x_val, np.asarray(y_val[:n]),
+                                                  n_classes=model.n_classes,
+                                                  steps=cas.epochs * max(1, n // cas.batch_size),
+                                                  batch_size=min(cas.batch_size, n), lr=cas.lr, seed=cas.seed)
     finally:
         for v, w in zip(net.variables, final):
             v.assign(w)
@@ -78,8 +90,9 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed)
 
 
 def to_tsv(rows):
-    """The curve as TSV text (a DVC plot: x = iteration)."""
-    lines = ["\t".join(COLUMNS)] + ["\t".join(str(r[c]) if c == "iteration" else f"{r[c]:.6g}" for c in COLUMNS)
-                                    for r in rows]
+    """The curve as TSV text (a DVC plot: x = iteration); the columns the rows have, in COLUMNS' order."""
+    cols = [c for c in COLUMNS if rows and c in rows[0]]
+    lines = ["\t".join(cols)] + ["\t".join(str(r[c]) if c == "iteration" else f"{r[c]:.6g}" for c in cols)
+                                 for r in rows]
     return "\n".join(lines) + "\n"
 

@@ -128,7 +128,8 @@ def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):
     opt = keras.optimizers.Adam(1e-3)
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec([None, *real.shape[1:]], tf.float32),
+                                  tf.TensorSpec([None], tf.float32)])   # traced once
     def step(xb, yb):
         with tf.GradientTape() as tape:
             loss = loss_fn(yb[:, None], net(xb, training=True))

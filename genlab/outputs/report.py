@@ -151,10 +151,13 @@ def trend(rows, metric="fd", tail=0.25):
 def plot_quality(curves, out_png):
     """FD, precision/recall and detector accuracies against the iteration, one line per model."""
     panels = [("fd", "FD (validation split)"), ("precision", "precision"), ("recall", "recall"),
-              ("detector_accuracy", "detector accuracy"), ("pixel_detector_accuracy", "pixel detector accuracy")]
+              ("detector_accuracy", "detector accuracy"), ("pixel_detector_accuracy", "pixel detector accuracy"),
+              ("cas", "classification accuracy score")]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.6), squeeze=False)
     for ax, (key, title) in zip(axes.flat, panels):
         for name, rows in curves.items():
+            if key not in rows[0]:
+                continue
             ax.plot([r["iteration"] for r in rows], [r[key] for r in rows], marker="o", ms=2, lw=1,
                     label=name.upper())
         ax.set_title(title, fontsize=9)
