@@ -35,12 +35,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # the tests' smoke sizes (tests/conftest.py SMOKE), train.epochs aside
 SMOKE = {
-    "train": {"log_every": 20, "ckpt_every": 30, "batch_size": 64},
+    "train": {"log_every": 20, "ckpt_every": 30, "batch_size": 64, "snapshot_every": 20},
     "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
     "sample": {"n": 1000},
     "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
-                 "two_sample_max_iter": 50,
+                 "two_sample_max_iter": 50, "pixel_detector_epochs": 1, "curve_n": 500,
                  "min_evaluator_accuracy": {"fashion_mnist": 0.5, "mnist": 0.5, "url": 0.0, "image_folder": 0.0}},
+    "cas": {"n": 1000, "epochs": 2},
 }
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "commit.gpgsign=false"]
 

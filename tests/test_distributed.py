@@ -275,7 +275,8 @@ def test_mixed_precision_is_ignored_on_a_cpu_with_a_note():
 ])
 def test_bad_device_params_are_one_clear_line(key, value, message):
     from genlab.params import read
-    train = {"epochs": 1, "batch_size": 8, "seed": 0, "log_every": 1, "ckpt_every": 1, "strategy": "default",
+    train = {"epochs": 1, "batch_size": 8, "seed": 0, "log_every": 1, "ckpt_every": 1, "snapshot_every": 0,
+             "strategy": "default",
              "mixed_precision": "none", "xla": "auto", "data_in_memory": True}
     assert read({"train": dict(train, xla=False)}, "train").xla == "false"
     with pytest.raises(GenlabError) as e:

@@ -43,7 +43,7 @@ from conftest import copy_project, tool_env
 
 ITERATIONS, EVAL_EPOCHS = 400, 8
 FAULT_PARAMS = {
-    "train": {"epochs": ITERATIONS, "batch_size": 32, "log_every": 20, "ckpt_every": 20},
+    "train": {"epochs": ITERATIONS, "batch_size": 32, "log_every": 20, "ckpt_every": 20, "snapshot_every": 100},
     # convolutional nets: no XLA compilation on a CPU, so every run starts fast
     "gan": {"arch": "dcgan", "filters": 4, "latent_dim": 16},
     "vae": {"arch": "conv", "filters": 4, "latent_dim": 4},
@@ -51,7 +51,7 @@ FAULT_PARAMS = {
                   "batch_size": 64},
     # within the slice's 1,000 test images: check_data, run before every training stage, checks them
     "sample": {"n": 1000},
-    "evaluate": {"n_samples": 1000, "kid_subset_size": 200},
+    "evaluate": {"n_samples": 1000, "kid_subset_size": 200, "curve_n": 200, "pixel_detector_epochs": 1},
     "cas": {"n": 1000, "epochs": 2},
 }
 STAGES = ("train_gan", "train_vae", "train_evaluator")
