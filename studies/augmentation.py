@@ -88,7 +88,7 @@ def main():
                "n_test": len(test[0]), "rule": RULE, "rows": rows,
                "settings": {k: s[k] for k in ("fractions", "seeds", "gan_iterations", "n_generated",
                                               "classifier_steps", "gan", "classifier")}
-               | {"train": {k: s["train"][k] for k in ("batch_size", "xla")}}}
+               | {"train": {k: getattr(s["train"], k) for k in ("batch_size", "xla")}}}
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["percent", "real_only", "augmented", "real_only_std", "augmented_std"])
