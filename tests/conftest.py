@@ -56,6 +56,51 @@ def fmnist_small(fmnist_raw):
             "test": prep(fmnist_raw["x_test"], fmnist_raw["y_test"], 1000)}
 
 
+@pytest.fixture(scope="session")
+def small_evaluator(fmnist_small):
+    """An evaluator trained briefly (2 epochs on the 4,000-image slice): weak as a classifier, but its
+    features separate clean from degraded images, which is all the metric and curve tests need."""
+    from genlab.evaluation.evaluator import train_evaluator
+    x, y = fmnist_small["train"]
+    xt, yt = fmnist_small["test"]
+    model, _ = train_evaluator(x, y, xt[:200], yt[:200], n_classes=10, filters=[16, 32], feature_dim=64,
+                               dropout=0.3, epochs=2, warmup_epochs=1, batch_size=128, lr=0.003, seed=0,
+                               log=lambda s: None)
+    return model
+
+
+@pytest.fixture(scope="session")
+def processed_slice(fmnist_small, tmp_path_factory):
+    """A data/processed folder (normalize's layout) holding the real 4,000 + 1,000 image slice
+    (the 1,000 test images double as the validation split)."""
+    import json
+    d = tmp_path_factory.mktemp("processed")
+    (x, y), (xv, yv) = fmnist_small["train"], fmnist_small["test"]
+    for split, (a, b) in {"train": (x, y), "val": (xv, yv), "test": (xv, yv)}.items():
+        np.save(d / f"{split}_x.npy", a)
+        np.save(d / f"{split}_y.npy", b)
+    meta = {"dataset": "fashion_mnist", "shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10,
+            "class_names": [str(k) for k in range(10)], "counts": {"train": len(x), "val": len(xv), "test": len(xv)}}
+    (d / "meta.json").write_text(json.dumps(meta))
+    return d
+
+
+class Lines:
+    """A file-like `out=` for the training functions that keeps what they print: str(lines) is the text."""
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, s):
+        self.parts.append(s)
+
+    def flush(self):
+        pass
+
+    def __str__(self):
+        return "".join(self.parts)
+
+
 def copy_project(dest):
     """Copy the project as a clean clone would have it (tracked + untracked, not ignored files)
     into dest, and make it a git repo with one commit. Returns dest."""

@@ -132,17 +132,8 @@ def run_study(proj, processed):
 
 
 @pytest.fixture(scope="module")
-def processed(fmnist_small, tmp_path_factory):
-    """A data/processed folder (normalize's layout) holding the real 4,000 + 1,000 image slice."""
-    d = tmp_path_factory.mktemp("processed")
-    (x, y), (xv, yv) = fmnist_small["train"], fmnist_small["test"]
-    for split, (a, b) in {"train": (x, y), "val": (xv, yv), "test": (xv, yv)}.items():
-        np.save(d / f"{split}_x.npy", a)
-        np.save(d / f"{split}_y.npy", b)
-    meta = {"dataset": "fashion_mnist", "shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10,
-            "class_names": [str(k) for k in range(10)], "counts": {"train": len(x), "val": len(xv), "test": len(xv)}}
-    (d / "meta.json").write_text(json.dumps(meta))
-    return d
+def processed(processed_slice):
+    return processed_slice
 
 
 @pytest.mark.parametrize("changes,line", [

@@ -6,7 +6,6 @@ import pytest
 
 from genlab.errors import GenlabError
 from genlab.evaluation.curves import COLUMNS, score_snapshots, to_tsv
-from genlab.evaluation.evaluator import train_evaluator
 from genlab.models.store import list_snapshots, load_weights
 from genlab.outputs.report import read_curve, trend
 from genlab.params import Cas, Evaluate
@@ -27,13 +26,8 @@ def meta(n_train, n_val=0):
 
 
 @pytest.fixture(scope="module")
-def evaluator(fmnist_small):
-    x, y = fmnist_small["train"]
-    xt, yt = fmnist_small["test"]
-    model, _ = train_evaluator(x, y, xt[:200], yt[:200], n_classes=10, filters=[16, 32], feature_dim=64,
-                               dropout=0.3, epochs=2, warmup_epochs=1, batch_size=128, lr=0.003, seed=0,
-                               log=lambda s: None)
-    return model
+def evaluator(small_evaluator):
+    return small_evaluator
 
 
 @pytest.fixture(scope="module")

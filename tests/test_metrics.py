@@ -15,7 +15,7 @@ from scipy.ndimage import gaussian_filter
 from genlab.errors import GenlabError
 from genlab.evaluation.detect import memorization, pixel_two_sample_accuracy, two_sample_accuracy
 from genlab.evaluation.elbo import binarize, vae_bounds
-from genlab.evaluation.evaluator import features, features_and_proba, train_evaluator
+from genlab.evaluation.evaluator import features, features_and_proba
 from genlab.evaluation.metrics import (
     class_histogram,
     classes_covered,
@@ -36,13 +36,8 @@ BLUR_LEVELS = [0.0, 0.5, 1.0, 1.5, 2.5]    # Gaussian blur sigma in pixels
 
 
 @pytest.fixture(scope="module")
-def evaluator(fmnist_small):
-    x, y = fmnist_small["train"]
-    xt, yt = fmnist_small["test"]
-    model, _ = train_evaluator(x, y, xt[:200], yt[:200], n_classes=10, filters=[16, 32], feature_dim=64,
-                               dropout=0.3, epochs=2, warmup_epochs=1, batch_size=128, lr=0.003, seed=0,
-                               log=lambda s: None)
-    return model
+def evaluator(small_evaluator):
+    return small_evaluator
 
 
 @pytest.fixture(scope="module")

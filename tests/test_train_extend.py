@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import copy_tree, run_smoke_pipeline
+from conftest import Lines, copy_tree, run_smoke_pipeline
 from genlab.training import checkpoint
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
@@ -40,20 +40,12 @@ def run(kind, tmp, data, iterations, store=None, monkeypatch=None, settings=None
     """train_gan/train_vae into tmp/{model,ckpt,live} with the run store `store` (None = off);
     returns (model, the progress lines)."""
     monkeypatch.setenv("GENLAB_RUN_STORE", str(store) if store else "off")
-    lines = []
-
-    class Out:
-        def write(self, s):
-            lines.append(s)
-
-        def flush(self):
-            pass
-
+    lines = Lines()
     settings = TrainSettings(iterations=iterations, **dict(SETTINGS, **(settings or {})))
     train, params = (train_gan, GAN) if kind == "gan" else (train_vae, VAE)
-    model = train(data, tmp / "model", tmp / "ckpt", tmp / "live", settings=settings, out=Out(),
+    model = train(data, tmp / "model", tmp / "ckpt", tmp / "live", settings=settings, out=lines,
                   **dict(params, **overrides))
-    return model, "".join(lines)
+    return model, str(lines)
 
 
 def snapshot(root, subs):

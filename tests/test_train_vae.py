@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import Lines
 from genlab.errors import GenlabError
 from genlab.models.load import load_model
 from genlab.training.loop import TrainSettings
@@ -128,18 +129,10 @@ def test_gmm_prior_samples_where_the_codes_are_and_refits_without_training(mlp_v
     monkeypatch.setenv("GENLAB_RUN_STORE", "off")
     import shutil
     shutil.copytree(mlp_vae["tmp"] / "ckpt", tmp_path / "ckpt")
-    lines = []
-
-    class Out:
-        def write(self, s):
-            lines.append(s)
-
-        def flush(self):
-            pass
-
+    lines = Lines()
     gmm = train_vae(dataset_of(fmnist_small), tmp_path / "model", tmp_path / "ckpt", tmp_path / "live",
-                    settings=SETTINGS, out=Out(), prior="gmm", prior_components=5, **MLP)
-    assert "resuming from iteration 300 of 300" in "".join(lines)
+                    settings=SETTINGS, out=lines, prior="gmm", prior_components=5, **MLP)
+    assert "resuming from iteration 300 of 300" in str(lines)
     normal = mlp_vae["model"]
     for a, b in zip(normal.decoder.variables, gmm.decoder.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
