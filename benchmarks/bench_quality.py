@@ -129,8 +129,10 @@ def build(name, family, params, dataset):
     v = read(params, "vae")
     cfg = vae_config(arch=v.arch, variant=v.variant, latent_dim=v.latent_dim, hidden=v.hidden,
                      filters=v.filters, shape=dataset["meta"]["shape"], value_range=value_range)
-    desc = f"{v.arch}, filters {v.filters}, latent {v.latent_dim}, lr {v.lr:g}, batch {batch}"
-    return VaeTask(VAE(cfg), x, x_val, v.lr, v.beta, seed), batch, use_xla(v.arch), desc
+    desc = (f"{v.arch}, filters {v.filters}, latent {v.latent_dim}, lr {v.lr:g}, batch {batch}, samples from "
+            + (f"a {v.prior_components}-component code mixture" if v.prior == "gmm" else "N(0, I)"))
+    task = VaeTask(VAE(cfg), x, x_val, v.lr, v.beta, seed, prior=v.prior, prior_components=v.prior_components)
+    return task, batch, use_xla(v.arch), desc
 
 
 def train_for(task, batch, jit, seconds, seed):
@@ -182,7 +184,7 @@ def child(name, overrides, args):
            "data_load_s": load_s, "load_before": load1()}
     row.update(train_for(task, batch, jit, args.minutes * 60.0, seed))
     row["load_after"] = load1()
-    task.finish()  # GAN with ema: the averaged generator; AE: its code Gaussian
+    task.finish()  # GAN with ema: the averaged generator; VAE, vae.prior gmm: its code mixture; AE: code Gaussian
     model = task.model
     t0 = time.perf_counter()
     x = model.generate(args.n, seed=params["sample"]["seed"])

@@ -16,18 +16,19 @@ from genlab.errors import GenlabError
 from genlab.params import read_all
 
 # The keys whose limits depend on the data (exactly the params dvc.yaml lists for check_data).
-KEYS = {"train": ("batch_size", "data_in_memory"),
+KEYS = {"train": ("batch_size", "data_in_memory", "snapshot_every"),
         "gan": ("arch", "conditional", "latent_dim", "hidden", "filters"),
         "vae": ("arch", "latent_dim", "hidden", "filters"),
         "evaluator": ("batch_size", "filters", "feature_dim"),
         "sample": ("n", "attribute"),
-        "evaluate": ("n_samples", "kid_subset_size", "pr_k")}
+        "evaluate": ("n_samples", "kid_subset_size", "pr_k", "curve_n"),
+        "cas": ("n",)}
 
 
 def read_settings(params):
     """The params whose limits depend on the data ({section: genlab.params object of KEYS[section]}),
     each checked on its own; and the checks between them that need no data (sample.n >=
-    evaluate.n_samples, KID subset and pr_k <= evaluate.n_samples)."""
+    evaluate.n_samples, KID subset and pr_k <= evaluate.n_samples, cas.n <= sample.n for a conditional GAN)."""
     s = dict(zip(KEYS, read_all(params, *KEYS.items())))
     sample, ev = s["sample"], s["evaluate"]
     problems = []
@@ -40,6 +41,9 @@ def read_settings(params):
                         f"({n}), the images KID draws its subsets from: lower evaluate.kid_subset_size")
     if ev.pr_k >= n:
         problems.append(f"evaluate.pr_k ({ev.pr_k}) must be smaller than evaluate.n_samples ({n}): lower it")
+    if s["gan"].conditional and s["cas"].n > sample.n:
+        problems.append(f"cas.n ({s['cas'].n}) is larger than sample.n ({sample.n}), the generated images the "
+                        "classification accuracy score trains on: set sample.n >= cas.n or lower cas.n")
     if problems:
         raise GenlabError("; ".join(problems))
     return s
@@ -94,6 +98,14 @@ def check(s, meta, available=None):
                         f"scored: lower evaluate.kid_subset_size to at most {kid_pool}")
     if pr_k >= kid_pool:
         problems.append(f"evaluate.pr_k ({pr_k}) must be smaller than the {kid_pool} images scored: lower it")
+    curve_n, n_val = s["evaluate"].curve_n, counts.get("val", 0)
+    if train.snapshot_every > 0 and curve_n > n_val:
+        problems.append(f"evaluate.curve_n ({curve_n}) is larger than the validation split ({n_val} images) the "
+                        f"quality curves are scored against: lower evaluate.curve_n to at most {n_val} (or set "
+                        "train.snapshot_every: 0)")
+    if s["gan"].conditional and s["cas"].n > n_train:
+        problems.append(f"cas.n ({s['cas'].n}) is larger than the training split ({n_train} images), which the "
+                        f"classification accuracy score's floor draws from: lower cas.n to at most {n_train}")
     edit = sample.attribute
     bad = [k for k in edit if not 0 <= k < n_classes]
     if bad:

@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--quality", help="evaluate's quality curves folder (metrics/curves), <model>.tsv")
     ap.add_argument("--study", help="the augmentation study's results (studies/augmentation/results.json): "
                     "its table and answer are shown when the file exists")
+    ap.add_argument("--spread", help="the seed spread's results (studies/spread/results.json): ± sd beside the "
+                    "metrics when it was measured at these params")
     ap.add_argument("--out", required=True, help="output Markdown file (reports/report.md)")
     args = ap.parse_args()
     params = cli.read_params()
@@ -51,7 +53,8 @@ def main():
                  evaluation=read_json(args.metrics), evaluator=read_json(args.evaluator_metrics),
                  figures=figures, curves=curves, validation=read_json(args.validation),
                  data_docs=args.data_docs, quality=quality, quality_png=Path(args.curves) / "quality.png",
-                 study=read_json(args.study) if args.study and Path(args.study).exists() else None)
+                 study=read_json(args.study) if args.study and Path(args.study).exists() else None,
+                 spread=read_json(args.spread) if args.spread and Path(args.spread).exists() else None)
     with atomic_file(args.out, "w") as f:
         f.write(text)
     print(f"report: {args.out}")

@@ -166,6 +166,20 @@ def test_batch_larger_than_the_split_or_the_memory_is_refused():
     assert "train_vae needs about" in line and "split" not in line
 
 
+def test_cas_beyond_the_samples_is_refused_only_for_a_conditional_gan():
+    from stages import check_data
+    line = check_data_error(params(**{"cas.n": 20000}), FMNIST, available=8 << 30)
+    assert line == ("cas.n (20000) is larger than sample.n (10000), the generated images the classification "
+                    "accuracy score trains on: set sample.n >= cas.n or lower cas.n")
+    # an unconditional GAN's samples carry no labels: no CAS, so no limit (up to the training split)
+    check_data.check(check_data.read_settings(params(**{"cas.n": 20000, "gan.conditional": False})), FMNIST,
+                     available=8 << 30)
+    # without snapshots there are no quality curves to score
+    small_val = {**FMNIST, "counts": {**FMNIST["counts"], "val": 500}}
+    assert check_data_error(PARAMS, small_val, available=8 << 30).startswith("evaluate.curve_n (1000) is larger")
+    check_data.check(check_data.read_settings(params(**{"train.snapshot_every": 0})), small_val, available=8 << 30)
+
+
 def test_every_limit_of_a_small_image_folder_is_named_in_one_line():
     line = check_data_error(params(**{"sample.attribute": [0, 42]}), SMALL_FOLDER, available=8 << 30)
     assert line.split("; ") == [
@@ -177,6 +191,10 @@ def test_every_limit_of_a_small_image_folder_is_named_in_one_line():
         "draws from: lower evaluate.n_samples to at most 40",
         "evaluate.kid_subset_size (1000) is larger than the 12 images scored: lower evaluate.kid_subset_size to "
         "at most 12",
+        "evaluate.curve_n (1000) is larger than the validation split (4 images) the quality curves are scored "
+        "against: lower evaluate.curve_n to at most 4 (or set train.snapshot_every: 0)",
+        "cas.n (10000) is larger than the training split (40 images), which the classification accuracy score's "
+        "floor draws from: lower cas.n to at most 40",
         "sample.attribute [0, 42] names class 42 but the data have 3 classes (0..2): set sample.attribute to two "
         "class ids in 0..2",
     ]

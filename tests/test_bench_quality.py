@@ -74,3 +74,16 @@ def test_variant_rows_change_only_the_named_params():
     with pytest.raises(SystemExit, match="not a key"):
         bench.read_params({"gan.emma": 0.9})
     assert np.isfinite(bench.load1())
+
+
+def test_the_default_vae_row_samples_as_the_pipeline_does(fmnist_small, monkeypatch):
+    """default_vae fits the code mixture of params.yaml (vae.prior gmm) after training, as train_vae does."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    bench = bench_module()
+    (x, y) = fmnist_small["train"]
+    dataset = {"meta": {"range": [-1.0, 1.0], "shape": [28, 28, 1]}, "train": (x[:300], y[:300]),
+               "val": (x[300:400], y[300:400])}
+    task, _, _, desc = bench.build("default_vae", "vae", bench.read_params(), dataset)
+    assert (task.prior, task.prior_components) == ("gmm", 20) and "20-component code mixture" in desc
+    task, _, _, desc = bench.build("vae_normal", "vae", bench.read_params({"vae.prior": "normal"}), dataset)
+    assert task.prior == "normal" and desc.endswith("samples from N(0, I)")

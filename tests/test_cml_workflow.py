@@ -62,3 +62,16 @@ def test_every_image_of_the_report_is_published(workflow_run):
     missing = (record / "missing.txt").read_text().split()
     assert missing == [] and len(published) >= 8, (published, missing)
     assert any("figures/gan/" in p for p in published) and any("figures/vae/" in p for p in published)
+
+
+def test_the_comment_puts_each_change_beside_the_seed_noise(workflow_run):
+    """main is the committed default run, whose params the committed seed spread was measured at: every
+    changed metric of evaluate.json gets the spread's sd and a verdict (smoke-size training is far worse)."""
+    result, record = workflow_run
+    comment = (record / "comment.md").read_text()
+    section = comment.split("Seed noise: changes from main beside the spread over")[1].split("# Generative models")[0]
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+            for r in section.splitlines() if r.startswith("| ") and not r.startswith("| metric")}
+    assert {"gan.fd", "gan.recall", "vae.fd"} <= set(rows), section[:1500]
+    assert rows["gan.fd"][4] == "beyond noise" and float(rows["gan.fd"][2]) > 0, rows["gan.fd"]
+    assert all(r[4] in ("beyond noise", "within noise", "no spread") for r in rows.values())

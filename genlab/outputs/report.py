@@ -49,16 +49,59 @@ def _labels(params):
     return [(key, label.format(k=k), better, meaning) for key, label, better, meaning in METRICS]
 
 
-def metrics_table(evaluation, models, params):
-    """Markdown table: one row per metric present, one column per model, then the floor."""
+def metrics_table(evaluation, models, params, stats=None):
+    """Markdown table: one row per metric present, one column per model, then the floor. stats: the
+    seed spread's {"gan.fd": {"std": ...}} (studies/spread.py), shown as ± sd beside each value."""
     head = "| metric | " + " | ".join(models) + " | real vs real (floor) | better |"
     lines = [head, "|" + "---|" * (len(models) + 3)]
     floor = evaluation.get("floor", {})
+    stats = stats or {}
+
+    def cell(m, key):
+        value, sd = evaluation.get(m, {}).get(key), stats.get(f"{m}.{key}", {}).get("std")
+        return _fmt(value, key) + (f" ± {_fmt_sd(sd)}" if value is not None and sd is not None else "")
+
     for key, label, better, _ in _labels(params):
         if not any(key in evaluation.get(m, {}) for m in models):
             continue
-        cells = [_fmt(evaluation.get(m, {}).get(key), key) for m in models]
+        cells = [cell(m, key) for m in models]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(floor.get(key), key)} | {better} |")
+    return "\n".join(lines)
+
+
+def _fmt_sd(sd):
+    return f"{sd:.2g}" if sd >= 0.01 or sd == 0 else f"{sd:.1e}"
+
+
+def spread_applies(spread, params):
+    """(the seed spread's stats, "") when it was measured at these params except its seed key, else
+    (None, one line saying why not)."""
+    from genlab.evaluation.spread import params_differences
+    if not spread:
+        return None, ("No seed spread measured yet: `python -m studies.spread` runs the pipeline with other "
+                      "training seeds (docs/experiments.md, \"Seed noise\").")
+    differ = params_differences(spread["params"], params, ignore={spread["key"]})
+    if differ:
+        return None, (f"The seed spread (`studies/spread/results.json`, {spread['date']}) was measured at params "
+                      f"that differ from these in {', '.join(f'`{k}`' for k in differ[:6])}"
+                      f"{' …' if len(differ) > 6 else ''}: not shown; `python -m studies.spread` measures it here.")
+    return spread["stats"], ""
+
+
+def spread_table(spread, models=("gan", "vae")):
+    """Markdown of the seed spread (studies/spread.py): per metric and model, mean ± sd (min – max)."""
+    stats = spread["stats"]
+    lines = ["| metric | " + " | ".join(f"{m}: mean ± sd (min – max)" for m in models) + " |",
+             "|" + "---|" * (len(models) + 1)]
+    for key, label, _, _ in _labels(spread.get("params") or {}):
+        if not any(f"{m}.{key}" in stats for m in models):
+            continue
+        cells = []
+        for m in models:
+            s = stats.get(f"{m}.{key}")
+            cells.append("–" if s is None else
+                         f"{s['mean']:.4g} ± {_fmt_sd(s['std'])} ({s['min']:.4g} – {s['max']:.4g})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -175,12 +218,12 @@ def _rel(path, start):
 
 
 def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, validation, data_docs=None,
-          quality=None, quality_png=None, study=None):
+          quality=None, quality_png=None, study=None, spread=None):
     """Markdown text of the report. figures/curves: {model: folder or PNG path}; quality: {model:
     quality-curve rows} and quality_png their figure; data_docs: the great-expectations Data Docs
     folder (its index.html is linked); study: the augmentation study's results
-    (studies/augmentation.py), or None; links are made relative to out_md's folder so the page is
-    self-contained."""
+    (studies/augmentation.py), or None; spread: the seed spread's results (studies/spread.py), or None;
+    links are made relative to out_md's folder so the page is self-contained."""
     base = Path(out_md).parent
     models = [m for m in ("gan", "vae") if m in evaluation]
     out = [f"# Generative models on {meta['dataset']}", ""]
@@ -199,7 +242,14 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             f"{evaluation.get('n', '?')} real test images with an evaluator CNN "
             f"(test accuracy **{_fmt(evaluator.get('test_accuracy'), '')}**) trained on real data only.", ""]
     out += summary + [""]
-    out += ["## Metrics", "", metrics_table(evaluation, models, params), ""]
+    stats, why_not = spread_applies(spread, params)
+    out += ["## Metrics", "", metrics_table(evaluation, models, params, stats), ""]
+    if stats:
+        out += [f"± is the standard deviation over {len(spread['seeds'])} training seeds (`{spread['key']}` = "
+                f"{', '.join(str(s) for s in spread['seeds'])}; measured on {spread['date']} with "
+                f"`{spread['command']}`, the table below). {spread['rule']}", ""]
+    else:
+        out += [why_not, ""]
     note = cas_note(evaluation, models, params)
     out += [note, ""] if note else []
     out += ["| metric | what it measures |", "|---|---|"]
@@ -222,6 +272,12 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             p = Path(figures.get(m, "")) / name
             if figures.get(m) and p.exists():
                 out += [f"**{caption}**", "", f"![{m} {caption.lower()}]({_rel(p, base)})", ""]
+    if stats:
+        out += ["## Seed spread", "",
+                f"The pipeline at these params with {len(spread['seeds'])} training seeds (a queued `dvc exp run` "
+                f"sweep of `{spread['key']}`; everything else as here). A change smaller than 2 × √2 sd is within "
+                "what another seed gives; `python -m studies.spread diff main` applies that to a change.", "",
+                spread_table(spread, models), ""]
     if study:
         st = study.get("settings", {})
         out += ["## Is the generated data useful? The augmentation study", "",
