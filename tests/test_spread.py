@@ -178,6 +178,8 @@ def test_spread_diff_puts_a_change_beside_the_noise(spread_run):
                           check=True, capture_output=True, text=True).stdout.splitlines()
     name = next(ref.rsplit("/", 1)[1] for ref in refs if ref.startswith(seed1))
     dvc(work, "exp", "apply", name, env=env, check=True)   # the workspace is now the seed-1 run
+    # (the experiment was queued before the spread existed: keep the spread this test committed)
+    subprocess.run(["git", "checkout", "HEAD", "--", "studies/spread/results.json"], cwd=work, check=True)
     r = subprocess.run([sys.executable, "-m", "studies.spread", "diff", "HEAD", "--md"], cwd=work,
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
