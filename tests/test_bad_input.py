@@ -108,8 +108,11 @@ def test_unknown_key_is_found_even_when_a_stage_stops_at_a_bad_value():
     ({"evaluator.warmup_epochs": 2, "evaluator.epochs": 2},
      "evaluator.warmup_epochs (2) must be less than evaluator.epochs (2): lower evaluator.warmup_epochs "
      "or raise evaluator.epochs"),
-    ({"sample.n": 500, "evaluate.n_samples": 1000},
+    ({"sample.n": 500, "evaluate.n_samples": 1000, "cas.n": 500},
      "sample.n (500) is smaller than evaluate.n_samples (1000): set sample.n >= evaluate.n_samples"),
+    ({"sample.n": 5000, "evaluate.n_samples": 5000},
+     "cas.n (10000) is larger than sample.n (5000), the generated images the classification accuracy score "
+     "trains on: set sample.n >= cas.n or lower cas.n"),
 ])
 def test_each_bad_value_is_said_once_with_what_to_do(changes, message):
     assert check_params_error(params(**changes)) == message
