@@ -14,15 +14,9 @@ RULE = ("A change between two runs is beyond seed noise when |change| > 2 × √
 NOISE_FACTOR = 2 * math.sqrt(2)
 
 
-def flatten(tree, prefix=""):
+def flatten(tree):
     """{"gan": {"fd": 8.8}} -> {"gan.fd": 8.8}: the numeric leaves (bools excluded)."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[prefix + key] = float(value)
-    return out
+    return {k: float(v) for k, v in _leaves(tree).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def summarize(runs):

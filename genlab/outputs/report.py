@@ -82,7 +82,7 @@ def spread_applies(spread, params):
                       "training seeds (docs/experiments.md, \"Seed noise\").")
     differ = params_differences(spread["params"], params, ignore={spread["key"]})
     if differ:
-        return None, (f"The seed spread (`studies/spread/results.json`, {spread['date']}) was measured at params "
+        return None, (f"The seed spread (`{spread['command']}`, {spread['date']}) was measured at params "
                       f"that differ from these in {', '.join(f'`{k}`' for k in differ[:6])}"
                       f"{' …' if len(differ) > 6 else ''}: not shown; `python -m studies.spread` measures it here.")
     return spread["stats"], ""
