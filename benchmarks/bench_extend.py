@@ -10,19 +10,24 @@ smoke pipeline for everything else), `dvc repro` runs the whole pipeline from th
 (--data, GENLAB_MIRROR) with a run store inside the copy, and the result is committed. The copy is
 then duplicated (hard-linked DVC cache). --base DIR skips that setup: DIR is a project whose
 pipeline has already run at train.epochs = FROM (for example this workspace after `dvc repro`); it is
-copied (workspace, git, DVC cache hard-linked; not .venv) and its state committed in the copy.
+copied (workspace, git, DVC cache hard-linked; not .venv) and its state committed in the copy, and the
+run store it ran with (GENLAB_RUN_STORE, default ~/.cache/genlab/runs) is copied as the bench's store.
   extended      `dvc exp run -S train.epochs=TO` as is: train_gan and train_vae continue their
-                finished runs from the persisted checkpoints (FROM -> TO)
+                finished runs from the persisted checkpoints (FROM -> TO), and evaluate takes the
+                quality-curve rows of the snapshots the FROM run scored from the score cache
+  extended, no score cache   the same with the store's scores/ left out (the baseline of the cache)
   from scratch  the same command after emptying checkpoints/train_gan and checkpoints/train_vae
                 (`dvc commit`ed empty, so `exp run` cannot check the old ones out of the cache)
                 and with the run store off: both trainings start at iteration 0
-Both run the downstream stages too (sample, evaluate, report), as a user's command does. Printed:
-the two wall times side by side, their ratio (target at --full 3000 -> 5000: <= 45 %), and whether
-the two runs' metrics/evaluate.json are byte-identical (they must be).
+Each arm works on its own copy of the project and of the store. All run the downstream stages too
+(sample, evaluate, report), as a user's command does. Printed: the wall times side by side, each as a
+share of scratch's (target: extended <= 45 %), the curve rows reused, and whether each run's metrics
+(metrics/evaluate.json, metrics/curves) are byte-identical to scratch's (they must be).
 """
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +36,9 @@ import time
 from pathlib import Path
 
 import yaml
+
+from genlab.evaluation.score_cache import FOLDER as SCORES
+from genlab.training.checkpoint import run_store, tree_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 # the tests' smoke sizes (tests/conftest.py SMOKE), train.epochs aside
@@ -117,6 +125,9 @@ def main():
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         if args.base:
             duplicate(Path(args.base), base)
+            store = run_store()   # the run store the base's pipeline kept its runs and curve rows in, copied
+            if store is not None and store.is_dir():
+                shutil.copytree(store, work / "store", ignore=shutil.ignore_patterns("*.tmp-*"))
             epochs = yaml.safe_load((base / "params.yaml").read_text())["train"]["epochs"]
             if epochs != args.epochs_from or run(["dvc", "status", "-q"], base, env).strip():
                 sys.exit(f"bench_extend: {args.base} must hold a finished pipeline at train.epochs={args.epochs_from} "
@@ -132,9 +143,22 @@ def main():
             commit(base, f"bench_extend: pipeline at {args.epochs_from} iterations")
 
         cmd = ["dvc", "exp", "run", "-S", f"train.epochs={args.epochs_to}"]
-        ext = duplicate(base, work / "extended")
-        t_ext, out = timed(cmd, ext, env)
-        continued = sum("continuing the finished run" in line for line in out.splitlines())
+
+        def extend(name, scores):
+            """The command on a copy of base, continuing from its checkpoints, with a copy of the run store
+            (without its score cache unless `scores`). Returns (seconds, trainings continued, rows reused, copy)."""
+            store = work / f"store-{name}"
+            if (work / "store").is_dir():
+                shutil.copytree(work / "store", store)
+                if not scores:
+                    shutil.rmtree(store / SCORES, ignore_errors=True)
+            proj = duplicate(base, work / name)
+            t, out = timed(cmd, proj, dict(env, GENLAB_RUN_STORE=str(store)))
+            return (t, sum("continuing the finished run" in line for line in out.splitlines()),
+                    sum(int(m) for m in re.findall(r"\((\d+) from the score cache\)", out)), proj)
+
+        ext = extend("extended", scores=True)
+        plain = extend("extended-no-score-cache", scores=False)
         scratch = duplicate(base, work / "scratch")
         for stage in ("train_gan", "train_vae"):
             shutil.rmtree(scratch / "checkpoints" / stage)
@@ -142,15 +166,22 @@ def main():
         run(["dvc", "commit", "-f", "train_gan", "train_vae"], scratch, env)
         t_scratch, out = timed(cmd, scratch, dict(env, GENLAB_RUN_STORE="off"))
         restarted = sum("continuing" in line or "resuming" in line for line in out.splitlines())
-        same = (ext / "metrics" / "evaluate.json").read_bytes() == (scratch / "metrics" / "evaluate.json").read_bytes()
+        reference = tree_digest(scratch / "metrics")   # evaluate.json, the curves
 
         print(f"\n`{' '.join(cmd)}` after a finished {args.epochs_from}-iteration pipeline "
               f"({'full' if args.full else 'smoke'} sizes)")
-        print(f"{'from scratch':>14} {'extended':>10} {'ratio':>7}   trainings continued  evaluate.json identical")
-        print(f"{t_scratch:13.1f}s {t_ext:9.1f}s {100 * t_ext / t_scratch:6.1f}%   "
-              f"{continued} of 2 (scratch: {restarted}){'':7} {'yes' if same else 'NO'}")
-        if continued != 2 or restarted or not same:
-            sys.exit("bench_extend: the extended run did not continue both trainings, or differs from scratch")
+        print(f"{'run':<32} {'wall time':>10} {'of scratch':>11}  trainings continued  curve rows reused  "
+              "metrics = scratch's")
+        print(f"{'from scratch (run store off)':<32} {t_scratch:9.1f}s {100.0:10.1f}%  {restarted:>19}  {0:>17}  yes")
+        bad = bool(restarted)
+        for label, (t, continued, reused, proj) in (("extended, no score cache", plain), ("extended", ext)):
+            same = tree_digest(proj / "metrics") == reference
+            print(f"{label:<32} {t:9.1f}s {100 * t / t_scratch:10.1f}%  {continued:>14} of 2  {reused:>17}  "
+                  f"{'yes' if same else 'NO'}")
+            bad |= continued != 2 or not same
+        if bad or ext[2] == 0:
+            sys.exit("bench_extend: an extended run did not continue both trainings or reuse curve rows, or its "
+                     "metrics differ from scratch's")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

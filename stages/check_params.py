@@ -21,6 +21,7 @@ from stages import (
     check_data,
     evaluate,
     fetch,
+    floor,
     normalize,
     sample,
     train_evaluator,
@@ -29,7 +30,7 @@ from stages import (
     validate,
 )
 
-STAGES = (fetch, validate, normalize, check_data, train_gan, train_vae, train_evaluator, sample, evaluate)
+STAGES = (fetch, validate, normalize, check_data, train_gan, train_vae, train_evaluator, floor, sample, evaluate)
 
 
 def declared_keys(dvc_yaml="dvc.yaml"):

@@ -1,6 +1,7 @@
 """Stage evaluate: score every model's samples against the real test split with the evaluator,
-beside the real-vs-real floor; VAE test ELBO and importance-weighted bound; the classification
-accuracy score (CAS) of every model whose samples carry the labels it was asked for. Writes --metrics.
+beside the real-vs-real floor (the floor stage's --floor, copied in); VAE test ELBO and importance-weighted
+bound; the classification accuracy score (CAS) of every model whose samples carry the labels it was
+asked for. Writes --metrics.
 Quality curves: every training snapshot of each model scored against the validation split
 (genlab.evaluation.curves), one TSV per model in --curves."""
 
@@ -27,6 +28,20 @@ def load_samples(path, n):
     return x, labels
 
 
+def load_floor(path, key):
+    """The floor stage's result at `path`, refused unless it was computed from the inputs of `key`."""
+    import json
+    try:
+        floor = json.loads(open(path).read())
+        same = floor["key"] == key
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GenlabError(f"{path} cannot be read ({e.__class__.__name__}): run `dvc repro floor`") from None
+    if not same:
+        raise GenlabError(f"{path} was computed from other data, another evaluator or other evaluate/cas "
+                          "settings: run `dvc repro floor`")
+    return floor
+
+
 def read_settings(params):
     """Every evaluate.* and cas.* value this stage reads, checked: (genlab.params.Evaluate, also the
     settings of genlab.evaluation.scoring; genlab.params.Cas)."""
@@ -40,6 +55,7 @@ def main():
     ap.add_argument("--samples", required=True, nargs="+", metavar="NAME=NPZ",
                     help="generated images per model, e.g. gan=samples/gan.npz")
     ap.add_argument("--vae", required=True, help="VAE model folder, for the test ELBO (models/vae)")
+    ap.add_argument("--floor", required=True, help="the floor stage's output (metrics/floor.json)")
     ap.add_argument("--metrics", required=True, help="output JSON (metrics/evaluate.json)")
     ap.add_argument("--snapshots", nargs="*", default=[], metavar="NAME=MODEL:SNAPSHOTS",
                     help="quality curves: the model folder and its training snapshots, e.g. "
@@ -55,7 +71,7 @@ def main():
     from genlab.evaluation.cas import cas_scores
     from genlab.evaluation.elbo import vae_bounds
     from genlab.evaluation.evaluator import check_evaluator, load_evaluator, load_evaluator_info
-    from genlab.evaluation.scoring import score_models
+    from genlab.evaluation.scoring import floor_key, score_models
     from genlab.io import check_outputs, write_json
     from genlab.models.load import load_model
 
@@ -68,6 +84,8 @@ def main():
     if len(x_test) < n:
         raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
     x_test, y_test = np.asarray(x_test[:n]), np.asarray(y_test[:n])
+    x_train, y_train = np.asarray(x_train), np.asarray(y_train)
+    floor = load_floor(args.floor, floor_key(args.evaluator, (x_test, y_test), (x_train, y_train), settings, cas))
     loaded = {name: load_samples(path, n) for name, path in samples.items()}
     # CAS: only a model that was asked for a class (its samples carry those labels) can be scored
     labelled = {name: (x, y) for name, (x, y) in loaded.items() if y is not None}
@@ -83,7 +101,9 @@ def main():
 
     generated = {name: x[:n] for name, (x, _) in loaded.items()}
     result = {"evaluator_accuracy": info["test_accuracy"],
-              **score_models(evaluator, generated, x_test, x_train, value_range=meta["range"], settings=settings)}
+              **score_models(evaluator, generated, x_test, x_train, value_range=meta["range"], settings=settings,
+                             floor=floor)}
+    result["floor"].pop("cas", None)   # beside the models' CAS below, if any model has one
     for name in generated:
         print(f"evaluate: {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in result[name].items()))
     vae = load_model(args.vae)
@@ -93,7 +113,9 @@ def main():
                                                        seed=settings.seed))
     curves = {}
     if snapshots and args.curves:
-        from genlab.evaluation.curves import can_sample, score_snapshots, to_tsv
+        from genlab.evaluation.curves import can_sample, score_snapshots, to_tsv, with_cas
+        from genlab.evaluation.score_cache import RowCache, curve_context
+        from genlab.models.store import read_model_config
         x_val, y_val = load_split(args.data, "val")
         for name, (model_dir, snap_dir) in snapshots.items():
             model = load_model(model_dir)
@@ -101,13 +123,18 @@ def main():
             if why:
                 print(f"evaluate: no quality curve for {name}: {why}")
                 continue
+            family, config = read_model_config(model_dir)
+            cache = RowCache.default(curve_context({"family": family, **config}, args.evaluator, x_val, y_val,
+                                                   settings, cas if with_cas(model, y_val, cas) else None))
             curves[name] = score_snapshots(model, snap_dir, evaluator, x_val, n=settings.curve_n, settings=settings,
-                                           seed=settings.seed, y_val=y_val, cas=cas)
+                                           seed=settings.seed, y_val=y_val, cas=cas, cache=cache)
             last = curves[name][-1]
-            print(f"evaluate: {name} quality curve over {len(curves[name])} snapshots, at iteration "
-                  f"{last['iteration']}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "iteration"))
+            print(f"evaluate: {name} quality curve over {len(curves[name])} snapshots ({cache.hits} from the score "
+                  f"cache), at iteration {last['iteration']}: "
+                  + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "iteration"))
     if labelled:
-        scores = cas_scores(labelled, x_train, y_train, x_test, y_test, n_classes=meta["n_classes"], settings=cas)
+        scores = cas_scores(labelled, x_train, y_train, x_test, y_test, n_classes=meta["n_classes"], settings=cas,
+                            floor=floor["floor"]["cas"])
         result["cas_n"] = scores.pop("n")
         for name, value in scores.items():
             result[name]["cas"] = value

@@ -281,7 +281,8 @@ def test_read_only_checkpoint_folder_is_refused_before_training(train_project, s
       "--figures", "reports/figures/gan"]),
     ("evaluate", "metrics", "metrics/evaluate.json",
      ["--evaluator", "models/evaluator", "--samples", "gan=samples/gan.npz", "--vae", "models/vae",
-      "--metrics", "metrics/evaluate.json"]),
+      "--floor", "metrics/floor.json", "--metrics", "metrics/evaluate.json"]),
+    ("floor", "metrics", "metrics/floor.json", ["--evaluator", "models/evaluator", "--out", "metrics/floor.json"]),
 ])
 def test_read_only_sample_and_metrics_folders_are_refused_before_any_work(train_project, stage, folder, output,
                                                                          args):

@@ -52,6 +52,15 @@ def test_images_of_the_wrong_class_score_near_chance(real):
     assert score(x, rotated, test) < 0.1 < result["floor"] - 0.5
 
 
+def test_the_floor_on_its_own_is_the_floor_of_the_scores(real, fmnist_small):
+    (x, y), test, result = real
+    x_train, y_train = fmnist_small["train"][0][:2000], fmnist_small["train"][1][:2000]
+    floor = cas.cas_floor(x_train, y_train, *test, n_classes=10, settings=SMALL)
+    assert floor == result["floor"]     # the floor stage's, bit for bit
+    given = cas.cas_scores({"real": (x, y)}, x_train, y_train, *test, n_classes=10, settings=SMALL, floor=floor)
+    assert given == result
+
+
 def test_same_seed_same_score_other_seed_other_classifier(real):
     (x, y), test, result = real
     assert score(x[:SMALL.n], y[:SMALL.n], test) == result["real"]      # bit for bit, a second process-local run

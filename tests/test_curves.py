@@ -1,11 +1,15 @@
 """Quality curves (issue 15): the training stages keep snapshots of the sampling network, evaluate
 scores each against the validation side, and the report says whether quality was still improving."""
 
+import dataclasses
+import shutil
+
 import numpy as np
 import pytest
 
 from genlab.errors import GenlabError
 from genlab.evaluation.curves import COLUMNS, score_snapshots, to_tsv
+from genlab.evaluation.score_cache import RowCache, curve_context
 from genlab.models.store import list_snapshots, load_weights
 from genlab.outputs.report import read_curve, trend
 from genlab.params import Cas, Evaluate
@@ -105,6 +109,72 @@ def test_vae_snapshots_are_the_decoder(fmnist_small, tmp_path, monkeypatch, eval
         np.testing.assert_array_equal(w, v.numpy())
     rows = score_snapshots(model, tmp_path / "live" / "snapshots", evaluator, xv, n=200, settings=SCORE, seed=0)
     assert [r["iteration"] for r in rows] == [30, 60]
+    # a mixture fitted to the final codes (vae.prior gmm) is not what earlier decoders are sampled from:
+    # every snapshot is sampled from the prior N(0, I), and the model keeps its mixture
+    model.fit_code_gmm(model.encode((x[:500] + 1.0) / 2.0)[0], components=2, seed=0)
+    gmm = model.config["code_gmm"]
+    assert score_snapshots(model, tmp_path / "live" / "snapshots", evaluator, xv, n=200, settings=SCORE,
+                           seed=0) == rows
+    assert model.config["code_gmm"] is gmm
+
+
+def cache_of(store, model, evaluator_dir, x_val, y_val, settings=SCORE, cas=None, notes=None):
+    context = curve_context(model.config, evaluator_dir, x_val, y_val, settings, cas)
+    return RowCache(store, context, log=(notes.append if notes is not None else None))
+
+
+def test_score_cache_rows_are_the_rows_a_fresh_evaluate_scores(gan_run, evaluator, fmnist_small, tmp_path):
+    """Rows reused from the cache, and rows scored after skipping cached ones, equal a full uncached
+    pass byte for byte (TSV); a damaged or foreign entry is deleted with a note and scored again; other
+    settings miss."""
+    tmp, model = gan_run
+    x_val, y_val = fmnist_small["test"]
+    cas = Cas(n=200, epochs=1, batch_size=64, lr=0.002, seed=0)
+    snaps = tmp / "live" / "snapshots"
+    kw = dict(n=200, settings=SCORE, seed=0, y_val=y_val, cas=cas)
+    plain = score_snapshots(model, snaps, evaluator, x_val, **kw)
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "weights.h5").write_bytes(b"the evaluator's files")   # its digest is part of the key
+
+    # an earlier, shorter run kept the rows of its snapshots 100 and 200
+    early = tmp_path / "early"
+    early.mkdir()
+    for it, path in list_snapshots(snaps)[:2]:
+        shutil.copy(path, early / path.name)
+    store = tmp_path / "store"
+    first = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas)
+    score_snapshots(model, early, evaluator, x_val, cache=first, **kw)
+    assert first.hits == 0 and len(list((store / "scores").glob("*.json"))) == 2
+
+    longer = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas)
+    rows = score_snapshots(model, snaps, evaluator, x_val, cache=longer, **kw)
+    assert longer.hits == 2
+    assert to_tsv(rows) == to_tsv(plain)
+    entries = sorted((store / "scores").glob("*.json"))
+    assert len(entries) == 4
+
+    again = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas)
+    assert to_tsv(score_snapshots(model, snaps, evaluator, x_val, cache=again, **kw)) == to_tsv(plain)
+    assert again.hits == 4
+
+    entries[0].write_text("{not json")                    # a damaged entry
+    entries[1].write_text(entries[2].read_text())         # a foreign one: another snapshot's row
+    notes = []
+    damaged = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas, notes=notes)
+    assert to_tsv(score_snapshots(model, snaps, evaluator, x_val, cache=damaged, **kw)) == to_tsv(plain)
+    assert damaged.hits == 2 and len(notes) == 2
+    assert all("is unusable" in n and "scoring the snapshot again" in n for n in notes)
+    healed = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas)
+    score_snapshots(model, snaps, evaluator, x_val, cache=healed, **kw)
+    assert healed.hits == 4
+
+    other = [cache_of(store, model, tmp_path / "ev", x_val, y_val, settings=dataclasses.replace(SCORE, pr_k=4),
+                      cas=cas),
+             cache_of(store, model, tmp_path / "ev", x_val[::-1], y_val[::-1], cas=cas)]
+    (tmp_path / "ev" / "weights.h5").write_bytes(b"another evaluator")
+    other.append(cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas))
+    for cache in other:
+        assert all(cache.get(it, path, [*rows[0]]) is None for it, path in list_snapshots(snaps))
 
 
 def test_refusals(gan_run, evaluator, fmnist_small, tmp_path):

@@ -26,8 +26,8 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 # The table "Which change re-runs what" in docs/experiments.md (check_params, ~1 s, runs on every params
 # change; check_data, ~1 s, whenever the data or a param it lists changes: see reruns).
-AFTER_NORMALIZE = ["normalize", "check_data", "train_gan", "train_vae", "train_evaluator", "sample@gan", "sample@vae",
-                   "evaluate", "report"]
+AFTER_NORMALIZE = ["normalize", "check_data", "train_gan", "train_vae", "train_evaluator", "floor", "sample@gan",
+                   "sample@vae", "evaluate", "report"]
 RERUNS = {
     "data": ["fetch", "validate", *AFTER_NORMALIZE],
     "validate": ["validate", "report"],
@@ -35,21 +35,22 @@ RERUNS = {
     "train": ["train_gan", "train_vae", "sample@gan", "sample@vae", "evaluate", "report"],
     "gan": ["train_gan", "sample@gan", "evaluate", "report"],
     "vae": ["train_vae", "sample@vae", "evaluate", "report"],
-    "evaluator": ["train_evaluator", "sample@gan", "sample@vae", "evaluate", "report"],
+    "evaluator": ["train_evaluator", "floor", "sample@gan", "sample@vae", "evaluate", "report"],
     "sample.n": ["sample@gan", "sample@vae", "evaluate", "report"],
     "sample.seed": ["sample@gan", "sample@vae", "evaluate", "report"],
     "sample.grid": ["sample@gan", "sample@vae", "report"],       # the samples keep their bytes:
     "sample.steps": ["sample@gan", "sample@vae", "report"],      # evaluate is skipped
     "sample.rows": ["sample@gan", "sample@vae", "report"],
     "sample.attribute": ["sample@gan", "sample@vae", "report"],
-    "evaluate": ["evaluate", "report"],
-    "cas": ["evaluate", "report"],
+    "evaluate": ["evaluate", "report"],     # + floor for the keys it lists (see reruns)
+    "cas": ["floor", "evaluate", "report"],
 }
 
 
 def reruns(key):
     data_limit = {"check_data"} if key in declared("check_data") else set()
-    return set(RERUNS.get(key) or RERUNS[key.split(".")[0]]) | {"check_params"} | data_limit
+    floor = {"floor"} if key in declared("floor") else set()
+    return set(RERUNS.get(key) or RERUNS[key.split(".")[0]]) | {"check_params"} | data_limit | floor
 
 
 def stages_run(stdout):
@@ -104,7 +105,7 @@ def output_digests(proj, stages):
     return digests
 
 
-ALL_STAGES = ["check_params", "fetch", "validate", *AFTER_NORMALIZE[:6], "sample@vae", "evaluate", "report"]
+ALL_STAGES = ["check_params", "fetch", "validate", *AFTER_NORMALIZE]
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +189,21 @@ def test_changing_a_param_reruns_exactly_its_stages(project, key, value):
     assert {s: lock_after[s] for s in untouched} == {s: lock_before[s] for s in untouched}
     assert output_digests(proj, untouched) == before
     assert "Running stage" not in dvc(proj, "repro", env=env).stdout      # and then it is up to date
+
+
+@pytest.mark.slow   # the smoke pipeline
+def test_evaluate_refuses_a_floor_of_other_inputs(project):
+    """evaluate run by hand after a change the floor depends on stops in one line instead of reporting a
+    stale floor beside the models' scores, and writes nothing."""
+    proj, env = project
+    before = (proj / "metrics" / "evaluate.json").read_bytes()
+    set_param(proj, "cas.seed", 1)
+    r = subprocess.run(DVC["stages"]["evaluate"]["cmd"].split(), cwd=proj, env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert [ln for ln in own_lines(r.stderr) if ln.startswith("error:")] == [
+        "error: metrics/floor.json was computed from other data, another evaluator or other evaluate/cas settings: "
+        "run `dvc repro floor`"], r.stderr[-1500:]
+    assert (proj / "metrics" / "evaluate.json").read_bytes() == before
 
 
 @pytest.mark.slow   # the smoke pipeline, then dvc

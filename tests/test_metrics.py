@@ -27,7 +27,7 @@ from genlab.evaluation.metrics import (
     knn_sq_dists,
     precision_recall,
 )
-from genlab.evaluation.scoring import score_images, score_models
+from genlab.evaluation.scoring import score_floor, score_images, score_models
 from genlab.params import Evaluate, read
 
 KID = dict(subset_size=250, n_subsets=50, seed=0)
@@ -311,6 +311,19 @@ def test_score_models_shares_the_real_side(evaluator, fmnist_small):
     assert set(both) == {"n", "a", "b", "floor"}
     single = score_images(evaluator, b, test[:500], train, **kw)
     assert both["b"] == single["generated"] and both["floor"] == single["floor"]
+
+
+def test_a_floor_computed_once_gives_the_same_scores(evaluator, fmnist_small):
+    """The floor stage's score_floor, handed to score_models, gives the scores of score_models alone."""
+    train, test = fmnist_small["train"][0], fmnist_small["test"][0]
+    kw = dict(value_range=(-1.0, 1.0), settings=SETTINGS)
+    gen = {"a": noisy(test[500:], 0.4)}
+    floor = score_floor(evaluator, test[:500], train, **kw)
+    assert set(floor) == {"n", "floor", "nn_median_heldout"} and floor["n"] == 500
+    assert score_models(evaluator, gen, test[:500], train, floor=floor, **kw) == score_models(evaluator, gen, test[:500],
+                                                                                              train, **kw)
+    with pytest.raises(GenlabError, match="the floor was computed for 400 test images, not 500"):
+        score_models(evaluator, gen, test[:500], train, floor=score_floor(evaluator, test[:400], train, **kw), **kw)
 
 
 def test_score_images_refusals(evaluator, fmnist_small):

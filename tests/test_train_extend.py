@@ -241,7 +241,9 @@ def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(shared_data,
     and gives a fresh 90-iteration pipeline's files: with `dvc repro` after editing params.yaml,
     `dvc exp run -S` in the workspace, and a queued experiment (DVC checks the persisted checkpoints
     out of its cache into the queue's temporary workspace: no run store needed). A temporary
-    experiment of a longer run continues from the run store, which holds the queued run's end."""
+    experiment of a longer run continues from the run store, which holds the queued run's end.
+    With the run store on, evaluate takes the quality-curve rows of the snapshots the base run scored
+    from its score cache, and the curves stay those of the fresh run."""
     store = tmp_path / "store"
     base, env = run_smoke_pipeline(tmp_path / "base", shared_data, GENLAB_RUN_STORE=str(store))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
@@ -270,6 +272,8 @@ def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(shared_data,
     dvc(queued, "exp", "run", "--run-all", env=on)    # = dvc queue start, waiting for the end
     logs = dvc(queued, "queue", "logs", "ext90", env=on)
     assert continued(logs, 60, 90) and "(run store" not in logs, logs   # the persisted checkpoints
+    for name in ("gan", "vae"):   # the snapshots at 20, 40, 60 were scored by the base run: only 80, 90 are new
+        assert f"evaluate: {name} quality curve over 5 snapshots (3 from the score cache)" in logs, logs
     dvc(queued, "exp", "apply", "ext90", env=on)
     assert_same_files(reference, pipeline_files(queued))
 

@@ -106,20 +106,32 @@ def score(x_train, y_train, x_test, y_test, *, n_classes, steps, batch_size, lr,
     return accuracy(net, x_test, y_test)
 
 
-def cas_scores(labelled, x_train, y_train, x_test, y_test, *, n_classes, settings):
-    """{"n": N, name: CAS, ..., "floor": CAS of N real training images} for labelled = {name: (images,
-    labels asked for)}, each holding at least N = settings.n images (the first N are used). The floor's
-    N images are a draw from the training split keyed by settings.seed (genlab.params.Cas)."""
+def _args(n_classes, s):
+    return dict(n_classes=n_classes, steps=s.steps(), batch_size=s.batch_size, lr=s.lr, seed=s.seed)
+
+
+def cas_floor(x_train, y_train, x_test, y_test, *, n_classes, settings):
+    """The CAS of N = settings.n real training images, a draw keyed by settings.seed (genlab.params.Cas):
+    what a model whose images are as useful as real ones scores."""
     s = settings
     if len(x_train) < s.n:
         raise GenlabError(f"cas.n is {s.n} but the training split has {len(x_train)} images: lower cas.n")
+    idx = np.sort(np.random.default_rng(s.seed).choice(len(x_train), s.n, replace=False))
+    return score(np.asarray(x_train)[idx], np.asarray(y_train)[idx], x_test, y_test, **_args(n_classes, s))
+
+
+def cas_scores(labelled, x_train, y_train, x_test, y_test, *, n_classes, settings, floor=None):
+    """{"n": N, name: CAS, ..., "floor": CAS of N real training images} for labelled = {name: (images,
+    labels asked for)}, each holding at least N = settings.n images (the first N are used). floor: the
+    cas_floor already computed for these settings (the floor stage's), else it is computed here."""
+    s = settings
     for name, (x, _) in labelled.items():
         if len(x) < s.n:
             raise GenlabError(f"{name}: {len(x)} generated images but cas.n is {s.n}: set sample.n >= cas.n")
-    args = dict(n_classes=n_classes, steps=s.steps(), batch_size=s.batch_size, lr=s.lr, seed=s.seed)
+    if floor is None:
+        floor = cas_floor(x_train, y_train, x_test, y_test, n_classes=n_classes, settings=s)
     result = {"n": s.n}
     for name, (x, y) in labelled.items():
-        result[name] = score(x[:s.n], y[:s.n], x_test, y_test, **args)
-    idx = np.sort(np.random.default_rng(s.seed).choice(len(x_train), s.n, replace=False))
-    result["floor"] = score(np.asarray(x_train)[idx], np.asarray(y_train)[idx], x_test, y_test, **args)
+        result[name] = score(x[:s.n], y[:s.n], x_test, y_test, **_args(n_classes, s))
+    result["floor"] = floor
     return result

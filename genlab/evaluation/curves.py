@@ -10,7 +10,8 @@ FD, precision, recall, the feature-level and the pixel-level detector, and for a
 a chosen class (the conditional GAN) the classification accuracy score: the cas: classifier trained
 on the curve_n samples with the labels they were drawn for, tested on the validation images.
 The test split is not used: curves are for watching training, and the headline metrics stay the
-only numbers read on the test split.
+only numbers read on the test split. Rows of snapshots scored before with the same inputs are taken
+from the score cache (genlab.evaluation.score_cache), so extending a run scores only its new snapshots.
 """
 
 import numpy as np
@@ -22,6 +23,8 @@ from genlab.evaluation.evaluator import features
 from genlab.evaluation.metrics import frechet_distance, precision_recall
 from genlab.models.store import list_snapshots, load_weights
 
+# config keys fitted to the final model's codes after training: snapshots sample the prior N(0, I) instead
+FITTED = ("code_gmm",)
 COLUMNS = ("iteration", "fd", "precision", "recall", "detector_accuracy", "pixel_detector_accuracy", "cas")
 
 
@@ -39,11 +42,18 @@ def can_sample(model):
     return None
 
 
-def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed, y_val=None, cas=None):
+def with_cas(model, y_val, cas):
+    """Do this model's rows get a CAS column (a conditional GAN, given the labels and the cas settings)?"""
+    return cas is not None and y_val is not None and getattr(model, "conditional", False)
+
+
+def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed, y_val=None, cas=None, cache=None):
     """[{iteration, fd, precision, recall, detector_accuracy, pixel_detector_accuracy}] for every snapshot,
     in snapshot_dir, by iteration. x_val: validation images in the model's data range, at least n.
     With y_val (their labels) and cas (a genlab.params.Cas), a conditional GAN's rows also get "cas":
-    the classifier trained cas.epochs passes over the n samples, tested on the n validation images."""
+    the classifier trained cas.epochs passes over the n samples, tested on the n validation images.
+    cache: a genlab.evaluation.score_cache.RowCache of this model and these inputs (rows it holds are
+    reused, rows scored are kept in it), or None."""
     snaps = list_snapshots(snapshot_dir)
     if not snaps:
         raise GenlabError(f"{snapshot_dir} holds no snapshots: set train.snapshot_every > 0 and "
@@ -52,12 +62,18 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed,
         raise GenlabError(f"evaluate.curve_n is {n} but the validation split has {len(x_val)} images: lower it")
     x_val = np.asarray(x_val[:n], np.float32)
     f_val = features(evaluator, x_val)
-    with_cas = cas is not None and y_val is not None and getattr(model, "conditional", False)
+    cas_column = with_cas(model, y_val, cas)
+    columns = [c for c in COLUMNS if c != "cas" or cas_column]
     net = sampled_network(model)
     final = [v.numpy() for v in net.variables]
+    fitted = {k: model.config.pop(k) for k in FITTED if k in model.config}
     rows = []
     try:
         for iteration, path in snaps:
+            row = cache.get(iteration, path, columns) if cache is not None else None
+            if row is not None:
+                rows.append(row)
+                continue
             try:
                 weights = load_weights(path)
             except (OSError, ValueError, KeyError) as e:
@@ -68,7 +84,8 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed,
                                   "re-run the training stage")
             for v, w in zip(net.variables, weights):
                 v.assign(w)
-            x_gen, labels = model.generate(n, seed, return_labels=True) if with_cas else (model.generate(n, seed), None)
+            x_gen, labels = (model.generate(n, seed, return_labels=True) if cas_column
+                             else (model.generate(n, seed), None))
             f_gen = features(evaluator, x_gen)
             precision, recall = precision_recall(f_val, f_gen, k=settings.pr_k)
             rows.append({"iteration": iteration, "fd": frechet_distance(f_gen, f_val), "precision": precision,
@@ -78,14 +95,17 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed,
                                                                   seed=settings.seed),
                          "pixel_detector_accuracy": pixel_two_sample_accuracy(
                              x_val, x_gen, epochs=settings.pixel_detector_epochs, seed=settings.seed)})
-            if with_cas:
+            if cas_column:
                 rows[-1]["cas"] = cas_score.score(x_gen, labels, x_val, np.asarray(y_val[:n]),
                                                   n_classes=model.n_classes,
                                                   steps=cas.epochs * max(1, n // cas.batch_size),
                                                   batch_size=min(cas.batch_size, n), lr=cas.lr, seed=cas.seed)
+            if cache is not None:
+                cache.put(iteration, path, rows[-1])
     finally:
         for v, w in zip(net.variables, final):
             v.assign(w)
+        model.config.update(fitted)
     return rows
 
 

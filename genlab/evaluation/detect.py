@@ -74,9 +74,10 @@ def nearest_train_distances(images, train, *, batch_size=1024):
     return np.sqrt(knn_sq_dists(x, train, 1, batch_size=batch_size)[:, 0])
 
 
-def memorization_summary(d_generated, d_heldout):
-    """Medians of nearest-training distances of generated and held-out images, and their ratio."""
-    med_gen, med_real = float(np.median(d_generated)), float(np.median(d_heldout))
+def memorization_summary(d_generated, heldout_median):
+    """The median nearest-training distance of generated images, the held-out images' median (computed
+    once, by the floor stage), and their ratio."""
+    med_gen, med_real = float(np.median(d_generated)), float(heldout_median)
     if med_real <= 0.0:
         raise GenlabError("held-out images have median distance 0 to the training set: "
                           "the test split overlaps the training split; rebuild the data")
@@ -91,7 +92,7 @@ def memorization(generated, heldout, train, *, batch_size=1024):
     Distances are Euclidean on the flattened images as given (float32 blocks).
     """
     return memorization_summary(nearest_train_distances(generated, train, batch_size=batch_size),
-                                nearest_train_distances(heldout, train, batch_size=batch_size))
+                                np.median(nearest_train_distances(heldout, train, batch_size=batch_size)))
 
 
 def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):

@@ -7,12 +7,15 @@ score_images(evaluator, generated, test, train, ...) returns
 with every value a plain finite number (int for the counts n and classes_covered, float otherwise).
 score_models(evaluator, {name: images, ...}, test, train, ...) scores several models at once
 ({"n": N, name: metrics, ..., "floor": ...}), computing the real side only once.
+score_floor(evaluator, test, train, ...) is that real side alone (the floor stage's): it depends on
+the data, the evaluator and the settings only, so score_models(..., floor=) takes it ready-made.
 The floor is what a perfect model would score at this N.
 Memorization is reported for generated images only: its ratio is already normalised by held-out
 real images (the floor of the ratio is 1 by construction).
 """
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 
@@ -33,6 +36,8 @@ from genlab.evaluation.metrics import (
     kl_to_uniform,
     precision_recall,
 )
+from genlab.params import FLOOR_FIELDS
+from genlab.training.checkpoint import array_digest, fingerprint, tree_digest
 
 
 def _check_images(x, what, value_range):
@@ -72,41 +77,75 @@ def _sample_metrics(f_fake, p_fake, f_real, s, x_fake, x_real):
     }
 
 
-def score_models(evaluator, generated, test, train, *, value_range, settings):
-    """Score several generated sets against one test set, sharing the real-side work.
-
-    generated: {name: images}. Returns {"n": N, name: metrics for each name, "floor": floor metrics}
-    (the floor and the held-out memorization distances are computed once for all models).
-    Images (N, H, W, C) in the evaluator's value_range; every set holds N images like test;
-    train holds at least N. settings: a genlab.params.Evaluate (kid_subset_size, kid_subsets, pr_k,
-    coverage_min_share, two_sample_l2, two_sample_max_iter, seed are used).
-    """
-    s = settings
+def _check_real(test, train, value_range):
     test = _check_images(test, "test images", value_range)
     train = _check_images(train, "training images", value_range)
+    if len(train) < len(test):
+        raise GenlabError(f"the real-vs-real floor needs {len(test)} training images, only {len(train)} exist")
+    return test, train
+
+
+def score_floor(evaluator, test, train, *, value_range, settings):
+    """The real-vs-real floor at N = len(test): {"n": N, "floor": the metrics of N training images (a
+    draw keyed by settings.seed) against the test images, "nn_median_heldout": the median pixel distance
+    of the test images to their nearest training image (the memorization ratio's denominator)}."""
+    s = settings
+    test, train = _check_real(test, train, value_range)
+    n = len(test)
+    floor_idx = np.sort(np.random.default_rng(s.seed).choice(len(train), n, replace=False))
+    f_test, _ = features_and_proba(evaluator, test)
+    f_floor, p_floor = features_and_proba(evaluator, train[floor_idx])
+    result = {"n": n, "floor": _sample_metrics(f_floor, p_floor, f_test, s, train[floor_idx], test),
+              "nn_median_heldout": float(np.median(nearest_train_distances(test, train)))}
+    _check_finite({"floor": result["floor"]})
+    return result
+
+
+def floor_key(evaluator_dir, test, train, settings, cas):
+    """What a floor was computed from, as one fingerprint: the evaluator's files, the test images and
+    labels scored against, the training images and labels drawn from, the evaluate settings of
+    genlab.params.FLOOR_FIELDS and the cas settings. evaluate refuses a floor file of another key."""
+    return fingerprint({"evaluator": tree_digest(evaluator_dir), "test": array_digest(*test),
+                        "train": array_digest(*train), "settings": {k: getattr(settings, k) for k in FLOOR_FIELDS},
+                        "cas": asdict(cas)})
+
+
+def _check_finite(result):
+    bad = [f"{part}.{k}" for part, d in result.items() if isinstance(d, dict)
+           for k, v in d.items() if not math.isfinite(v)]
+    if bad:
+        raise GenlabError(f"metrics {', '.join(bad)} are not finite: report this as a bug with the images")
+
+
+def score_models(evaluator, generated, test, train, *, value_range, settings, floor=None):
+    """Score several generated sets against one test set, sharing the real-side work.
+
+    generated: {name: images}. Returns {"n": N, name: metrics for each name, "floor": floor metrics}.
+    Images (N, H, W, C) in the evaluator's value_range; every set holds N images like test;
+    train holds at least N. settings: a genlab.params.Evaluate (kid_subset_size, kid_subsets, pr_k,
+    coverage_min_share, two_sample_l2, two_sample_max_iter, seed are used). floor: score_floor's result
+    for the same evaluator, images and settings (the floor stage's), else it is computed here.
+    """
+    s = settings
+    test, train = _check_real(test, train, value_range)
     n = len(test)
     gens = {name: _check_images(x, f"generated images of {name}", value_range) for name, x in generated.items()}
     for name, x in gens.items():
         if len(x) != n:
             raise GenlabError(f"{name}: {len(x)} generated images vs {n} test images: compare the same "
                               "number on both sides (sample as many images as are scored)")
-    if len(train) < n:
-        raise GenlabError(f"the real-vs-real floor needs {n} training images, only {len(train)} exist")
-    floor_idx = np.sort(np.random.default_rng(s.seed).choice(len(train), n, replace=False))
-
+    if floor is None:
+        floor = score_floor(evaluator, test, train, value_range=value_range, settings=s)
+    elif floor["n"] != n:
+        raise GenlabError(f"the floor was computed for {floor['n']} test images, not {n}: compute it again")
     f_test, _ = features_and_proba(evaluator, test)
-    f_floor, p_floor = features_and_proba(evaluator, train[floor_idx])
-    d_heldout = nearest_train_distances(test, train)
     result = {"n": n}
     for name, x in gens.items():
         f_gen, p_gen = features_and_proba(evaluator, x)
         result[name] = _sample_metrics(f_gen, p_gen, f_test, s, x, test)
-        result[name].update(memorization_summary(nearest_train_distances(x, train), d_heldout))
-    result["floor"] = _sample_metrics(f_floor, p_floor, f_test, s, train[floor_idx], test)
-    bad = [f"{part}.{k}" for part, d in result.items() if isinstance(d, dict)
-           for k, v in d.items() if not math.isfinite(v)]
-    if bad:
-        raise GenlabError(f"metrics {', '.join(bad)} are not finite: report this as a bug with the images")
+        result[name].update(memorization_summary(nearest_train_distances(x, train), floor["nn_median_heldout"]))
+    _check_finite(result)
+    result["floor"] = dict(floor["floor"])
     return result
 
 
