@@ -232,11 +232,6 @@ class Evaluate(Section):
     seed: int = param(int, lo=0)
 
 
-# the evaluate keys the real-vs-real floor depends on (the floor stage reads these only)
-FLOOR_FIELDS = ("n_samples", "kid_subset_size", "kid_subsets", "pr_k", "coverage_min_share", "two_sample_l2",
-                "two_sample_max_iter", "pixel_detector_epochs", "seed")
-
-
 @dataclass(frozen=True)
 class Cas(Section):
     """cas: the classification accuracy score's classifier (genlab.evaluation.cas): n training images,

@@ -28,20 +28,6 @@ def load_samples(path, n):
     return x, labels
 
 
-def load_floor(path, key):
-    """The floor stage's result at `path`, refused unless it was computed from the inputs of `key`."""
-    import json
-    try:
-        floor = json.loads(open(path).read())
-        same = floor["key"] == key
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise GenlabError(f"{path} cannot be read ({e.__class__.__name__}): run `dvc repro floor`") from None
-    if not same:
-        raise GenlabError(f"{path} was computed from other data, another evaluator or other evaluate/cas "
-                          "settings: run `dvc repro floor`")
-    return floor
-
-
 def read_settings(params):
     """Every evaluate.* and cas.* value this stage reads, checked: (genlab.params.Evaluate, also the
     settings of genlab.evaluation.scoring; genlab.params.Cas)."""
@@ -68,10 +54,11 @@ def main():
     snapshots = {name: tuple(spec.split(":", 1)) for name, spec in (s.split("=", 1) for s in args.snapshots)}
 
     from genlab.data.processed import load_meta, load_split, to_unit
+    from genlab.evaluation import floor as floor_file
     from genlab.evaluation.cas import cas_scores
     from genlab.evaluation.elbo import vae_bounds
     from genlab.evaluation.evaluator import check_evaluator, load_evaluator, load_evaluator_info
-    from genlab.evaluation.scoring import floor_key, score_models
+    from genlab.evaluation.scoring import score_models
     from genlab.io import check_outputs, write_json
     from genlab.models.load import load_model
 
@@ -85,7 +72,8 @@ def main():
         raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
     x_test, y_test = np.asarray(x_test[:n]), np.asarray(y_test[:n])
     x_train, y_train = np.asarray(x_train), np.asarray(y_train)
-    floor = load_floor(args.floor, floor_key(args.evaluator, (x_test, y_test), (x_train, y_train), settings, cas))
+    floor = floor_file.load(args.floor, floor_file.key(args.evaluator, (x_test, y_test), (x_train, y_train),
+                                                        settings, cas))
     loaded = {name: load_samples(path, n) for name, path in samples.items()}
     # CAS: only a model that was asked for a class (its samples carry those labels) can be scored
     labelled = {name: (x, y) for name, (x, y) in loaded.items() if y is not None}

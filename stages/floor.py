@@ -16,13 +16,14 @@ import numpy as np
 
 from genlab import cli
 from genlab.errors import GenlabError
-from genlab.params import FLOOR_FIELDS, read_all
+from genlab.evaluation import floor as floor_file
+from genlab.params import read_all
 
 
 def read_settings(params):
     """The evaluate.* keys the floor depends on and every cas.* value, checked (genlab.params.Evaluate with
-    only FLOOR_FIELDS set; genlab.params.Cas)."""
-    return read_all(params, ("evaluate", FLOOR_FIELDS), "cas")
+    only genlab.evaluation.floor.FIELDS set; genlab.params.Cas)."""
+    return read_all(params, ("evaluate", floor_file.FIELDS), "cas")
 
 
 def main():
@@ -37,7 +38,7 @@ def main():
     from genlab.data.processed import load_meta, load_split
     from genlab.evaluation.cas import cas_floor
     from genlab.evaluation.evaluator import load_evaluator
-    from genlab.evaluation.scoring import floor_key, score_floor
+    from genlab.evaluation.scoring import score_floor
     from genlab.io import check_outputs, write_json
 
     check_outputs({args.out: 1 << 16}, "floor")
@@ -48,7 +49,7 @@ def main():
         raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
     x_test, y_test = np.asarray(x_test[:n]), np.asarray(y_test[:n])
     evaluator = load_evaluator(args.evaluator)
-    result = {"key": floor_key(args.evaluator, (x_test, y_test), (x_train, y_train), settings, cas),
+    result = {"key": floor_file.key(args.evaluator, (x_test, y_test), (x_train, y_train), settings, cas),
               **score_floor(evaluator, x_test, x_train, value_range=meta["range"], settings=settings)}
     if len(x_train) >= cas.n:   # else no model can be scored either (evaluate says so if one asks for a CAS)
         result["cas_n"] = cas.n

@@ -5,6 +5,8 @@ weak as a classifier, but its features separate clean from degraded images, whic
 these tests need. The evaluator's own accuracy gate is tested in test_evaluator.py.
 """
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -320,10 +322,34 @@ def test_a_floor_computed_once_gives_the_same_scores(evaluator, fmnist_small):
     gen = {"a": noisy(test[500:], 0.4)}
     floor = score_floor(evaluator, test[:500], train, **kw)
     assert set(floor) == {"n", "floor", "nn_median_heldout"} and floor["n"] == 500
-    assert score_models(evaluator, gen, test[:500], train, floor=floor, **kw) == score_models(evaluator, gen, test[:500],
-                                                                                              train, **kw)
+    alone = score_models(evaluator, gen, test[:500], train, **kw)
+    assert score_models(evaluator, gen, test[:500], train, floor=floor, **kw) == alone
     with pytest.raises(GenlabError, match="the floor was computed for 400 test images, not 500"):
         score_models(evaluator, gen, test[:500], train, floor=score_floor(evaluator, test[:400], train, **kw), **kw)
+
+
+def test_a_floor_file_of_other_inputs_or_unreadable_is_refused(fmnist_small, tmp_path):
+    from genlab.evaluation import floor as floor_file
+    from genlab.params import Cas
+    (x, y), test = fmnist_small["train"], fmnist_small["test"]
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "w.h5").write_bytes(b"weights")
+    cas = Cas(n=100, epochs=1, batch_size=10, lr=0.01, seed=0)
+    key = floor_file.key(tmp_path / "ev", test, (x, y), SETTINGS, cas)
+    (tmp_path / "floor.json").write_text(json.dumps({"key": key, "n": 1000}))
+    assert floor_file.load(tmp_path / "floor.json", key)["n"] == 1000
+    others = [floor_file.key(tmp_path / "ev", test, (x[1:], y[1:]), SETTINGS, cas),
+              floor_file.key(tmp_path / "ev", test, (x, y), dataclasses.replace(SETTINGS, seed=1), cas),
+              floor_file.key(tmp_path / "ev", test, (x, y), SETTINGS, dataclasses.replace(cas, n=200))]
+    (tmp_path / "ev" / "w.h5").write_bytes(b"other weights")
+    others.append(floor_file.key(tmp_path / "ev", test, (x, y), SETTINGS, cas))
+    for other in others:
+        with pytest.raises(GenlabError, match=r"was computed from other data, another evaluator or other "
+                                              r"evaluate/cas settings: run `dvc repro floor`"):
+            floor_file.load(tmp_path / "floor.json", other)
+    (tmp_path / "floor.json").write_text("{")
+    with pytest.raises(GenlabError, match=r"cannot be read \(JSONDecodeError\): run `dvc repro floor`"):
+        floor_file.load(tmp_path / "floor.json", key)
 
 
 def test_score_images_refusals(evaluator, fmnist_small):

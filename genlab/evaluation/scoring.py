@@ -15,7 +15,6 @@ real images (the floor of the ratio is 1 by construction).
 """
 
 import math
-from dataclasses import asdict
 
 import numpy as np
 
@@ -36,8 +35,6 @@ from genlab.evaluation.metrics import (
     kl_to_uniform,
     precision_recall,
 )
-from genlab.params import FLOOR_FIELDS
-from genlab.training.checkpoint import array_digest, fingerprint, tree_digest
 
 
 def _check_images(x, what, value_range):
@@ -99,15 +96,6 @@ def score_floor(evaluator, test, train, *, value_range, settings):
               "nn_median_heldout": float(np.median(nearest_train_distances(test, train)))}
     _check_finite({"floor": result["floor"]})
     return result
-
-
-def floor_key(evaluator_dir, test, train, settings, cas):
-    """What a floor was computed from, as one fingerprint: the evaluator's files, the test images and
-    labels scored against, the training images and labels drawn from, the evaluate settings of
-    genlab.params.FLOOR_FIELDS and the cas settings. evaluate refuses a floor file of another key."""
-    return fingerprint({"evaluator": tree_digest(evaluator_dir), "test": array_digest(*test),
-                        "train": array_digest(*train), "settings": {k: getattr(settings, k) for k in FLOOR_FIELDS},
-                        "cas": asdict(cas)})
 
 
 def _check_finite(result):
