@@ -165,10 +165,12 @@ def test_a_bad_store_entry_starts_over_with_the_right_result(damage, fresh, fmni
     ("gan", dict(settings={"data_in_memory": False})),
     ("vae", dict(arch="mlp", variant="ae")),
     ("vae", dict(settings={"data_in_memory": False, "log_every": 15, "ckpt_every": 25})),
+    ("gan", dict(settings={"mixed_precision": "bf16"})),
 ])
 def test_extension_across_options(kind, options, fmnist_small, tmp_path, monkeypatch):
     """The other trajectories: mlp unconditional GAN without EMA, streamed data, the plain AE (whose
-    end-only code Gaussian must not leak into the continuation), other schedules."""
+    end-only code Gaussian must not leak into the continuation), other schedules, bfloat16 mixed precision
+    (float32 master weights, bfloat16 compute)."""
     data = data_for(kind, fmnist_small)
     ref, _ = run(kind, tmp_path / "fresh", data, N2, None, monkeypatch, **options)
     run(kind, tmp_path / "ws", data, N1, None, monkeypatch, **options)
