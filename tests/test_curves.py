@@ -2,6 +2,7 @@
 scores each against the validation side, and the report says whether quality was still improving."""
 
 import dataclasses
+import os
 import shutil
 
 import numpy as np
@@ -123,7 +124,8 @@ def cache_of(store, model, evaluator_dir, x_val, y_val, settings=SCORE, cas=None
     return RowCache(store, context, log=(notes.append if notes is not None else None))
 
 
-def test_score_cache_rows_are_the_rows_a_fresh_evaluate_scores(gan_run, evaluator, fmnist_small, tmp_path):
+def test_score_cache_rows_are_the_rows_a_fresh_evaluate_scores(gan_run, evaluator, fmnist_small, tmp_path,
+                                                               monkeypatch):
     """Rows reused from the cache, and rows scored after skipping cached ones, equal a full uncached
     pass byte for byte (TSV); a damaged or foreign entry is deleted with a note and scored again; other
     settings miss."""
@@ -171,6 +173,10 @@ def test_score_cache_rows_are_the_rows_a_fresh_evaluate_scores(gan_run, evaluato
     other = [cache_of(store, model, tmp_path / "ev", x_val, y_val, settings=dataclasses.replace(SCORE, pr_k=4),
                       cas=cas),
              cache_of(store, model, tmp_path / "ev", x_val[::-1], y_val[::-1], cas=cas)]
+    threads = os.environ.get("GENLAB_THREADS", "")
+    monkeypatch.setenv("GENLAB_THREADS", str(int(threads or 0) + 1))   # another thread count: other last bits
+    other.append(cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas))
+    monkeypatch.setenv("GENLAB_THREADS", threads)
     (tmp_path / "ev" / "weights.h5").write_bytes(b"another evaluator")
     other.append(cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas))
     for cache in other:

@@ -5,9 +5,9 @@ byte-identical, and evaluate would score them all again. `RowCache` keeps each r
 (genlab.training.checkpoint.run_store: `<store>/scores/<key>.json`) under a key over everything the
 row is a function of: the snapshot's iteration and bytes, the model's saved config (without the
 fitted code densities, which the curves do not sample), the evaluator's files, the validation
-images and labels, the scoring settings, the source of the code that scores, and the library
-versions. The same key on the same machine computes the same row, so a kept row is the row a fresh
-evaluate writes. An entry that cannot be read, holds another key or a malformed row is deleted with a
+images and labels, the scoring settings, the source of the code that scores, the library versions,
+the CPU model and the thread setting. The same key computes the same row, so a kept row is the row a
+fresh evaluate writes. An entry that cannot be read, holds another key or a malformed row is deleted with a
 note and the row is scored again; a store that cannot be written costs a note. GENLAB_RUN_STORE=off
 turns the cache off with the store; `rm -rf <store>/scores` clears it.
 """
@@ -40,12 +40,23 @@ def _code_digest():
     return h.hexdigest()
 
 
-def _versions():
+def _machine():
+    """What the last bits of a row depend on besides the inputs: library versions, the CPU model and the
+    threads TensorFlow may use (results are deterministic for one machine and thread count)."""
+    import platform
+
     import keras
     import scipy
     import tensorflow as tf
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__}
+            "scipy": scipy.__version__, "cpu": cpu, "cpus": os.cpu_count(),
+            "threads": os.environ.get("GENLAB_THREADS", "")}
 
 
 def curve_context(config, evaluator_dir, x_val, y_val, settings, cas):
@@ -62,7 +73,7 @@ def curve_context(config, evaluator_dir, x_val, y_val, settings, cas):
                                                        "pixel_detector_epochs", "seed")},
         "cas": None if cas is None else asdict(cas),
         "code": _code_digest(),
-        "versions": _versions(),
+        "machine": _machine(),
     })
 
 
