@@ -72,8 +72,6 @@ def main():
         raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
     x_test, y_test = np.asarray(x_test[:n]), np.asarray(y_test[:n])
     x_train, y_train = np.asarray(x_train), np.asarray(y_train)
-    floor = floor_file.load(args.floor, floor_file.key(args.evaluator, (x_test, y_test), (x_train, y_train),
-                                                        settings, cas))
     loaded = {name: load_samples(path, n) for name, path in samples.items()}
     # CAS: only a model that was asked for a class (its samples carry those labels) can be scored
     labelled = {name: (x, y) for name, (x, y) in loaded.items() if y is not None}
@@ -86,6 +84,7 @@ def main():
         if len(x) < cas.n:
             raise GenlabError(f"{samples[name]} holds {len(x)} images but cas.n is {cas.n}: set sample.n >= cas.n")
     evaluator = load_evaluator(args.evaluator)
+    floor = floor_file.load(args.floor, floor_file.key(evaluator, (x_test, y_test), (x_train, y_train), settings, cas))
 
     generated = {name: x[:n] for name, (x, _) in loaded.items()}
     result = {"evaluator_accuracy": info["test_accuracy"],
@@ -112,7 +111,7 @@ def main():
                 print(f"evaluate: no quality curve for {name}: {why}")
                 continue
             family, config = read_model_config(model_dir)
-            cache = RowCache.default(curve_context({"family": family, **config}, args.evaluator, x_val, y_val,
+            cache = RowCache.default(curve_context({"family": family, **config}, evaluator, x_val, y_val,
                                                    settings, cas if with_cas(model, y_val, cas) else None))
             curves[name] = score_snapshots(model, snap_dir, evaluator, x_val, n=settings.curve_n, settings=settings,
                                            seed=settings.seed, y_val=y_val, cas=cas, cache=cache)

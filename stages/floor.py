@@ -49,7 +49,7 @@ def main():
         raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
     x_test, y_test = np.asarray(x_test[:n]), np.asarray(y_test[:n])
     evaluator = load_evaluator(args.evaluator)
-    result = {"key": floor_file.key(args.evaluator, (x_test, y_test), (x_train, y_train), settings, cas),
+    result = {"key": floor_file.key(evaluator, (x_test, y_test), (x_train, y_train), settings, cas),
               **score_floor(evaluator, x_test, x_train, value_range=meta["range"], settings=settings)}
     if len(x_train) >= cas.n:   # else no model can be scored either (evaluate says so if one asks for a CAS)
         result["cas_n"] = cas.n

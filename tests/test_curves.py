@@ -119,8 +119,8 @@ def test_vae_snapshots_are_the_decoder(fmnist_small, tmp_path, monkeypatch, eval
     assert model.config["code_gmm"] is gmm
 
 
-def cache_of(store, model, evaluator_dir, x_val, y_val, settings=SCORE, cas=None, notes=None):
-    context = curve_context(model.config, evaluator_dir, x_val, y_val, settings, cas)
+def cache_of(store, model, evaluator, x_val, y_val, settings=SCORE, cas=None, notes=None):
+    context = curve_context(model.config, evaluator, x_val, y_val, settings, cas)
     return RowCache(store, context, log=(notes.append if notes is not None else None))
 
 
@@ -135,8 +135,6 @@ def test_score_cache_rows_are_the_rows_a_fresh_evaluate_scores(gan_run, evaluato
     snaps = tmp / "live" / "snapshots"
     kw = dict(n=200, settings=SCORE, seed=0, y_val=y_val, cas=cas)
     plain = score_snapshots(model, snaps, evaluator, x_val, **kw)
-    (tmp_path / "ev").mkdir()
-    (tmp_path / "ev" / "weights.h5").write_bytes(b"the evaluator's files")   # its digest is part of the key
 
     # an earlier, shorter run kept the rows of its snapshots 100 and 200
     early = tmp_path / "early"
@@ -144,41 +142,46 @@ def test_score_cache_rows_are_the_rows_a_fresh_evaluate_scores(gan_run, evaluato
     for it, path in list_snapshots(snaps)[:2]:
         shutil.copy(path, early / path.name)
     store = tmp_path / "store"
-    first = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas)
+    first = cache_of(store, model, evaluator, x_val, y_val, cas=cas)
     score_snapshots(model, early, evaluator, x_val, cache=first, **kw)
     assert first.hits == 0 and len(list((store / "scores").glob("*.json"))) == 2
 
-    longer = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas)
+    longer = cache_of(store, model, evaluator, x_val, y_val, cas=cas)
     rows = score_snapshots(model, snaps, evaluator, x_val, cache=longer, **kw)
     assert longer.hits == 2
     assert to_tsv(rows) == to_tsv(plain)
     entries = sorted((store / "scores").glob("*.json"))
     assert len(entries) == 4
 
-    again = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas)
+    again = cache_of(store, model, evaluator, x_val, y_val, cas=cas)
     assert to_tsv(score_snapshots(model, snaps, evaluator, x_val, cache=again, **kw)) == to_tsv(plain)
     assert again.hits == 4
 
     entries[0].write_text("{not json")                    # a damaged entry
     entries[1].write_text(entries[2].read_text())         # a foreign one: another snapshot's row
     notes = []
-    damaged = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas, notes=notes)
+    damaged = cache_of(store, model, evaluator, x_val, y_val, cas=cas, notes=notes)
     assert to_tsv(score_snapshots(model, snaps, evaluator, x_val, cache=damaged, **kw)) == to_tsv(plain)
     assert damaged.hits == 2 and len(notes) == 2
     assert all("is unusable" in n and "scoring the snapshot again" in n for n in notes)
-    healed = cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas)
+    healed = cache_of(store, model, evaluator, x_val, y_val, cas=cas)
     score_snapshots(model, snaps, evaluator, x_val, cache=healed, **kw)
     assert healed.hits == 4
 
-    other = [cache_of(store, model, tmp_path / "ev", x_val, y_val, settings=dataclasses.replace(SCORE, pr_k=4),
+    other = [cache_of(store, model, evaluator, x_val, y_val, settings=dataclasses.replace(SCORE, pr_k=4),
                       cas=cas),
-             cache_of(store, model, tmp_path / "ev", x_val[::-1], y_val[::-1], cas=cas)]
+             cache_of(store, model, evaluator, x_val[::-1], y_val[::-1], cas=cas)]
     threads = os.environ.get("GENLAB_THREADS", "")
     monkeypatch.setenv("GENLAB_THREADS", str(int(threads or 0) + 1))   # another thread count: other last bits
-    other.append(cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas))
+    other.append(cache_of(store, model, evaluator, x_val, y_val, cas=cas))
     monkeypatch.setenv("GENLAB_THREADS", threads)
-    (tmp_path / "ev" / "weights.h5").write_bytes(b"another evaluator")
-    other.append(cache_of(store, model, tmp_path / "ev", x_val, y_val, cas=cas))
+    weight = evaluator.weights[0]
+    saved = weight.numpy()
+    weight.assign(saved + 1e-3)                   # another evaluator
+    try:
+        other.append(cache_of(store, model, evaluator, x_val, y_val, cas=cas))
+    finally:
+        weight.assign(saved)
     for cache in other:
         assert all(cache.get(it, path, [*rows[0]]) is None for it, path in list_snapshots(snaps))
 

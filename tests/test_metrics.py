@@ -328,21 +328,29 @@ def test_a_floor_computed_once_gives_the_same_scores(evaluator, fmnist_small):
         score_models(evaluator, gen, test[:500], train, floor=score_floor(evaluator, test[:400], train, **kw), **kw)
 
 
-def test_a_floor_file_of_other_inputs_or_unreadable_is_refused(fmnist_small, tmp_path):
+def test_a_floor_file_of_other_inputs_or_unreadable_is_refused(evaluator, fmnist_small, tmp_path):
     from genlab.evaluation import floor as floor_file
     from genlab.params import Cas
     (x, y), test = fmnist_small["train"], fmnist_small["test"]
-    (tmp_path / "ev").mkdir()
-    (tmp_path / "ev" / "w.h5").write_bytes(b"weights")
     cas = Cas(n=100, epochs=1, batch_size=10, lr=0.01, seed=0)
-    key = floor_file.key(tmp_path / "ev", test, (x, y), SETTINGS, cas)
+    key = floor_file.key(evaluator, test, (x, y), SETTINGS, cas)
     (tmp_path / "floor.json").write_text(json.dumps({"key": key, "n": 1000}))
     assert floor_file.load(tmp_path / "floor.json", key)["n"] == 1000
-    others = [floor_file.key(tmp_path / "ev", test, (x[1:], y[1:]), SETTINGS, cas),
-              floor_file.key(tmp_path / "ev", test, (x, y), dataclasses.replace(SETTINGS, seed=1), cas),
-              floor_file.key(tmp_path / "ev", test, (x, y), SETTINGS, dataclasses.replace(cas, n=200))]
-    (tmp_path / "ev" / "w.h5").write_bytes(b"other weights")
-    others.append(floor_file.key(tmp_path / "ev", test, (x, y), SETTINGS, cas))
+    others = [floor_file.key(evaluator, test, (x[1:], y[1:]), SETTINGS, cas),
+              floor_file.key(evaluator, test, (x, y), dataclasses.replace(SETTINGS, seed=1), cas),
+              floor_file.key(evaluator, test, (x, y), SETTINGS, dataclasses.replace(cas, n=200))]
+    weight = evaluator.weights[-1]
+    saved = weight.numpy()
+    weight.assign(saved + 1e-3)                   # another evaluator
+    try:
+        others.append(floor_file.key(evaluator, test, (x, y), SETTINGS, cas))
+    finally:
+        weight.assign(saved)
+    # the same weights saved again (a retrained evaluator: another save date and training time) keep the key
+    import keras
+    evaluator.save(tmp_path / "again.keras")
+    assert floor_file.key(keras.saving.load_model(tmp_path / "again.keras", compile=False), test, (x, y), SETTINGS,
+                          cas) == key
     for other in others:
         with pytest.raises(GenlabError, match=r"was computed from other data, another evaluator or other "
                                               r"evaluate/cas settings: run `dvc repro floor`"):

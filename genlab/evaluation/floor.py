@@ -2,7 +2,7 @@
 
 The floor stage (stages/floor.py) scores real training images against the test images once
 (genlab.evaluation.scoring.score_floor, genlab.evaluation.cas.cas_floor) and writes them with `key`:
-a fingerprint of the evaluator's files, the test and training images and labels, the evaluate keys of
+a fingerprint of the evaluator's weights, the test and training images and labels, the evaluate keys of
 FIELDS and the cas settings. evaluate recomputes the key and refuses a floor file of another one, so a
 floor is never reported beside models scored with other inputs. No TensorFlow: check_params imports
 FIELDS through the floor stage's checks.
@@ -12,17 +12,23 @@ import json
 from dataclasses import asdict
 
 from genlab.errors import GenlabError
-from genlab.training.checkpoint import array_digest, fingerprint, tree_digest
+from genlab.training.checkpoint import array_digest, fingerprint
 
 # the evaluate keys the floor depends on (the floor stage reads these, and every cas.* key)
 FIELDS = ("n_samples", "kid_subset_size", "kid_subsets", "pr_k", "coverage_min_share", "two_sample_l2",
           "two_sample_max_iter", "pixel_detector_epochs", "seed")
 
 
-def key(evaluator_dir, test, train, settings, cas):
-    """The floor's inputs as one fingerprint. test, train: (images, labels); settings: a
-    genlab.params.Evaluate (FIELDS are read); cas: a genlab.params.Cas."""
-    return fingerprint({"evaluator": tree_digest(evaluator_dir), "test": array_digest(*test),
+def evaluator_digest(evaluator):
+    """The evaluator as scoring sees it: its weights. (Its saved files also hold a save date and the
+    training time, so a retrained evaluator with the same weights has other bytes.)"""
+    return array_digest(*[w.numpy() for w in evaluator.weights])
+
+
+def key(evaluator, test, train, settings, cas):
+    """The floor's inputs as one fingerprint. evaluator: the loaded evaluator; test, train: (images,
+    labels); settings: a genlab.params.Evaluate (FIELDS are read); cas: a genlab.params.Cas."""
+    return fingerprint({"evaluator": evaluator_digest(evaluator), "test": array_digest(*test),
                         "train": array_digest(*train), "settings": {k: getattr(settings, k) for k in FIELDS},
                         "cas": asdict(cas)})
 

@@ -4,7 +4,7 @@ Extending a run (genlab.training.loop) leaves every snapshot up to the old itera
 byte-identical, and evaluate would score them all again. `RowCache` keeps each row in the run store
 (genlab.training.checkpoint.run_store: `<store>/scores/<key>.json`) under a key over everything the
 row is a function of: the snapshot's iteration and bytes, the model's saved config (without the
-fitted code densities, which the curves do not sample), the evaluator's files, the validation
+fitted code densities, which the curves do not sample), the evaluator's weights, the validation
 images and labels, the scoring settings, the source of the code that scores, the library versions,
 the CPU model and the thread setting. The same key computes the same row, so a kept row is the row a
 fresh evaluate writes. An entry that cannot be read, holds another key or a malformed row is deleted with a
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.training.checkpoint import array_digest, fingerprint, run_store, tree_digest
+from genlab.training.checkpoint import array_digest, fingerprint, run_store
 
 FOLDER = "scores"
 # the modules whose source a row depends on (imported lazily: this module stays light)
@@ -59,15 +59,17 @@ def _machine():
             "threads": os.environ.get("GENLAB_THREADS", "")}
 
 
-def curve_context(config, evaluator_dir, x_val, y_val, settings, cas):
+def curve_context(config, evaluator, x_val, y_val, settings, cas):
     """The part of every row's key shared by one model's snapshots (a fingerprint string).
-    config: the model's saved config; x_val, y_val: the validation images and labels scored against
-    (the first curve_n); settings: genlab.params.Evaluate; cas: genlab.params.Cas or None (no CAS column)."""
+    config: the model's saved config; evaluator: the loaded evaluator; x_val, y_val: the validation
+    images and labels scored against (the first curve_n); settings: genlab.params.Evaluate; cas:
+    genlab.params.Cas or None (no CAS column)."""
     from genlab.evaluation.curves import FITTED
+    from genlab.evaluation.floor import evaluator_digest
     n = settings.curve_n
     return fingerprint({
         "model": {k: v for k, v in config.items() if k not in FITTED},   # what sampling a snapshot uses
-        "evaluator": tree_digest(evaluator_dir),
+        "evaluator": evaluator_digest(evaluator),
         "val": array_digest(np.asarray(x_val[:n]), *([] if y_val is None else [np.asarray(y_val[:n])])),
         "settings": {k: getattr(settings, k) for k in ("curve_n", "pr_k", "two_sample_l2", "two_sample_max_iter",
                                                        "pixel_detector_epochs", "seed")},
