@@ -52,7 +52,6 @@ def main():
     result = {"key": floor_file.key(evaluator, (x_test, y_test), (x_train, y_train), settings, cas),
               **score_floor(evaluator, x_test, x_train, value_range=meta["range"], settings=settings)}
     if len(x_train) >= cas.n:   # else no model can be scored either (evaluate says so if one asks for a CAS)
-        result["cas_n"] = cas.n
         result["floor"]["cas"] = cas_floor(x_train, y_train, x_test, y_test, n_classes=meta["n_classes"],
                                            settings=cas)
     print("floor: " + ", ".join(f"{k}={v:.4g}" for k, v in result["floor"].items())
