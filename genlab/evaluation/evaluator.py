@@ -25,9 +25,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from genlab import identity
 from genlab.errors import GenlabError
-from genlab.io import ensure_space, sha256_file, write_json
-from genlab.training.checkpoint import array_digest, fingerprint
+from genlab.io import ensure_space, write_json
 
 FORMAT = "genlab-evaluator/1"
 MODEL_FILE = "evaluator.keras"
@@ -130,10 +130,10 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
 
 
 def _run_fingerprint(build, run, *arrays):
-    """The identity of an evaluator training run: its arguments, its data and this module's code
-    (hashed as a training run's is: genlab.training.checkpoint.fingerprint)."""
-    return fingerprint({"build": build, "run": run, "data": array_digest(*arrays), "code": sha256_file(__file__),
-                        "versions": [tf.__version__, keras.__version__, np.__version__]})
+    """The identity of an evaluator training run (genlab.identity): its arguments, its data, the code
+    of this module and of what it imports, and the environment."""
+    return identity.digest({"build": build, "run": run, "data": identity.array_digest(*arrays),
+                            "code": identity.code_digest(__name__), "environment": identity.environment()})
 
 
 _WEIGHTS, _META = "latest.weights.h5", "training_metadata.json"   # BackupAndRestore's file names

@@ -37,7 +37,6 @@ finished run instead of starting over (its fingerprint leaves out the iteration 
 workspace's checkpoints or from the run store (genlab.training.checkpoint.run_store).
 """
 
-import hashlib
 import os
 import shutil
 import sys
@@ -49,6 +48,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from genlab import identity
 from genlab.data import processed
 from genlab.errors import GenlabError
 from genlab.models.store import SNAPSHOTS, save_model, save_weights
@@ -95,19 +95,17 @@ def load_training_data(data_dir, splits, in_memory=True):
 
 
 def run_fingerprint(stage, args, settings, dataset, splits, modules):
-    """The identity of a training run: every param the stage read (args + settings) except the
-    iteration count, the data's meta and digest, the source of the modules that define the model
-    and the step (modules: module objects; this loop, genlab.training.devices and checkpoint are
-    always included), and library versions. Runs that differ only in length share it: the shorter
-    one's checkpoints are states of the longer one (see the module docstring)."""
-    files = [Path(m.__file__) for m in (*modules, sys.modules[__name__], devices, checkpoint)]
-    code = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    """The identity of a training run (genlab.identity): every param the stage read (args +
+    settings) except the iteration count, the data's meta and digest, the code of the modules that
+    define the model and the step (modules: module objects, e.g. genlab.training.gan) with every
+    genlab module they import, and the environment. Runs that differ only in length share it: the
+    shorter one's checkpoints are states of the longer one (see the module docstring)."""
     train = {k: v for k, v in asdict(settings).items() if k != "iterations"}
-    return checkpoint.fingerprint({
+    return identity.digest({
         "stage": stage, "args": args, "train": train,
-        "data": {"meta": dataset["meta"], "sha256": checkpoint.array_digest(*[a for s in splits for a in dataset[s]])},
-        "code": code,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+        "data": {"meta": dataset["meta"], "sha256": identity.array_digest(*[a for s in splits for a in dataset[s]])},
+        "code": identity.code_digest(*(m.__name__ for m in modules), __name__),
+        "environment": identity.environment(),
     })
 
 
@@ -221,6 +219,22 @@ class CompiledSteps:
         for m in self.means:
             m.reset_state()
         return values
+
+
+def run_steps(task, settings, jit_compile=False):
+    """Train `task` for settings.iterations in compiled chunks, with no checkpoints, logs or snapshots:
+    the engine for the short trainings the metrics make (genlab.evaluation.cas, .detect), which are
+    a function of their arguments and cheaper to redo than to resume. Raises GenlabError at the first
+    non-finite loss. Returns the CompiledSteps (its `task` holds the trained model)."""
+    state = CompiledSteps(task, settings, jit_compile)
+    step = 0
+    while step < settings.iterations:
+        n = min(settings.iterations - step, settings.log_every)
+        step = int(state.run(tf.constant(n, tf.int32)).numpy())
+        error = state.divergence()
+        if error:
+            raise error
+    return state
 
 
 def _open_live(live_dir, resume):
