@@ -303,10 +303,10 @@ def execute(args):
 
 
 def main(argv=None):
-    """The console command: one `error:` line and exit status 1 for bad input (genlab.cli.run)."""
-    from genlab import cli
+    """The console command: one `error:` line and exit status 1 for bad input (genlab.stage.run)."""
+    from genlab import stage
     args = parser().parse_args(argv)
-    cli.run(lambda: print(execute(args)))
+    stage.run(lambda: print(execute(args)))
 
 
 if __name__ == "__main__":

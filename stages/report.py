@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-from genlab import cli
+from genlab import stage
 from genlab.errors import GenlabError
 
 
@@ -32,7 +32,7 @@ def main():
                     "metrics when it was measured at these params")
     ap.add_argument("--out", required=True, help="output Markdown file (reports/report.md)")
     args = ap.parse_args()
-    params = cli.read_params()
+    params = stage.read_params()
 
     from genlab.data.processed import load_meta
     from genlab.io import atomic_dir, atomic_file
@@ -61,4 +61,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

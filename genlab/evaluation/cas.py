@@ -21,7 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from genlab import limits
 from genlab.errors import GenlabError
+from genlab.limits import require
 from genlab.training.loop import TrainSettings, run_steps, set_determinism
 
 PREDICT_BATCH = 1000
@@ -133,8 +135,7 @@ def cas_floor(x_train, y_train, x_test, y_test, *, n_classes, settings):
     """The CAS of N = settings.n real training images, a draw keyed by settings.seed (genlab.params.Cas):
     what a model whose images are as useful as real ones scores."""
     s = settings
-    if len(x_train) < s.n:
-        raise GenlabError(f"cas.n is {s.n} but the training split has {len(x_train)} images: lower cas.n")
+    require(limits.cas_fits_train(s.n, len(x_train)))
     idx = np.sort(np.random.default_rng(s.seed).choice(len(x_train), s.n, replace=False))
     return score(np.asarray(x_train)[idx], np.asarray(y_train)[idx], x_test, y_test, **_args(n_classes, s))
 
@@ -145,8 +146,9 @@ def cas_scores(labelled, x_train, y_train, x_test, y_test, *, n_classes, setting
     cas_floor already computed for these settings (the floor stage's), else it is computed here."""
     s = settings
     for name, (x, _) in labelled.items():
-        if len(x) < s.n:
-            raise GenlabError(f"{name}: {len(x)} generated images but cas.n is {s.n}: set sample.n >= cas.n")
+        problem = limits.samples_hold_cas(len(x), s.n)
+        if problem:
+            raise GenlabError(f"{name}: {problem}")
     if floor is None:
         floor = cas_floor(x_train, y_train, x_test, y_test, n_classes=n_classes, settings=s)
     result = {"n": s.n}

@@ -101,7 +101,7 @@ class GanTask:
             v.assign(e)
         return raw
 
-    def extra_metrics(self):
+    def extra_metrics(self, step, means):
         return {}
 
     def snapshot(self):

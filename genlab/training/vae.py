@@ -66,7 +66,7 @@ class VaeTask:
     def update(self, batch, draws, replicas):
         return vae_step(self.model, self.opt, batch["x"], None, self.beta, eps=draws["eps"], replicas=replicas)
 
-    def extra_metrics(self):
+    def extra_metrics(self, step, means):
         """Mean losses on the whole validation split, with fixed noise so values compare over time."""
         n = len(self.x_val)
         if n == 0:
