@@ -91,7 +91,7 @@ def write_images(path, x01, ncol, labels=None, scale=2):
 
     from PIL import Image
 
-    from genlab.outputs.mosaic import tile
+    from genlab.data.mosaic import tile
     mosaic = (tile(x01, ncol) * 255.0 + 0.5).astype(np.uint8)
     mosaic = mosaic.repeat(scale, axis=0).repeat(scale, axis=1)
     img = Image.fromarray(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic)

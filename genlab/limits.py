@@ -64,7 +64,7 @@ def curve_n_fits(curve_n, n_val, snapshot_every, min_curve_n):
                 f"curves are scored against, which is below the smallest curve ({min_curve_n}): raise "
                 "normalize.val_fraction")
     return (f"evaluate.curve_n ({curve_n}) is larger than the validation split ({n_val} images) the quality curves "
-            f"are scored against: lower evaluate.curve_n to at most {n_val}")
+            f"are scored against: lower evaluate.curve_n to at most {n_val} (or set train.snapshot_every: 0)")
 
 
 def cas_fits_train(cas_n, n_train):
