@@ -14,6 +14,7 @@ and no file is left half-written.
 import argparse
 import json
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +111,21 @@ def gan_images(model, z, weights=None):
     z = np.asarray(z, np.float32)
     if not model.conditional:
         return ((ops.convert_to_numpy(model.generator(z, training=False)) + 1.0) * 0.5).astype(np.float32)
-    g = model.generator
-    names = [layer.name for layer in g.layers]
-    h = np.concatenate([z, np.asarray(weights, np.float32)], axis=1)
-    for layer in g.layers[names.index("z_label") + 1:]:
-        h = layer(h, training=False)
+    h = _after_join(model.generator)(np.concatenate([z, np.asarray(weights, np.float32)], axis=1), training=False)
     return ((ops.convert_to_numpy(h) + 1.0) * 0.5).astype(np.float32)
+
+
+_AFTER_JOIN = weakref.WeakKeyDictionary()
+
+
+def _after_join(generator):
+    """The conditional generator from its joined [z, one-hot class] (the layer named z_label in
+    genlab.models.gan) to its image: a sub-model of the functional graph, built once per generator."""
+    import keras
+    sub = _AFTER_JOIN.get(generator)
+    if sub is None:
+        sub = _AFTER_JOIN[generator] = keras.Model(generator.get_layer("z_label").output, generator.output)
+    return sub
 
 
 def one_hot(k, n_classes, rows=1):
