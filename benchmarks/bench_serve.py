@@ -34,7 +34,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion-mnist"
 
 def make_models(folder, iterations, data_dir):
     """Train the default-architecture GAN and VAE briefly into folder (gan/, vae/, meta.json, data/)."""
-    from genlab.data.datasets import DATASETS
+    from genlab.data.datasets import BUILTIN
     from genlab.data.readers import read_idx
     from genlab.params import read_all
     from genlab.training.gan import train_gan
@@ -50,7 +50,7 @@ def make_models(folder, iterations, data_dir):
         np.save(data / f"{split}_x.npy", a)
         np.save(data / f"{split}_y.npy", b)
     meta = {"dataset": "fashion_mnist", "shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10,
-            "class_names": list(DATASETS["fashion_mnist"].class_names), "counts": {"train": 18000, "val": 2000}}
+            "class_names": list(BUILTIN["fashion_mnist"].class_names), "counts": {"train": 18000, "val": 2000}}
     for f in (data / "meta.json", folder / "meta.json"):
         f.write_text(json.dumps(meta))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

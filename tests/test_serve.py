@@ -2,7 +2,8 @@
 in a real browser (Debian's chromium driven by Playwright, tests/browser.py): it loads with no console
 error, every image has decoded pixels, another class changes the picture, the slider moves through an
 interpolation, an upload is reconstructed and a bad upload shows its message while the server keeps
-serving. GENLAB_SCREENSHOT=docs/serve.png also saves the page's screenshot there (the README's)."""
+serving. GENLAB_SCREENSHOT=docs/serve.png also saves the page's screenshot there (the README's; with
+GENLAB_SERVE_MODELS=<the folder bench_serve.py trained> the page shows those models)."""
 
 import base64
 import io
@@ -52,8 +53,19 @@ def start_server(models, port, *extra):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_models):
-    proc, url = start_server(tiny_models, free_port())
+def models(request):
+    """The session's tiny models, or GENLAB_SERVE_MODELS: a folder with gan/, vae/, meta.json and data/ (the
+    layout benchmarks/bench_serve.py trains into) for a screenshot of better-looking models."""
+    folder = os.environ.get("GENLAB_SERVE_MODELS")
+    if not folder:
+        return request.getfixturevalue("tiny_models")
+    return {"gan": Path(folder) / "gan", "vae": Path(folder) / "vae", "meta": Path(folder) / "meta.json",
+            "data": Path(folder) / "data"}
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    proc, url = start_server(models, free_port())
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -72,13 +84,13 @@ def png(data):
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
-def test_api_generate_is_genlab_generate(server, tiny_models, tmp_path):
+def test_api_generate_is_genlab_generate(server, models, tmp_path):
     from genlab.command import execute, parser
     status, body, kind = get(server + "/api/generate?model=gan&cls=Sneaker&seed=3&n=16")
     assert (status, kind) == (200, "image/png")
-    execute(parser().parse_args(["generate", str(tiny_models["gan"]), "-n", "16", "--class", "Sneaker",
+    execute(parser().parse_args(["generate", str(models["gan"]), "-n", "16", "--class", "Sneaker",
                                  "--seed", "3", "--scale", "1", "-o", str(tmp_path / "g.png"),
-                                 "--meta", str(tiny_models["meta"])]))
+                                 "--meta", str(models["meta"])]))
     np.testing.assert_array_equal(png(body), np.asarray(Image.open(tmp_path / "g.png")))   # the same pixels
     other = get(server + "/api/generate?model=gan&cls=Bag&seed=3&n=16")[1]
     assert not np.array_equal(png(body), png(other))
@@ -146,7 +158,7 @@ def grid_pixels(page):
         return Array.from(x.getImageData(0, 0, c.width, c.height).data).join(','); }""")
 
 
-def test_page_in_a_browser(server, tiny_models, tmp_path):
+def test_page_in_a_browser(server, tmp_path):
     with browser_page(tmp_path) as (page, errors):
         page.goto(server + "/")
         page.wait_for_selector("#grid")
@@ -174,9 +186,9 @@ def test_page_in_a_browser(server, tiny_models, tmp_path):
         Path(os.environ["GENLAB_SCREENSHOT"]).write_bytes((tmp_path / "serve.png").read_bytes())
 
 
-def test_page_upload_in_a_browser(server, tiny_models, tmp_path):
-    x = np.load(tiny_models["data"] / "test_x.npy")[1]
-    Image.fromarray(((x[:, :, 0] + 1) * 127.5 + 0.5).astype(np.uint8)).save(tmp_path / "trouser.png")
+def test_page_upload_in_a_browser(server, models, tmp_path):
+    x = np.load(models["data"] / "val_x.npy")[1]
+    Image.fromarray(((x[:, :, 0] + 1) * 127.5 + 0.5).astype(np.uint8)).save(tmp_path / "upload.png")
     Image.new("RGB", (64, 48), "red").save(tmp_path / "big.png")
     (tmp_path / "notes.png").write_text("not an image")
     with browser_page(tmp_path) as (page, errors):
@@ -192,7 +204,7 @@ def test_page_upload_in_a_browser(server, tiny_models, tmp_path):
         page.click("#go-edit")
         page.wait_for_function("document.getElementById('edit-error').textContent.includes('64x48')")
         assert "this model takes 28x28 images with 1 channel" in page.inner_text("#edit-error")
-        page.set_input_files("#upload", str(tmp_path / "trouser.png"))   # the server still serves
+        page.set_input_files("#upload", str(tmp_path / "upload.png"))   # the server still serves
         page.select_option("#to", "Bag")
         page.click("#go-edit")
         page.wait_for_selector("#edit-frame")
