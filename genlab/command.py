@@ -23,6 +23,7 @@ from genlab.errors import GenlabError
 
 META = "data/processed/meta.json"
 DATA = "data/processed"
+METRICS, SPREAD, PARAMS = "metrics/evaluate.json", "studies/spread/results.json", "params.yaml"   # model card
 
 
 def class_names(meta_path, n_classes=None):
@@ -256,10 +257,32 @@ def cmd_edit(model, args, names):
     return f"{what}: {names[start]} -> {names[to]} in {args.steps} steps -> {args.out}"
 
 
+def _optional(path, read):
+    """The parsed file, or None when it does not exist; one clear line when it cannot be read."""
+    import yaml
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        return read(p.read_text())
+    except (ValueError, yaml.YAMLError) as e:
+        raise GenlabError(f"{p} cannot be read ({type(e).__name__}): fix it, or point the option elsewhere") from None
+
+
 def cmd_export(model, args, names):
+    import yaml
+
     from genlab.models.export import export
-    export(model, args.out_dir, names)
-    return f"{model.family} exported -> {args.out_dir} (Keras .keras files and a TensorFlow SavedModel)"
+    from genlab.outputs.model_card import model_card
+    files = ["export.json", "MODEL_CARD.md", "saved_model/"] + (
+        ["generator.keras"] if model.family == "gan" else ["encoder.keras", "decoder.keras"])
+    card = model_card(family=model.family, config=model.config, meta=_optional(args.meta, json.loads),
+                      params=_optional(args.params, yaml.safe_load) or {},
+                      evaluation=_optional(args.metrics, json.loads), spread=_optional(args.spread, json.loads),
+                      files=sorted(files))
+    export(model, args.out_dir, names, extra={"MODEL_CARD.md": card})
+    return (f"{model.family} exported -> {args.out_dir} (Keras .keras files, a TensorFlow SavedModel and "
+            "MODEL_CARD.md)")
 
 
 def parser():
@@ -303,6 +326,9 @@ def parser():
     x.add_argument("model", help="a model folder the pipeline wrote (models/gan or models/vae)")
     x.add_argument("out_dir", help="a new folder to write")
     x.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
+    x.add_argument("--metrics", default=METRICS, help=f"the model card's metrics (default {METRICS})")
+    x.add_argument("--spread", default=SPREAD, help=f"the model card's seed spread (default {SPREAD})")
+    x.add_argument("--params", default=PARAMS, help=f"the model card's training params (default {PARAMS})")
     s = sub.add_parser("serve", help="a local web page to generate, interpolate and edit with the models",
                        description="Loads the models once and serves a page (open the printed address in a "
                                    "browser): a grid of a class and seed, interpolation with a slider, and for "

@@ -10,6 +10,8 @@ OUT_DIR/
                           (the Bernoulli means: sigmoid of the decoder's logits)
   saved_model/       signatures: GAN `serving_default` (z [, label] -> images);
                      VAE `serving_default` = `decode` (z -> images) and `encode` (x01 -> z_mean [, z_log_var])
+  MODEL_CARD.md      (written by `genlab export`: genlab.outputs.model_card) what it is, its data, params,
+                     metrics, intended use and misuse
 
 `keras.models.load_model("generator.keras")` or `tf.saved_model.load("saved_model")` loads them with
 no genlab import. New images as the pipeline draws them: z ~ N(0, I) (a VAE), or for a GAN
@@ -70,8 +72,9 @@ def _archive(model, nets):
     return archive
 
 
-def export(model, out_dir, class_names=None):
-    """Write model (a loaded GAN or VAE) to the new folder out_dir, atomically (whole or not at all)."""
+def export(model, out_dir, class_names=None, extra=None):
+    """Write model (a loaded GAN or VAE) to the new folder out_dir, atomically (whole or not at all).
+    extra: {file name: text} written beside the networks (the model card, MODEL_CARD.md)."""
     out = Path(out_dir)
     if out.exists():
         raise GenlabError(f"{out} already exists: give a new folder, or remove it first")
@@ -98,5 +101,7 @@ def export(model, out_dir, class_names=None):
         for name, net in nets.items():
             net.save(str(Path(tmp) / f"{name}.keras"))
         _archive(model, nets).write_out(str(Path(tmp) / "saved_model"), verbose=False)
+        for name, text in (extra or {}).items():
+            (Path(tmp) / name).write_text(text)
         write_json(Path(tmp) / "export.json", info)
     return json.loads((out / "export.json").read_text())
