@@ -5,6 +5,7 @@
     genlab edit MODEL (--image in.png | --seed S) --to C [--from C] [--steps 5] -o out.png|out.npz
     genlab export MODEL OUT_DIR
     genlab serve MODEL [MODEL ...] [--host 127.0.0.1] [--port 8000]
+    genlab plots PLOTS_JSON OUT_DIR --md plots.md     (`dvc plots diff REV --json` as PNG images)
 
 A class C is a name from the data's meta.json (`--class Sneaker`, `--class "Ankle boot"`) or an id.
 `.png` writes a grid of the images (pixel-exact, `--scale` times larger); `.npz` writes `x` (float32
@@ -340,6 +341,13 @@ def parser():
     s.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
     s.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
     s.add_argument("--max-images", type=int, default=256, help="most images one request may ask for (default 256)")
+    pl = sub.add_parser("plots", help="the curves of `dvc plots diff REV --json` as PNGs and a Markdown section",
+                        description="For a pull-request comment (CML): each plot of dvc.yaml, this branch's "
+                                    "curves over REV's, rendered to PNG (vl-convert), and a Markdown file "
+                                    "linking them.")
+    pl.add_argument("plots_json", help="the output of `dvc plots diff REV --json`")
+    pl.add_argument("out_dir", help="folder for the PNG images (replaced)")
+    pl.add_argument("--md", required=True, help="the Markdown file to write (links relative to its folder)")
     return ap
 
 
@@ -356,6 +364,10 @@ def check_args(args):
 
 def execute(args):
     """Run one parsed command; a problem the user can fix raises GenlabError. Returns the summary line."""
+    if args.command == "plots":
+        from genlab.outputs.plot_images import render
+        n = render(args.plots_json, args.out_dir, args.md)
+        return f"genlab plots: {n} plots -> {args.out_dir}, {args.md}"
     if args.command == "serve":
         if args.max_images < 1:
             raise GenlabError(f"--max-images must be a positive integer, got {args.max_images}")
