@@ -286,6 +286,28 @@ def cmd_export(model, args, names):
             "MODEL_CARD.md)")
 
 
+def _serve_and_plots(sub):
+    """The subcommands that are not about one model: serve (the web page) and plots (the PR comment's curves)."""
+    s = sub.add_parser("serve", help="a local web page to generate, interpolate and edit with the models",
+                       description="Loads the models once and serves a page (open the printed address in a "
+                                   "browser): a grid of a class and seed, interpolation with a slider, and for "
+                                   "a VAE an uploaded image reconstructed and moved along an attribute vector.")
+    s.add_argument("models", nargs="+", metavar="MODEL",
+                   help="model folders the pipeline wrote (models/gan models/vae)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
+    s.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
+    s.add_argument("--max-images", type=int, default=256, help="most images one request may ask for (default 256)")
+    pl = sub.add_parser("plots", help="the curves of `dvc plots diff REV --json` as PNGs and a Markdown section",
+                        description="For a pull-request comment (CML): each plot of dvc.yaml, this branch's "
+                                    "curves over REV's, rendered to PNG (vl-convert), and a Markdown file "
+                                    "linking them.")
+    pl.add_argument("plots_json", help="the output of `dvc plots diff REV --json`")
+    pl.add_argument("out_dir", help="folder for the PNG images (replaced)")
+    pl.add_argument("--md", required=True, help="the Markdown file to write (links relative to its folder)")
+
+
 def parser():
     title, usage = __doc__.split("\n\n", 1)
     ap = argparse.ArgumentParser(prog="genlab", description=title, epilog=usage,
@@ -330,24 +352,7 @@ def parser():
     x.add_argument("--metrics", default=METRICS, help=f"the model card's metrics (default {METRICS})")
     x.add_argument("--spread", default=SPREAD, help=f"the model card's seed spread (default {SPREAD})")
     x.add_argument("--params", default=PARAMS, help=f"the model card's training params (default {PARAMS})")
-    s = sub.add_parser("serve", help="a local web page to generate, interpolate and edit with the models",
-                       description="Loads the models once and serves a page (open the printed address in a "
-                                   "browser): a grid of a class and seed, interpolation with a slider, and for "
-                                   "a VAE an uploaded image reconstructed and moved along an attribute vector.")
-    s.add_argument("models", nargs="+", metavar="MODEL",
-                   help="model folders the pipeline wrote (models/gan models/vae)")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
-    s.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
-    s.add_argument("--max-images", type=int, default=256, help="most images one request may ask for (default 256)")
-    pl = sub.add_parser("plots", help="the curves of `dvc plots diff REV --json` as PNGs and a Markdown section",
-                        description="For a pull-request comment (CML): each plot of dvc.yaml, this branch's "
-                                    "curves over REV's, rendered to PNG (vl-convert), and a Markdown file "
-                                    "linking them.")
-    pl.add_argument("plots_json", help="the output of `dvc plots diff REV --json`")
-    pl.add_argument("out_dir", help="folder for the PNG images (replaced)")
-    pl.add_argument("--md", required=True, help="the Markdown file to write (links relative to its folder)")
+    _serve_and_plots(sub)
     return ap
 
 

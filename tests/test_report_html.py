@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pytest
 import yaml
 
 from browser import browser_page
@@ -113,3 +114,20 @@ def test_report_stage_writes_a_page_that_opens_offline(tmp_path):
                 assert Path(unquote(urlparse(href).path)).exists(), href
         assert errors == [], errors
         assert [u for u in requests if not u.startswith("data:")] == [report.as_uri()], requests
+
+
+@pytest.mark.slow
+def test_the_pipelines_report_page(smoke_pipeline, tmp_path):
+    """The smoke pipeline's report.html (dvc repro, every stage): every figure of report.md embedded, and the
+    page opens from disk with every image decoded and no console error."""
+    report = smoke_pipeline[0] / "reports" / "report.html"
+    md = (report.parent / "report.md").read_text()
+    r = refs(report.read_text())
+    assert len(r.src) == md.count("![") >= 8 and all(s.startswith("data:image/png;base64,") for s in r.src)
+    with browser_page(tmp_path) as (browser, errors):
+        browser.goto(report.as_uri())
+        assert all(browser.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)"))
+        for href in browser.evaluate("[...document.links].map(a => a.href)"):
+            if href.startswith("file:"):
+                assert Path(unquote(urlparse(href).path)).exists(), href
+        assert errors == [], errors
