@@ -275,13 +275,13 @@ def cmd_export(model, args, names):
 
     from genlab.models.export import export
     from genlab.outputs.model_card import model_card
-    files = ["export.json", "MODEL_CARD.md", "saved_model/"] + (
+    files = ["export.json", "MODEL_CARD.md", "model/", "saved_model/"] + (
         ["generator.keras"] if model.family == "gan" else ["encoder.keras", "decoder.keras"])
     card = model_card(family=model.family, config=model.config, meta=_optional(args.meta, json.loads),
                       params=_optional(args.params, yaml.safe_load) or {},
                       evaluation=_optional(args.metrics, json.loads), spread=_optional(args.spread, json.loads),
                       files=sorted(files))
-    export(model, args.out_dir, names, extra={"MODEL_CARD.md": card})
+    export(model, args.out_dir, names, extra={"MODEL_CARD.md": card}, source_dir=args.model)
     return (f"{model.family} exported -> {args.out_dir} (Keras .keras files, a TensorFlow SavedModel and "
             "MODEL_CARD.md)")
 

@@ -141,7 +141,27 @@ def test_serve_refuses_a_taken_port_and_a_missing_model(tiny_models, tmp_path):
     r = subprocess.run([sys.executable, "-m", "genlab.command", "serve", str(tmp_path / "nope")], cwd=ROOT,
                        capture_output=True, text=True, env=tool_env(), timeout=120)
     assert r.returncode == 1 and own_lines(r.stderr) == [
-        f"error: {tmp_path / 'nope'} is not a folder: give model folders the pipeline wrote (models/gan, models/vae)"]
+        f"error: {tmp_path / 'nope'} is not a folder: give model folders the pipeline wrote (models/gan, models/vae) "
+        "or exports of them (genlab export)"]
+
+
+def test_serve_loads_an_export_like_its_model_folder(tiny_models, tmp_path):
+    """`genlab serve exported/gan`: the export carries its genlab model folder (model/), so the page's
+    images are those of the folder it was exported from; an export without it is refused in one line."""
+    import shutil
+
+    from genlab.command import execute, parser
+    from genlab.errors import GenlabError
+    from genlab.outputs.serve import Models
+    out = tmp_path / "exported-gan"
+    execute(parser().parse_args(["export", str(tiny_models["gan"]), str(out), "--meta", str(tiny_models["meta"])]))
+    assert json.loads((out / "export.json").read_text())["files"]["model/"].startswith("the genlab model folder")
+    served = Models([out, tiny_models["gan"]], tiny_models["meta"], tiny_models["data"])
+    assert list(served.models) == ["exported-gan", "gan"]
+    assert served.generate("exported-gan", 16, 3, "Bag") == served.generate("gan", 16, 3, "Bag")
+    shutil.rmtree(out / "model")
+    with pytest.raises(GenlabError, match="is an export without its model/ folder"):
+        Models([out], tiny_models["meta"], tiny_models["data"])
 
 
 def decoded_images(page):

@@ -1,4 +1,5 @@
-"""serve: `genlab serve MODELS...`, a local web app over trained model folders (FastAPI, one page).
+"""serve: `genlab serve MODELS...`, a local web app over trained model folders or their exports (the
+genlab model folder an export carries in model/), with FastAPI and one page.
 
 The page (serve.html, no external resource: it works offline) calls a small JSON/PNG API. Every image is
 made by the functions the `genlab` command uses (genlab.command: generate_images, interpolation_images,
@@ -55,14 +56,11 @@ class Models:
         self.lock = threading.Lock()
         for d in model_dirs:
             path = Path(d)
-            if (path / "export.json").is_file():
-                raise GenlabError(f"{d} is an export (export.json): serve takes the model folder the pipeline "
-                                  "wrote (models/gan or models/vae) that it was exported from")
             if not path.is_dir():
                 raise GenlabError(f"{d} is not a folder: give model folders the pipeline wrote "
-                                  "(models/gan, models/vae)")
+                                  "(models/gan, models/vae) or exports of them (genlab export)")
             name = path.name if path.name not in self.models else f"{path.parent.name}/{path.name}"
-            model = load_model(path)
+            model = load_model(model_folder(path))
             self.models[name] = model
             self.names[name] = class_names(meta, model.config.get("n_classes"))
             if model.family == "vae" and self.names[name]:
@@ -137,6 +135,16 @@ class Models:
         with self.lock:
             x01, start, target = edit_images(model, args, names)
         return {"frames": [data_uri(x[None]) for x in x01], "from": names[start], "to": names[target]}
+
+
+def model_folder(path):
+    """The genlab model folder of a model folder or of an export (genlab export puts it in model/)."""
+    if not (path / "export.json").is_file():
+        return path
+    if not (path / "model" / "config.json").is_file():
+        raise GenlabError(f"{path} is an export without its model/ folder (made by an older genlab export): "
+                          "serve the model folder it came from, or export it again")
+    return path / "model"
 
 
 def data_uri(x01, scale=1):
