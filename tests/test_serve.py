@@ -237,3 +237,16 @@ def test_page_upload_in_a_browser(server, models, tmp_path):
         assert all(w > 0 for _, w in decoded_images(page))
         # Only the two refused uploads' HTTP 400s reached the console, nothing else.
         assert all("400" in e for e in errors) and len(errors) <= 2, errors
+
+
+def test_without_a_browser_the_tests_say_so_and_fail_under_ci(monkeypatch, tmp_path):
+    import browser
+    monkeypatch.setattr(browser, "CHROMIUM", str(tmp_path / "no-chromium"))
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"^no Chromium at .*no-chromium: the browser tests need "
+                                                     r"Debian's chromium \(`apt-get install chromium`"):
+        browser.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"\(CI=true: the browser tests must run\)$"):
+        browser.require_browser()
