@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -54,3 +55,18 @@ def test_bad_plots_json_is_one_line(tmp_path):
     assert r.returncode == 1 and own_lines(r.stderr) == [
         f"error: {tmp_path / 'p.json'} is not the output of `dvc plots diff REV --json` (no plots in it)"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "p.md").exists()
+
+
+@pytest.mark.slow
+def test_dvclive_sample_grids_are_image_plots(smoke_pipeline):
+    """In a reproduced project `dvc plots show` lists each sample grid dvclive logged as an image plot, one per
+    logged iteration (what VS Code and DVC Studio show with a slider)."""
+    import json
+    proj, env, _ = smoke_pipeline
+    data = json.loads(dvc(proj, "plots", "show", "--json", env=env, check=True).stdout)["data"]
+    for model in ("gan", "vae"):
+        folder = proj / "dvclive" / f"train_{model}" / "plots" / "images" / "samples"
+        logged = sorted(p.name for p in folder.glob("*.png"))
+        shown = sorted(k.rsplit("/", 1)[1] for k, v in data.items()
+                       if k.startswith(f"dvclive/train_{model}/plots/images/") and v[0]["type"] == "image")
+        assert len(logged) >= 2 and shown == logged, (logged, shown)
