@@ -250,3 +250,27 @@ def test_without_a_browser_the_tests_say_so_and_fail_under_ci(monkeypatch, tmp_p
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match=r"\(CI=true: the browser tests must run\)$"):
         browser.require_browser()
+
+
+def test_edit_refuses_each_bad_upload_in_one_line(tiny_models):
+    from genlab.errors import GenlabError
+    from genlab.outputs.serve import MAX_UPLOAD, Models
+    served = Models([tiny_models["vae"]], tiny_models["meta"], tiny_models["data"])
+
+    def upload(img):
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+    cases = [(upload(Image.new("RGB", (28, 28))), "rgb.png",
+              "rgb.png is a RGB image: this model takes greyscale images (1 channel); convert it first"),
+             (upload(Image.new("L", (28, 14))), "half.png", "half.png is 28x14 pixels: this model takes 28x28"),
+             (b"", "empty.png", "no image was uploaded: choose a PNG or JPEG file first"),
+             (b"\0" * (MAX_UPLOAD + 1), "huge.png", "huge.png is 4096 KB: give an image of the model's size")]
+    for data, name, words in cases:
+        with pytest.raises(GenlabError) as e:
+            served.edit("vae", data, name, "Bag", 7)
+        assert str(e.value).startswith(words), str(e.value)
+    with pytest.raises(GenlabError, match="steps 1000: give 1 to 256 images per request"):
+        served.edit("vae", upload(Image.new("L", (28, 28))), "ok.png", "Bag", 1000)
+    frames = served.edit("vae", upload(Image.new("L", (28, 28))), "ok.png", "Bag", 7)
+    assert len(frames["frames"]) == 7 and frames["to"] == "Bag"
