@@ -377,8 +377,8 @@ def execute(args):
         if args.max_images < 1:
             raise GenlabError(f"--max-images must be a positive integer, got {args.max_images}")
         from genlab.outputs.serve import serve
-        return "genlab serve: " + serve(args.models, host=args.host, port=args.port, meta=args.meta,
-                                        data=args.data, max_images=args.max_images)
+        return "genlab serve: " + serve(sys.modules[__name__], args.models, host=args.host, port=args.port,
+                                        meta=args.meta, data=args.data, max_images=args.max_images)
     check_args(args)
     from genlab.models.load import load_model
     if not Path(args.model).is_dir():

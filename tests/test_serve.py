@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import genlab.command
 from browser import browser_page
 from conftest import ROOT, own_lines, tool_env
 
@@ -156,12 +157,12 @@ def test_serve_loads_an_export_like_its_model_folder(tiny_models, tmp_path):
     out = tmp_path / "exported-gan"
     execute(parser().parse_args(["export", str(tiny_models["gan"]), str(out), "--meta", str(tiny_models["meta"])]))
     assert json.loads((out / "export.json").read_text())["files"]["model/"].startswith("the genlab model folder")
-    served = Models([out, tiny_models["gan"]], tiny_models["meta"], tiny_models["data"])
+    served = Models(genlab.command, [out, tiny_models["gan"]], tiny_models["meta"], tiny_models["data"])
     assert list(served.models) == ["exported-gan", "gan"]
     assert served.generate("exported-gan", 16, 3, "Bag") == served.generate("gan", 16, 3, "Bag")
     shutil.rmtree(out / "model")
     with pytest.raises(GenlabError, match="is an export without its model/ folder"):
-        Models([out], tiny_models["meta"], tiny_models["data"])
+        Models(genlab.command, [out], tiny_models["meta"], tiny_models["data"])
 
 
 def decoded_images(page):
@@ -255,7 +256,7 @@ def test_without_a_browser_the_tests_say_so_and_fail_under_ci(monkeypatch, tmp_p
 def test_edit_refuses_each_bad_upload_in_one_line(tiny_models):
     from genlab.errors import GenlabError
     from genlab.outputs.serve import MAX_UPLOAD, Models
-    served = Models([tiny_models["vae"]], tiny_models["meta"], tiny_models["data"])
+    served = Models(genlab.command, [tiny_models["vae"]], tiny_models["meta"], tiny_models["data"])
 
     def upload(img):
         buf = io.BytesIO()

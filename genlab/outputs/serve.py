@@ -3,7 +3,8 @@ genlab model folder an export carries in model/), with FastAPI and one page.
 
 The page (serve.html, no external resource: it works offline) calls a small JSON/PNG API. Every image is
 made by the functions the `genlab` command uses (genlab.command: generate_images, interpolation_images,
-edit_images, grid_png), on models loaded once at start-up:
+edit_images, grid_png), on models loaded once at start-up. The command hands its module to serve() as
+`command` (this phase may not import the command layer above it), so there is one implementation:
 
   GET  /                  the page
   GET  /api/models        each model: family, conditional, class names, image shape, what it offers
@@ -48,10 +49,11 @@ class NamedUpload(io.BytesIO):
 class Models:
     """The served models, loaded once: {name: model}, their class names and (VAE) class codes."""
 
-    def __init__(self, model_dirs, meta, data, max_images=256):
-        from genlab.command import class_names, vae_class_codes
+    def __init__(self, command, model_dirs, meta, data, max_images=256):
+        """command: the module genlab.command (its image functions); model_dirs: model folders or exports."""
         from genlab.models.load import load_model
-        self.data, self.max_images = data, max_images
+        self.cmd, self.data, self.max_images = command, data, max_images
+        class_names, vae_class_codes = command.class_names, command.vae_class_codes
         self.models, self.names, self.codes = {}, {}, {}
         self.lock = threading.Lock()
         for d in model_dirs:
@@ -97,31 +99,27 @@ class Models:
     def generate(self, name, n, seed, cls=None):
         """A PNG grid of `genlab generate MODEL -n N --seed S [--class C]`."""
         import numpy as np
-
-        from genlab.command import check_args, generate_images, grid_png
         self._count("count", n)
         args = argparse.Namespace(command="generate", n=n, seed=seed, cls=cls or None, ncol=None)
-        check_args(args)
+        self.cmd.check_args(args)
         model, names = self.get(name)
         with self.lock:
-            x01, _ = generate_images(model, args, names)
-        return grid_png(x01, int(np.ceil(np.sqrt(n))), scale=1)
+            x01, _ = self.cmd.generate_images(model, args, names)
+        return self.cmd.grid_png(x01, int(np.ceil(np.sqrt(n))), scale=1)
 
     def interpolate(self, name, src, dst, seed, steps, cls=None):
         """The frames of `genlab interpolate MODEL --from A --to B --seed S --steps K`."""
-        from genlab.command import check_args, interpolation_images
         self._count("steps", steps)
         args = argparse.Namespace(command="interpolate", src=src, dst=dst, seed=seed, steps=steps,
                                   cls=cls or None, data=self.data, class_codes=self.codes.get(name))
-        check_args(args)
+        self.cmd.check_args(args)
         model, names = self.get(name)
         with self.lock:
-            x01 = interpolation_images(model, args, names)
-        return {"frames": [data_uri(x[None]) for x in x01]}
+            x01 = self.cmd.interpolation_images(model, args, names)
+        return {"frames": [self.data_uri(x[None]) for x in x01]}
 
     def edit(self, name, image_bytes, filename, to, steps):
         """The frames of `genlab edit MODEL --image FILE --to C --steps K`: the reconstruction first."""
-        from genlab.command import check_args, edit_images
         self._count("steps", steps)
         if len(image_bytes) > MAX_UPLOAD:
             raise GenlabError(f"{filename} is {len(image_bytes) // 1024} KB: give an image of the model's size "
@@ -130,11 +128,16 @@ class Models:
             raise GenlabError("no image was uploaded: choose a PNG or JPEG file first")
         args = argparse.Namespace(command="edit", image=NamedUpload(image_bytes, filename), to=to, src=None,
                                   seed=0, steps=steps, data=self.data, class_codes=self.codes.get(name))
-        check_args(args)
+        self.cmd.check_args(args)
         model, names = self.get(name)
         with self.lock:
-            x01, start, target = edit_images(model, args, names)
-        return {"frames": [data_uri(x[None]) for x in x01], "from": names[start], "to": names[target]}
+            x01, start, target = self.cmd.edit_images(model, args, names)
+        return {"frames": [self.data_uri(x[None]) for x in x01], "from": names[start], "to": names[target]}
+
+    def data_uri(self, x01, scale=1):
+        """Images (N, H, W, C) in [0, 1] -> a PNG data URI of their grid (one row)."""
+        png = self.cmd.grid_png(x01, len(x01), scale=scale)
+        return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def model_folder(path):
@@ -146,11 +149,6 @@ def model_folder(path):
                           "serve the model folder it came from, or export it again")
     return path / "model"
 
-
-def data_uri(x01, scale=1):
-    """Images (N, H, W, C) in [0, 1] -> a PNG data URI of their grid (one row)."""
-    from genlab.command import grid_png
-    return "data:image/png;base64," + base64.b64encode(grid_png(x01, len(x01), scale=scale)).decode()
 
 
 def make_app(models):
@@ -222,13 +220,14 @@ def check_port(host, port):
                               "--host of this machine") from None
 
 
-def serve(model_dirs, *, host="127.0.0.1", port=8000, meta, data, max_images=256, out=None):
-    """Load the models once, then serve the page until Ctrl+C. Returns the summary line."""
+def serve(command, model_dirs, *, host="127.0.0.1", port=8000, meta, data, max_images=256, out=None):
+    """Load the models once, then serve the page until Ctrl+C. Returns the summary line. command: the
+    module genlab.command, whose functions make the images."""
     import sys
 
     import uvicorn
     check_port(host, port)
-    models = Models(model_dirs, meta, data, max_images)
+    models = Models(command, model_dirs, meta, data, max_images)
     print(f"genlab serve: http://{host}:{port}/ serving {', '.join(models.models)} (Ctrl+C stops)",
           file=out or sys.stdout, flush=True)
     uvicorn.run(make_app(models), host=host, port=port, log_level="warning")
