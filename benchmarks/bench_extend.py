@@ -38,7 +38,8 @@ from pathlib import Path
 import yaml
 
 from genlab.evaluation.score_cache import FOLDER as SCORES
-from genlab.training.checkpoint import run_store, tree_digest
+from genlab.identity import tree_digest
+from genlab.training.checkpoint import run_store
 
 ROOT = Path(__file__).resolve().parents[1]
 # the tests' smoke sizes (tests/conftest.py SMOKE), train.epochs aside

@@ -12,6 +12,7 @@ Prints one row per metric: wall-clock seconds and the value.
 """
 
 import argparse
+import io
 import os
 import time
 from pathlib import Path
@@ -89,7 +90,7 @@ def main():
         model, _ = timed(rows, f"(train quick evaluator, 1+{args.epochs} epochs on 10k)", lambda: train_evaluator(
             x_train[:10000], y_train[:10000], x_train[10000:11000], y_train[10000:11000], n_classes=10,
             filters=[16, 32], feature_dim=128, dropout=0.3, epochs=args.epochs + 1, warmup_epochs=1,
-            batch_size=128, lr=0.003, seed=0, log=lambda s: None))
+            batch_size=128, lr=0.003, seed=0, out=io.StringIO()))
     rng = np.random.default_rng(0)
     gen = np.clip(x_train[-n:] + 0.2 * rng.standard_normal((n, 28, 28, 1)), -1, 1).astype(np.float32)
     real = x_test[:n]

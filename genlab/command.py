@@ -101,7 +101,7 @@ def grid_png(x01, ncol, scale=2):
 
     from PIL import Image
 
-    from genlab.outputs.mosaic import tile
+    from genlab.data.mosaic import tile
     mosaic = (tile(np.clip(np.asarray(x01, np.float32), 0.0, 1.0), ncol) * 255.0 + 0.5).astype(np.uint8)
     mosaic = mosaic.repeat(scale, axis=0).repeat(scale, axis=1)
     img = Image.fromarray(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic)
@@ -391,10 +391,10 @@ def execute(args):
 
 
 def main(argv=None):
-    """The console command: one `error:` line and exit status 1 for bad input (genlab.cli.run)."""
-    from genlab import cli
+    """The console command: one `error:` line and exit status 1 for bad input (genlab.stage.run)."""
+    from genlab import stage
     args = parser().parse_args(argv)
-    cli.run(lambda: print(execute(args)))
+    stage.run(lambda: print(execute(args)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
-"""Atomic outputs: a stage's result appears whole or not at all. Also the file digest (sha256_file)."""
+"""Atomic outputs: a stage's result appears whole or not at all (the one way files are written)."""
 
 import contextlib
 import errno
-import hashlib
 import json
 import math
 import os
@@ -135,15 +134,6 @@ def write_npz(path, **arrays):
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with z.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-
-
-def sha256_file(path):
-    """sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _existing(path):

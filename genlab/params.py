@@ -108,6 +108,12 @@ class Section:
     def check(self):
         """Checks between fields, run by read() after a full read of valid values (raise GenlabError)."""
 
+    @classmethod
+    def bounds(cls, name):
+        """(lo, hi) a field's values must lie in (None: no bound)."""
+        meta = next(f.metadata for f in dataclass_fields(cls) if f.name == name)
+        return meta["lo"], meta["hi"]
+
 
 @dataclass(frozen=True)
 class Data(Section):

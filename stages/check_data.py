@@ -11,9 +11,9 @@ while the params fit, so it makes nothing downstream re-run.
 
 import argparse
 
-from genlab import cli
-from genlab.errors import GenlabError
-from genlab.params import read_all
+from genlab import limits, stage
+from genlab.limits import require
+from genlab.params import Evaluate, read_all
 
 # The keys whose limits depend on the data (exactly the params dvc.yaml lists for check_data).
 KEYS = {"train": ("batch_size", "data_in_memory", "snapshot_every"),
@@ -31,21 +31,10 @@ def read_settings(params):
     evaluate.n_samples, KID subset and pr_k <= evaluate.n_samples, cas.n <= sample.n for a conditional GAN)."""
     s = dict(zip(KEYS, read_all(params, *KEYS.items())))
     sample, ev = s["sample"], s["evaluate"]
-    problems = []
-    n = ev.n_samples
-    if sample.n < n:
-        problems.append(f"sample.n ({sample.n}) is smaller than evaluate.n_samples ({n}): "
-                        "set sample.n >= evaluate.n_samples")
-    if ev.kid_subset_size > n:
-        problems.append(f"evaluate.kid_subset_size ({ev.kid_subset_size}) is larger than evaluate.n_samples "
-                        f"({n}), the images KID draws its subsets from: lower evaluate.kid_subset_size")
-    if ev.pr_k >= n:
-        problems.append(f"evaluate.pr_k ({ev.pr_k}) must be smaller than evaluate.n_samples ({n}): lower it")
-    if s["gan"].conditional and s["cas"].n > sample.n:
-        problems.append(f"cas.n ({s['cas'].n}) is larger than sample.n ({sample.n}), the generated images the "
-                        "classification accuracy score trains on: set sample.n >= cas.n or lower cas.n")
-    if problems:
-        raise GenlabError("; ".join(problems))
+    require(limits.samples_hold_scored(sample.n, ev.n_samples),
+            limits.kid_subset_fits(ev.kid_subset_size, ev.n_samples),
+            limits.pr_k_fits(ev.pr_k, ev.n_samples),
+            limits.samples_hold_cas(sample.n, s["cas"].n) if s["gan"].conditional else None)
     return s
 
 
@@ -64,10 +53,10 @@ def _memory_problems(s, shape, n_train, n_classes, available):
                                                     feature_dim=ev.feature_dim), n_train),
     }
     problems = []
-    for stage, (key, batch, (act, params), images) in models.items():
+    for name, (key, batch, (act, params), images) in models.items():
         need = budget.training_memory(batch, act, params, images, pixels)
         if available is not None and need > available:
-            problems.append(f"{stage} needs about {budget.human(need)} of memory with {key} {batch} but "
+            problems.append(f"{name} needs about {budget.human(need)} of memory with {key} {batch} but "
                             f"{budget.human(available)} is available: lower {key}")
     return problems
 
@@ -76,44 +65,19 @@ def check(s, meta, available=None):
     """Every data-dependent limit of settings s against the processed data's meta; one GenlabError
     naming every problem (what, the data's size, the param that decides)."""
     counts, n_classes, shape = meta["counts"], int(meta["n_classes"]), list(meta["shape"])
-    n_train, n_test = counts["train"], counts["test"]
-    problems = []
-    train, ev, sample, kid = s["train"], s["evaluator"], s["sample"], s["evaluate"].kid_subset_size
-    if train.batch_size > n_train:
-        problems.append(f"train.batch_size ({train.batch_size}) is larger than the training split "
-                        f"({n_train} images): lower train.batch_size to at most {n_train}")
-    if ev.batch_size > n_train:
-        problems.append(f"evaluator.batch_size ({ev.batch_size}) is larger than the training split "
-                        f"({n_train} images): lower evaluator.batch_size to at most {n_train}")
-    n, pr_k = s["evaluate"].n_samples, s["evaluate"].pr_k
-    if n > n_test:
-        problems.append(f"evaluate.n_samples ({n}) is larger than the test split ({n_test} images): "
-                        f"lower evaluate.n_samples to at most {n_test}")
-    if n > n_train:
-        problems.append(f"evaluate.n_samples ({n}) is larger than the training split ({n_train} images), "
-                        f"which the real-vs-real floor draws from: lower evaluate.n_samples to at most {n_train}")
-    kid_pool = min(n, n_test)
-    if kid > kid_pool:
-        problems.append(f"evaluate.kid_subset_size ({kid}) is larger than the {kid_pool} images "
-                        f"scored: lower evaluate.kid_subset_size to at most {kid_pool}")
-    if pr_k >= kid_pool:
-        problems.append(f"evaluate.pr_k ({pr_k}) must be smaller than the {kid_pool} images scored: lower it")
-    curve_n, n_val = s["evaluate"].curve_n, counts.get("val", 0)
-    if train.snapshot_every > 0 and curve_n > n_val:
-        problems.append(f"evaluate.curve_n ({curve_n}) is larger than the validation split ({n_val} images) the "
-                        f"quality curves are scored against: lower evaluate.curve_n to at most {n_val} (or set "
-                        "train.snapshot_every: 0)")
-    if s["gan"].conditional and s["cas"].n > n_train:
-        problems.append(f"cas.n ({s['cas'].n}) is larger than the training split ({n_train} images), which the "
-                        f"classification accuracy score's floor draws from: lower cas.n to at most {n_train}")
-    edit = sample.attribute
-    bad = [k for k in edit if not 0 <= k < n_classes]
-    if bad:
-        problems.append(f"sample.attribute {edit!r} names class {bad[0]} but the data have {n_classes} classes "
-                        f"(0..{n_classes - 1}): set sample.attribute to two class ids in 0..{n_classes - 1}")
-    problems += _memory_problems(s, shape, n_train, n_classes, available)
-    if problems:
-        raise GenlabError("; ".join(dict.fromkeys(problems)))
+    n_train, n_test, n_val = counts["train"], counts["test"], counts.get("val", 0)
+    train, ev, sample = s["train"], s["evaluate"], s["sample"]
+    scored = min(ev.n_samples, n_test)
+    require(limits.batch_fits("train.batch_size", train.batch_size, n_train),
+            limits.batch_fits("evaluator.batch_size", s["evaluator"].batch_size, n_train),
+            limits.scored_fit_test(ev.n_samples, n_test),
+            limits.floor_fits_train(ev.n_samples, n_train),
+            limits.kid_subset_fits(ev.kid_subset_size, scored),
+            limits.pr_k_fits(ev.pr_k, scored),
+            limits.curve_n_fits(ev.curve_n, n_val, train.snapshot_every, Evaluate.bounds("curve_n")[0]),
+            limits.cas_fits_train(s["cas"].n, n_train) if s["gan"].conditional else None,
+            limits.attribute_classes(sample.attribute, n_classes),
+            *_memory_problems(s, shape, n_train, n_classes, available))
 
 
 def main():
@@ -121,7 +85,7 @@ def main():
     ap.add_argument("--data", required=True, help="normalize's output folder (its meta.json)")
     ap.add_argument("--out", required=True, help="written when every limit holds (data/data-checked.txt)")
     args = ap.parse_args()
-    s = read_settings(cli.read_params())
+    s = read_settings(stage.read_params())
 
     from genlab.data.processed import load_meta
     from genlab.io import atomic_file
@@ -134,4 +98,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from genlab import cli, config
+from genlab import config, stage
 from genlab.errors import GenlabError
 from genlab.io import atomic_file
 from stages import (
@@ -42,8 +42,8 @@ def declared_keys(dvc_yaml="dvc.yaml"):
     except (OSError, yaml.YAMLError, AttributeError):
         return set()
     keys = set()
-    for stage in stages.values():
-        for p in stage.get("params", []) if isinstance(stage, dict) else []:
+    for definition in stages.values():
+        for p in definition.get("params", []) if isinstance(definition, dict) else []:
             if isinstance(p, str):
                 keys.add(p)
     return keys
@@ -79,9 +79,9 @@ def check(params, dvc_yaml="dvc.yaml"):
     """Every stage's checks on params, and no unknown key; raise one GenlabError listing every problem
     (each message once, even when several stages read the same bad key)."""
     errors = []
-    for stage in STAGES:
+    for module in STAGES:
         try:
-            stage.read_settings(params)
+            module.read_settings(params)
         except GenlabError as e:
             errors += str(e).split("; ")      # a stage may report several values, joined by "; "
     errors += unknown_keys(params, config.keys_read() | declared_keys(dvc_yaml))
@@ -94,11 +94,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="written when every value passed (data/params-checked.txt)")
     args = ap.parse_args()
-    check(cli.read_params())
+    check(stage.read_params())
     with atomic_file(args.out, "w") as f:
         f.write("every value in params.yaml passed the stages' checks\n")
     print("check_params: params.yaml is valid")
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

@@ -10,21 +10,23 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab import cli
+from genlab import limits, stage
 from genlab.errors import GenlabError
 from genlab.params import read_all
 
 
-def load_samples(path, n):
-    """(all images, the labels they were drawn for or None) of a samples file holding at least n images."""
+def load_samples(path, n, cas_n=None):
+    """(all images, the labels they were drawn for or None) of a samples file holding at least n images
+    (and, if it has labels, at least cas_n)."""
     try:
         with np.load(path) as z:
             x, labels = z["x"], (z["labels"] if "labels" in z.files else None)
     except (OSError, KeyError, ValueError) as e:
         raise GenlabError(f"{path} cannot be read ({e.__class__.__name__}): run `dvc repro sample`") from None
-    if len(x) < n:
-        raise GenlabError(f"{path} holds {len(x)} images but evaluate.n_samples is {n}: "
-                          "set sample.n >= evaluate.n_samples")
+    problems = [limits.samples_hold_scored(len(x), n),
+                limits.samples_hold_cas(len(x), cas_n) if labels is not None and cas_n else None]
+    if any(problems):
+        raise GenlabError(f"{path}: " + "; ".join(p for p in problems if p))
     return x, labels
 
 
@@ -34,7 +36,7 @@ def read_settings(params):
     return read_all(params, "evaluate", "cas")
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, help="processed data folder (data/processed)")
     ap.add_argument("--evaluator", required=True, help="evaluator folder (models/evaluator)")
@@ -47,93 +49,81 @@ def main():
                     help="quality curves: the model folder and its training snapshots, e.g. "
                          "gan=models/gan:dvclive/train_gan/snapshots")
     ap.add_argument("--curves", help="output folder of the quality curves, <name>.tsv (metrics/curves)")
-    args = ap.parse_args()
-    settings, cas = read_settings(cli.read_params())
-    n = settings.n_samples
-    samples = dict(s.split("=", 1) for s in args.samples)
-    snapshots = {name: tuple(spec.split(":", 1)) for name, spec in (s.split("=", 1) for s in args.snapshots)}
+    return ap.parse_args()
 
-    from genlab.data.processed import load_meta, load_split, to_unit
+
+def headline(args, settings, cas, meta, evaluator, loaded, test, train):
+    """The metrics file's content: every model's scores beside the floor (copied in after its key is
+    checked), the VAE's bounds, the CAS of every model whose samples carry labels."""
+    from genlab.data.processed import to_unit
     from genlab.evaluation import floor as floor_file
     from genlab.evaluation.cas import cas_scores
     from genlab.evaluation.elbo import vae_bounds
-    from genlab.evaluation.evaluator import check_evaluator, load_evaluator, load_evaluator_info
+    from genlab.evaluation.evaluator import load_evaluator_info
     from genlab.evaluation.scoring import score_models
-    from genlab.io import check_outputs, write_json
     from genlab.models.load import load_model
 
-    check_outputs({args.metrics: 1 << 16, **({args.curves: 1 << 20} if args.curves else {})}, "evaluate")
-    meta = load_meta(args.data)
-    info = load_evaluator_info(args.evaluator)
-    check_evaluator(info, settings.min_evaluator_accuracy, meta["dataset"])
-    x_test, y_test = load_split(args.data, "test")
-    x_train, y_train = load_split(args.data, "train")
-    if len(x_test) < n:
-        raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
-    x_test, y_test = np.asarray(x_test[:n]), np.asarray(y_test[:n])
-    x_train, y_train = np.asarray(x_train), np.asarray(y_train)
-    loaded = {name: load_samples(path, n) for name, path in samples.items()}
-    # CAS: only a model that was asked for a class (its samples carry those labels) can be scored
-    labelled = {name: (x, y) for name, (x, y) in loaded.items() if y is not None}
-    for name in [name for name in loaded if name not in labelled]:
-        print(f"evaluate: {name}: no classification accuracy score: its samples carry no labels (an "
-              "unconditional model cannot be asked for a class; the GAN can, with gan.conditional: true)")
-    if labelled and len(x_train) < cas.n:
-        raise GenlabError(f"cas.n is {cas.n} but the training split has {len(x_train)} images: lower cas.n")
-    for name, (x, _) in labelled.items():
-        if len(x) < cas.n:
-            raise GenlabError(f"{samples[name]} holds {len(x)} images but cas.n is {cas.n}: set sample.n >= cas.n")
-    evaluator = load_evaluator(args.evaluator)
-    floor = floor_file.load(args.floor, floor_file.key(evaluator, (x_test, y_test), (x_train, y_train), settings, cas))
-
-    generated = {name: x[:n] for name, (x, _) in loaded.items()}
-    result = {"evaluator_accuracy": info["test_accuracy"],
-              **score_models(evaluator, generated, x_test, x_train, value_range=meta["range"], settings=settings,
+    floor = floor_file.load(args.floor, floor_file.key(evaluator, test, train, settings, cas))
+    generated = {name: x[:settings.n_samples] for name, (x, _) in loaded.items()}
+    result = {"evaluator_accuracy": load_evaluator_info(args.evaluator)["test_accuracy"],
+              **score_models(evaluator, generated, test[0], train[0], value_range=meta["range"], settings=settings,
                              floor=floor)}
     result["floor"].pop("cas", None)   # beside the models' CAS below, if any model has one
     for name in generated:
         print(f"evaluate: {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in result[name].items()))
     vae = load_model(args.vae)
     if getattr(vae, "variational", False):
-        result.setdefault("vae", {}).update(vae_bounds(vae.encode, vae.decode_logits, to_unit(x_test, meta["range"]),
+        result.setdefault("vae", {}).update(vae_bounds(vae.encode, vae.decode_logits, to_unit(test[0], meta["range"]),
                                                        k=settings.iw_k, threshold=settings.binarize_threshold,
                                                        seed=settings.seed))
-    curves = {}
-    if snapshots and args.curves:
-        from genlab.evaluation.curves import can_sample, score_snapshots, to_tsv, with_cas
-        from genlab.evaluation.score_cache import RowCache, curve_context
-        from genlab.models.store import read_model_config
-        x_val, y_val = load_split(args.data, "val")
-        for name, (model_dir, snap_dir) in snapshots.items():
-            model = load_model(model_dir)
-            why = can_sample(model)
-            if why:
-                print(f"evaluate: no quality curve for {name}: {why}")
-                continue
-            family, config = read_model_config(model_dir)
-            cache = RowCache.default(curve_context({"family": family, **config}, evaluator, x_val, y_val,
-                                                   settings, cas if with_cas(model, y_val, cas) else None))
-            curves[name] = score_snapshots(model, snap_dir, evaluator, x_val, n=settings.curve_n, settings=settings,
-                                           seed=settings.seed, y_val=y_val, cas=cas, cache=cache)
-            last = curves[name][-1]
-            print(f"evaluate: {name} quality curve over {len(curves[name])} snapshots ({cache.hits} from the score "
-                  f"cache), at iteration {last['iteration']}: "
-                  + ", ".join(f"{k}={v:.4g}" for k, v in last.items() if k != "iteration"))
+    labelled = {name: (x, y) for name, (x, y) in loaded.items() if y is not None}
     if labelled:
-        scores = cas_scores(labelled, x_train, y_train, x_test, y_test, n_classes=meta["n_classes"], settings=cas,
+        scores = cas_scores(labelled, *train, *test, n_classes=meta["n_classes"], settings=cas,
                             floor=floor["floor"]["cas"])
         result["cas_n"] = scores.pop("n")
         for name, value in scores.items():
             result[name]["cas"] = value
         print("evaluate: classification accuracy score: "
               + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+    return result
+
+
+def main():
+    args = parse_args()
+    settings, cas = read_settings(stage.read_params())
+    n = settings.n_samples
+    samples = dict(s.split("=", 1) for s in args.samples)
+    snapshots = {name: tuple(spec.split(":", 1)) for name, spec in (s.split("=", 1) for s in args.snapshots)}
+
+    from genlab.data.processed import load_meta, load_split
+    from genlab.evaluation.evaluator import check_evaluator, load_evaluator, load_evaluator_info
+    from genlab.io import atomic_dir, check_outputs, write_json
+
+    check_outputs({args.metrics: 1 << 16, **({args.curves: 1 << 20} if args.curves else {})}, "evaluate")
+    meta = load_meta(args.data)
+    check_evaluator(load_evaluator_info(args.evaluator), settings.min_evaluator_accuracy, meta["dataset"])
+    x_test, y_test = load_split(args.data, "test")
+    x_train, y_train = (np.asarray(a) for a in load_split(args.data, "train"))
+    loaded = {name: load_samples(path, n, cas.n) for name, path in samples.items()}
+    for name in [name for name, (_, y) in loaded.items() if y is None]:
+        print(f"evaluate: {name}: no classification accuracy score: its samples carry no labels (an "
+              "unconditional model cannot be asked for a class; the GAN can, with gan.conditional: true)")
+    limits.require(limits.scored_fit_test(n, len(x_test)),
+                   limits.cas_fits_train(cas.n, len(x_train)) if any(y is not None for _, y in loaded.values())
+                   else None)
+    evaluator = load_evaluator(args.evaluator)
+    test = (np.asarray(x_test[:n]), np.asarray(y_test[:n]))
+    result = headline(args, settings, cas, meta, evaluator, loaded, test, (x_train, y_train))
+    curves = {}
+    if snapshots and args.curves:
+        from genlab.evaluation.curves import model_curves, to_tsv
+        curves = model_curves(snapshots, evaluator, *load_split(args.data, "val"), settings=settings, cas=cas)
     write_json(args.metrics, result)
     if args.curves:
-        from genlab.io import atomic_dir
         with atomic_dir(args.curves) as tmp:
             for name, rows in curves.items():
                 (Path(tmp) / f"{name}.tsv").write_text(to_tsv(rows))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

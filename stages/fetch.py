@@ -3,7 +3,7 @@ with data.name image_folder, import the PNG/JPEG class folders at data.path inst
 
 import argparse
 
-from genlab import cli
+from genlab import stage
 from genlab.params import read
 
 
@@ -16,7 +16,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True, help="output folder (data/raw)")
     args = ap.parse_args()
-    s = read_settings(cli.read_params())
+    s = read_settings(stage.read_params())
 
     from genlab.data.fetch import fetch
     from genlab.data.image_folder import import_folder
@@ -29,4 +29,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

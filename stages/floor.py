@@ -14,8 +14,7 @@ import argparse
 
 import numpy as np
 
-from genlab import cli
-from genlab.errors import GenlabError
+from genlab import stage
 from genlab.evaluation import floor as floor_file
 from genlab.params import read_all
 
@@ -32,7 +31,7 @@ def main():
     ap.add_argument("--evaluator", required=True, help="evaluator folder (models/evaluator)")
     ap.add_argument("--out", required=True, help="output JSON (metrics/floor.json)")
     args = ap.parse_args()
-    settings, cas = read_settings(cli.read_params())
+    settings, cas = read_settings(stage.read_params())
     n = settings.n_samples
 
     from genlab.data.processed import load_meta, load_split
@@ -40,13 +39,13 @@ def main():
     from genlab.evaluation.evaluator import load_evaluator
     from genlab.evaluation.scoring import score_floor
     from genlab.io import check_outputs, write_json
+    from genlab.limits import require, scored_fit_test
 
     check_outputs({args.out: 1 << 16}, "floor")
     meta = load_meta(args.data)
     x_test, y_test = load_split(args.data, "test")
     x_train, y_train = (np.asarray(a) for a in load_split(args.data, "train"))
-    if len(x_test) < n:
-        raise GenlabError(f"evaluate.n_samples is {n} but the test split has {len(x_test)} images: lower it")
+    require(scored_fit_test(n, len(x_test)))
     x_test, y_test = np.asarray(x_test[:n]), np.asarray(y_test[:n])
     evaluator = load_evaluator(args.evaluator)
     result = {"key": floor_file.key(evaluator, (x_test, y_test), (x_train, y_train), settings, cas),
@@ -60,4 +59,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

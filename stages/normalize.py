@@ -2,7 +2,7 @@
 
 import argparse
 
-from genlab import cli
+from genlab import stage
 from genlab.params import read
 
 
@@ -18,7 +18,7 @@ def main():
                     help="validate's stamp of the raw data it passed (data/validated.json)")
     ap.add_argument("--out", required=True, help="output folder (data/processed)")
     args = ap.parse_args()
-    s = read_settings(cli.read_params())
+    s = read_settings(stage.read_params())
 
     from genlab.data.normalize import check_validation, normalize
     from genlab.data.readers import load_raw, load_raw_info
@@ -31,4 +31,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

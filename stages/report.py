@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from genlab import cli
+from genlab import stage
 from genlab.errors import GenlabError
 
 
@@ -34,7 +34,7 @@ def main():
     ap.add_argument("--out", required=True, help="output Markdown file (reports/report.md)")
     ap.add_argument("--html", help="also write the report as one self-contained HTML page (reports/report.html)")
     args = ap.parse_args()
-    params = cli.read_params()
+    params = stage.read_params()
 
     from genlab.data.processed import load_meta
     from genlab.io import atomic_dir, atomic_file
@@ -68,4 +68,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

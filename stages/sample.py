@@ -4,7 +4,7 @@ import argparse
 
 import numpy as np
 
-from genlab import cli
+from genlab import stage
 from genlab.errors import GenlabError
 from genlab.params import read
 
@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--samples", required=True, help="output .npz of generated images (samples/<model>.npz)")
     ap.add_argument("--figures", required=True, help="output folder of PNG figures (reports/figures/<model>)")
     args = ap.parse_args()
-    s = read_settings(cli.read_params())
+    s = read_settings(stage.read_params())
     n, seed, grid, steps, rows, edit = s.n, s.seed, s.grid, s.steps, s.rows, s.attribute
 
     from genlab.data.processed import from_unit, load_meta, load_split, to_unit
@@ -65,4 +65,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

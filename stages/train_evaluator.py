@@ -2,14 +2,14 @@
 
 python -m stages.train_evaluator --data data/processed --model models/evaluator \
     --checkpoints checkpoints/train_evaluator --metrics metrics/evaluator.json
-The training state is backed up in --checkpoints at every epoch end (kept between runs): after
-Ctrl-C, SIGTERM or kill -9 the next run resumes after the last finished epoch.
+The training state is checkpointed in --checkpoints at every epoch end and on Ctrl-C/SIGTERM (kept
+between runs), as the GAN's and VAE's are: the next run resumes from the newest checkpoint.
 """
 
 import argparse
 
-from genlab.cli import read_params, run, sigterm_as_interrupt
 from genlab.params import read
+from genlab.stage import read_params, run, sigterm_as_interrupt
 
 
 def read_settings(params):
@@ -22,7 +22,7 @@ def main():
     ap.add_argument("--data", required=True, help="processed data directory (normalize's output)")
     ap.add_argument("--model", required=True, help="output directory for the evaluator")
     ap.add_argument("--checkpoints", required=True,
-                    help="epoch backups, kept between runs (checkpoints/train_evaluator)")
+                    help="checkpoints, kept between runs (checkpoints/train_evaluator)")
     ap.add_argument("--metrics", required=True, help="output metrics JSON")
     args = ap.parse_args()
     settings = read_settings(read_params())
@@ -35,7 +35,8 @@ def main():
     meta = load_meta(args.data)
     _, n_params = budget.evaluator_counts(meta["shape"], filters=settings.filters,
                                           feature_dim=settings.feature_dim, n_classes=meta["n_classes"])
-    check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
+    check_outputs({args.model: budget.model_disk(n_params),
+                   args.checkpoints: budget.checkpoint_disk(n_params, copies=4),   # + the best weights
                    args.metrics: budget.LIVE_DISK}, "train_evaluator")
 
     from genlab.evaluation.evaluator import accuracy, save_evaluator, train_evaluator
@@ -43,7 +44,7 @@ def main():
     x_val, y_val = load_split(args.data, "val")
     x_test, y_test = load_split(args.data, "test")
     model, info = train_evaluator(x, y, x_val, y_val, n_classes=int(meta["n_classes"]),
-                                  backup_dir=args.checkpoints, **settings.asdict())
+                                  ckpt_dir=args.checkpoints, **settings.asdict())
     test_acc = accuracy(model, x_test, y_test)
     print(f"evaluator test accuracy {test_acc:.4f} on {len(x_test)} {meta['dataset']} test images")
     info.update(dataset=meta["dataset"], input_range=list(meta["range"]),

@@ -3,7 +3,7 @@ interruption), log to --live with dvclive, and write the finished model to --mod
 
 import argparse
 
-from genlab import cli
+from genlab import stage
 from genlab.params import read_all
 
 
@@ -19,7 +19,7 @@ def main():
     ap.add_argument("--checkpoints", required=True, help="checkpoint folder, kept between runs (checkpoints/train_gan)")
     ap.add_argument("--live", required=True, help="dvclive folder (dvclive/train_gan)")
     args = ap.parse_args()
-    train, gan = read_settings(cli.read_params())
+    train, gan = read_settings(stage.read_params())
 
     from genlab.data.processed import load_meta
     from genlab.io import check_outputs
@@ -35,7 +35,7 @@ def main():
     from genlab.training.gan import train_gan
     from genlab.training.loop import TrainSettings, load_training_data
 
-    cli.sigterm_as_interrupt()
+    stage.sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train"], in_memory=train.data_in_memory)
     train_gan(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings.from_params(train),
               **gan.asdict())
@@ -43,4 +43,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

@@ -4,7 +4,7 @@ write the finished model to --model."""
 
 import argparse
 
-from genlab import cli
+from genlab import stage
 from genlab.params import read_all
 
 
@@ -20,7 +20,7 @@ def main():
     ap.add_argument("--checkpoints", required=True, help="checkpoint folder, kept between runs (checkpoints/train_vae)")
     ap.add_argument("--live", required=True, help="dvclive folder (dvclive/train_vae)")
     args = ap.parse_args()
-    train, vae = read_settings(cli.read_params())
+    train, vae = read_settings(stage.read_params())
 
     from genlab.data.processed import load_meta
     from genlab.io import check_outputs
@@ -35,7 +35,7 @@ def main():
     from genlab.training.loop import TrainSettings, load_training_data
     from genlab.training.vae import train_vae
 
-    cli.sigterm_as_interrupt()
+    stage.sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train", "val"], in_memory=train.data_in_memory)
     train_vae(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings.from_params(train),
               **vae.asdict())
@@ -43,4 +43,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

@@ -2,7 +2,7 @@
 
 import argparse
 
-from genlab import cli
+from genlab import stage
 from genlab.params import read
 
 
@@ -19,7 +19,7 @@ def main():
     ap.add_argument("--stamp", required=True, help="written only when every expectation passed: "
                     "which raw data passed, the gate normalize depends on (data/validated.json)")
     args = ap.parse_args()
-    s = read_settings(cli.read_params())
+    s = read_settings(stage.read_params())
 
     from genlab.data.readers import load_raw, load_raw_info
     from genlab.data.validate import raise_if_failed, stamp, validate_arrays
@@ -40,4 +40,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

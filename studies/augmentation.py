@@ -14,7 +14,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from genlab import cli, config
+from genlab import config, stage
 from genlab.errors import GenlabError
 
 
@@ -65,7 +65,7 @@ def main():
     ap.add_argument("--out", default="studies/augmentation",
                     help="output folder: results.json, accuracy.csv, table.md (default studies/augmentation)")
     args = ap.parse_args()
-    s = read_settings(cli.read_params(args.study), cli.read_params(args.params))
+    s = read_settings(stage.read_params(args.study), stage.read_params(args.params))
     if not Path(args.data, "meta.json").exists():
         raise GenlabError(f"{args.data} holds no processed data: run `dvc repro normalize` (or `dvc pull`) first")
 
@@ -75,7 +75,7 @@ def main():
     from genlab.outputs.report import augmentation_table
     from genlab.training.loop import TrainSettings, load_training_data
 
-    cli.sigterm_as_interrupt()
+    stage.sigterm_as_interrupt()
     start = time.perf_counter()
     dataset = load_training_data(args.data, ["train"])
     test = load_split(args.data, "test")
@@ -104,4 +104,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from genlab import cli, config
+from genlab import config, stage
 from genlab.errors import GenlabError
 
 METRICS = "metrics/evaluate.json"
@@ -171,8 +171,8 @@ def main():
         if not args.rev:
             raise GenlabError("diff needs a revision: python -m studies.spread diff main")
         return diff(args.rev, Path(args.out) / "results.json", args.md)
-    params = cli.read_params()
-    key, seeds, own = read_settings(cli.read_params(args.study), params)
+    params = stage.read_params()
+    key, seeds, own = read_settings(stage.read_params(args.study), params)
     require_clean_workspace()
     started = None
     runs = collect(params, key, seeds, own)
@@ -197,4 +197,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    stage.run(main)

@@ -1,5 +1,6 @@
 """Shared fixtures: real Fashion-MNIST from ../shared/data (the mirror) or Debian's package."""
 
+import io
 import os
 import re
 from pathlib import Path
@@ -65,7 +66,7 @@ def small_evaluator(fmnist_small):
     xt, yt = fmnist_small["test"]
     model, _ = train_evaluator(x, y, xt[:200], yt[:200], n_classes=10, filters=[16, 32], feature_dim=64,
                                dropout=0.3, epochs=2, warmup_epochs=1, batch_size=128, lr=0.003, seed=0,
-                               log=lambda s: None)
+                               out=io.StringIO())
     return model
 
 
@@ -152,7 +153,7 @@ def flat_keys(tree, prefix="", leaves=False):
 
 # A native library's log line: TensorFlow/absl ("I0000 00:00:17.. 123 port.cc:153] ...",
 # "2026-01-01 10:00:00.123456: W tensorflow/...", "WARNING: All log messages before absl::...") and the
-# continuation line of cpu_feature_guard's notice. Stages keep these off stderr (genlab.cli), but a
+# continuation line of cpu_feature_guard's notice. Stages keep these off stderr (genlab.stage), but a
 # library run in-process or a GENLAB_TF_LOG=1 run may print them; they are never the project's words.
 _NATIVE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"
                      r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "

@@ -2,6 +2,7 @@
 table is there with finite numbers (the equal-time race itself is measured, not tested)."""
 
 import importlib.util
+import io
 import json
 import math
 import subprocess
@@ -29,7 +30,7 @@ def tiny_evaluator(fmnist_small, tmp_path_factory):
     (x, y), (xt, yt) = fmnist_small["train"], fmnist_small["test"]
     model, info = train_evaluator(x[:2000], y[:2000], xt[:200], yt[:200], n_classes=10, filters=[8, 16],
                                   feature_dim=32, dropout=0.0, epochs=1, warmup_epochs=0, batch_size=64,
-                                  lr=3e-3, seed=0, log=lambda *a: None)
+                                  lr=3e-3, seed=0, out=io.StringIO())
     info.update(dataset="fashion_mnist", input_range=[-1.0, 1.0], test_accuracy=accuracy(model, xt, yt))
     d = tmp_path_factory.mktemp("evaluator")
     save_evaluator(model, d, info)

@@ -2,6 +2,7 @@
 output shapes, the asked class honoured by the evaluator, seed determinism, the export round trip in a
 fresh interpreter with no genlab import, and one clear line for every bad input."""
 
+import io
 import json
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def trained(fmnist_small, tmp_path_factory):
               arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=128, filters=16, lr=1e-3)
     evaluator, _ = train_evaluator(x, y, xt[:500], yt[:500], n_classes=10, filters=[8, 16],
                                    feature_dim=32, dropout=0.0, epochs=3, warmup_epochs=1, batch_size=64,
-                                   lr=3e-3, seed=0, log=lambda *a: None)
+                                   lr=3e-3, seed=0, out=io.StringIO())
     return {"root": root, "data": data, "meta": data / "meta.json", "evaluator": evaluator, "test": (xt, yt)}
 
 

@@ -3,43 +3,20 @@ script and the genlab modules that script imports (directly or through other gen
 its params are keys that exist in params.yaml. (Which keys each stage really reads is checked at run
 time in test_experiments.py, through the GENLAB_PARAMS_AUDIT hook.)"""
 
-import ast
-
 import pytest
 import yaml
 
 from conftest import ROOT, flat_keys
+from genlab.identity import module_closure
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def project_imports(path):
-    """The project modules (as 'genlab/x.py' or 'stages/x.py') that the module at path imports
-    anywhere in its body, function-level imports included."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        else:
-            continue
-        for name in names:
-            if name.startswith(("genlab.", "stages.")) and (ROOT / (name.replace(".", "/") + ".py")).exists():
-                found.add(name.replace(".", "/") + ".py")
-    return found
-
-
 def closure(script):
-    todo, seen = [script], set()
-    while todo:
-        f = todo.pop()
-        if f in seen:
-            continue
-        seen.add(f)
-        todo.extend(project_imports(ROOT / f) - seen)
-    return seen
+    """The script ('stages/x.py') and every project module it imports, transitively (the closure the
+    code keys cover too: genlab.identity.module_closure)."""
+    return {p.as_posix() for p in module_closure(script[:-3].replace("/", "."))}
 
 
 def stages():

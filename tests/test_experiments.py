@@ -379,13 +379,13 @@ def test_queued_sweep_runs_each_value_with_one_thread_per_job(project):
 
 @pytest.mark.slow   # TensorFlow in several subprocesses
 def test_thread_limit_is_applied_and_checked():
-    code = ("import os; from genlab import cli\n"
+    code = ("import os; from genlab import stage\n"
             "def main():\n"
             "    import tensorflow as tf\n"
             "    x = tf.random.normal([256, 256])\n"
             "    for _ in range(5): x = tf.matmul(x, x) / 256.0\n"
             "    print(len(os.listdir('/proc/self/task')))\n"
-            "cli.run(main)\n")
+            "stage.run(main)\n")
     counts = {}
     for n in ("1", "8"):
         r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

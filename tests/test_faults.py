@@ -9,7 +9,8 @@ temporary clone) and the outcome asserted.
     fetch killed mid-download (5)
   - two `dvc repro` at once (1); divergence with the previous results restored (1)
   - 606 mutated, forged or empty IDX / IDX.gz / npz / compressed npz files in a child interpreter
-  - the evaluator's backups damaged five ways, plus a clean resume (6): bit-identical weights
+  - the evaluator stopped mid-run and resumed at the library level, its newest checkpoint damaged or of
+    other params (3): bit-identical weights
   - two full smoke-size pipeline runs: byte-identical metrics files (1)
 
 Most tests share one clone whose data stages were reproduced on a small real slice (3,000 training
@@ -22,6 +23,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import io
 import json
 import os
 import re
@@ -107,13 +109,8 @@ def group_alive(pgid):
 
 
 def progress(proj, stage):
-    """The newest resume point on disk: checkpoint iteration, or the evaluator's backed-up epoch."""
+    """The newest resume point on disk: the newest checkpoint's iteration (one engine: every training)."""
     d = proj / "checkpoints" / stage
-    if stage == "train_evaluator":
-        try:
-            return json.loads((d / "training_metadata.json").read_text())["epoch"]
-        except (OSError, ValueError, KeyError):
-            return 0
     steps = [int(p.name[5:]) for p in d.glob("ckpt-*") if p.name[5:].isdigit()] if d.is_dir() else []
     return max(steps, default=0)
 
@@ -146,9 +143,8 @@ def interrupt(proj, stage, sig, after):
 
 
 def resumed_from(stage, out):
-    what = "epoch" if stage == "train_evaluator" else "iteration"
-    total = EVAL_EPOCHS if stage == "train_evaluator" else ITERATIONS
-    found = re.findall(rf"{stage}: resuming from {what} (\d+) of {total}", out)
+    total = r"\d+" if stage == "train_evaluator" else ITERATIONS
+    found = re.findall(rf"{stage}: resuming from iteration (\d+) of {total}", out)
     assert len(found) == 1, out
     return int(found[0])
 
@@ -156,10 +152,6 @@ def resumed_from(stage, out):
 def corrupt_newest(proj, stage):
     """Truncate the newest resume point; return the point training must fall back to."""
     d = proj / "checkpoints" / stage
-    if stage == "train_evaluator":
-        weights = d / "latest.weights.h5"
-        weights.write_bytes(weights.read_bytes()[:1000])
-        return json.loads((d / "training_metadata.json.bkp").read_text())["epoch"]
     ckpts = sorted(d.glob("ckpt-*"))
     state = ckpts[-1] / "state.npz"
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
@@ -181,7 +173,7 @@ def test_interrupted_training_resumes_and_finishes(clone, stage):
         outputs.append(out)
         if point:
             assert resumed_from(stage, out) == point
-        if sig != signal.SIGKILL and stage != "train_evaluator":
+        if sig != signal.SIGKILL:
             # a checkpoint is saved on the way out, unless the signal came just after one was written
             now = progress(proj, stage)
             assert (f"{stage}: interrupted at iteration {now}; checkpoint saved, run the stage again to resume" in out
@@ -197,7 +189,7 @@ def test_interrupted_training_resumes_and_finishes(clone, stage):
     r = dvc(proj, "repro", stage)
     out = r.stdout + r.stderr
     outputs.append(out)
-    assert re.search(r"warning: (checkpoint \S+ is corrupt|the last evaluator checkpoint in \S+ is unusable)", out), out
+    assert re.search(r"warning: checkpoint \S+ is corrupt", out), out
     assert resumed_from(stage, out) == fallback > 0
     assert not any("Traceback" in o for o in outputs), outputs
     assert not tmp_leftovers(proj)
@@ -205,7 +197,6 @@ def test_interrupted_training_resumes_and_finishes(clone, stage):
     if stage == "train_evaluator":
         info = json.loads((model / "evaluator.json").read_text())
         assert [h["epoch"] for h in info["history"]] == list(range(1, EVAL_EPOCHS + 1))
-        assert info["train"]["resumed_from_epoch"] == fallback
         assert json.loads((proj / "metrics" / "evaluator.json").read_text())["test_accuracy"] > 0.5
     else:
         live = proj / "dvclive" / stage
@@ -255,7 +246,7 @@ def one_error_line(r, *fragments):
 @pytest.mark.slow   # dvc and stage subprocesses in a clone
 @pytest.mark.parametrize("stage, limit, message", [
     ("normalize", 1 << 20, "a file could not be written"),          # np.save of the training images
-    ("train_evaluator", 100_000, "the evaluator checkpoint needs about"),   # before Keras's HDF5 backup
+    ("train_evaluator", 100_000, "File too large"),                 # a checkpoint write (np.savez)
     ("train_gan", 300_000, "the model models/gan needs about"),    # checkpoints fit, the model does not
 ])
 def test_disk_full_is_one_clear_line_and_leaves_nothing_partial(clone, stage, limit, message):
@@ -331,7 +322,7 @@ def test_atomic_writes_leave_nothing_when_the_disk_fills(tmp_path, monkeypatch, 
 
 
 def test_os_errors_become_one_line():
-    from genlab.cli import os_error_line
+    from genlab.stage import os_error_line
     assert os_error_line(OSError(errno.ENOSPC, "No space left on device", "models/gan")) == (
         "No space left on device (models/gan): free some disk space, then run the stage again; "
         "no partial output was kept")
@@ -578,10 +569,11 @@ def test_mutated_idx_and_npz_files_load_or_are_refused_never_crash_or_hang(tmp_p
     assert loaded + refused == 606 and refused > 300, r.stdout
 
 
-# ---- the evaluator's backups (library level, a small real slice) ------------------------------------
+# ---- the evaluator's checkpoints (library level, a small real slice) -------------------------------
 
 EVAL_ARGS = dict(n_classes=10, filters=[4, 8], feature_dim=16, dropout=0.3, epochs=3, warmup_epochs=1,
                  batch_size=64, lr=0.003, seed=0)
+EVAL_STEPS = 1280 // 64   # iterations per epoch
 
 
 @pytest.fixture(scope="module")
@@ -593,59 +585,54 @@ def eval_slice(fmnist_small):
 @pytest.fixture(scope="module")
 def uninterrupted(eval_slice):
     from genlab.evaluation.evaluator import train_evaluator
-    model, info = train_evaluator(*eval_slice, **EVAL_ARGS, log=lambda m: None)
+    model, info = train_evaluator(*eval_slice, **EVAL_ARGS, out=io.StringIO())
     return [w.numpy() for w in model.weights], info
 
 
-class _Stop(Exception):
-    pass
+class _StopAt(io.StringIO):
+    """Progress output that raises KeyboardInterrupt (as Ctrl-C would) when the line of `step` is printed."""
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def write(self, text):
+        if text.startswith(f"train_evaluator {self.step}/"):
+            raise KeyboardInterrupt
+        return super().write(text)
 
 
-def stopped_after(eval_slice, backup, epochs_done):
-    """Train with backups, stopped (like Ctrl-C) right after epoch `epochs_done` was backed up."""
-    from genlab.evaluation.evaluator import train_evaluator
-
-    def log(line):
-        if line.startswith(f"evaluator epoch {epochs_done + 1}/"):
-            raise _Stop
-    with pytest.raises(_Stop):
-        train_evaluator(*eval_slice, **EVAL_ARGS, backup_dir=backup, log=log)
-
-
-@pytest.mark.slow   # a fault matrix of evaluator trainings
+@pytest.mark.slow   # four evaluator trainings
 @pytest.mark.parametrize("damage, resumes_at, message", [
-    (None, 2, None),
-    ("truncate weights", 1, "the last evaluator checkpoint in"),
-    ("torn metadata", 1, "JSONDecodeError"),
-    ("weights ahead of metadata", 1, "its metadata says epoch"),
-    ("other params", 0, "made with other params, data or code"),
-    ("all broken", 0, "no usable evaluator checkpoint"),
+    (None, 2 * EVAL_STEPS, None),
+    ("truncate the newest", EVAL_STEPS, "is corrupt"),
+    ("other params", 0, "made with other params"),
 ])
-def test_evaluator_resumes_from_its_last_good_backup(eval_slice, uninterrupted, tmp_path, damage, resumes_at, message):
-    """Stopped after epoch 2 of 3, damaged, resumed: the resume point is the last good backup, and the
-    result is bit-identical to an uninterrupted run whatever the resume point."""
+def test_evaluator_resumes_from_its_last_good_checkpoint(eval_slice, uninterrupted, tmp_path, damage, resumes_at,
+                                                         message):
+    """Interrupted at the end of epoch 2 of 3 (a checkpoint is written on the way out), damaged, resumed:
+    the resume point is the last good checkpoint, and the result is bit-identical to an uninterrupted run."""
     from genlab.evaluation.evaluator import train_evaluator
-    backup = tmp_path / "backup"
-    stopped_after(eval_slice, backup, 2)
-    w, meta = backup / "latest.weights.h5", backup / "training_metadata.json"
-    if damage == "truncate weights":
-        w.write_bytes(w.read_bytes()[:2000])
-    elif damage == "torn metadata":
-        meta.write_text('{"epoch": 2, "ba')
-    elif damage == "weights ahead of metadata":       # killed between Keras's two writes
-        meta.write_text(json.dumps({"epoch": 1, "batch": 0}))
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train_evaluator(*eval_slice, **EVAL_ARGS, ckpt_dir=ckpt, out=_StopAt(2 * EVAL_STEPS))
+    newest = sorted(ckpt.glob("ckpt-*"))[-1]
+    assert newest.name == f"ckpt-{2 * EVAL_STEPS:09d}"
+    if damage == "truncate the newest":
+        state = newest / "state.npz"
+        state.write_bytes(state.read_bytes()[:1000])
     elif damage == "other params":
-        (backup / "fingerprint.json").write_text(json.dumps({"fingerprint": "0" * 64}))
-    elif damage == "all broken":
-        for p in (w, Path(f"{w}.bkp")):
-            p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
-    logs = []
-    model, info = train_evaluator(*eval_slice, **EVAL_ARGS, backup_dir=backup, log=logs.append)
-    assert info["train"]["resumed_from_epoch"] == resumes_at
+        args = {**EVAL_ARGS, "lr": 0.002}
+        with pytest.raises(KeyboardInterrupt):   # the same folder, a run of other params
+            train_evaluator(*eval_slice, **args, ckpt_dir=ckpt, out=_StopAt(EVAL_STEPS))
+    out = io.StringIO()
+    model, info = train_evaluator(*eval_slice, **EVAL_ARGS, ckpt_dir=ckpt, out=out)
+    logs = out.getvalue()
     if resumes_at:
-        assert f"train_evaluator: resuming from epoch {resumes_at} of 3 ({backup})" in logs
+        assert f"train_evaluator: resuming from iteration {resumes_at} of {3 * EVAL_STEPS}" in logs, logs
+    else:
+        assert "resuming" not in logs, logs
     if message:
-        assert any(message in line for line in logs), logs
+        assert message in logs, logs
     weights, reference = [w.numpy() for w in model.weights], uninterrupted[0]
     assert all(np.array_equal(a, b) for a, b in zip(weights, reference))
     assert [h["loss"] for h in info["history"]] == [h["loss"] for h in uninterrupted[1]["history"]]

@@ -1,8 +1,8 @@
-"""Image mosaics (genlab.outputs.mosaic): the figures' padded grids and the training grids dvclive logs."""
+"""Image mosaics (genlab.data.mosaic): the figures' padded grids and the training grids dvclive logs."""
 
 import numpy as np
 
-from genlab.outputs.mosaic import tile, tile_uint8
+from genlab.data.mosaic import tile, tile_uint8
 
 
 def test_tile_places_images_row_major_with_white_padding():

@@ -8,7 +8,7 @@ import yaml
 
 from conftest import copy_project, dvc, tool_env
 from genlab.data.processed import load_meta, load_split
-from genlab.io import sha256_file
+from genlab.identity import file_digest as sha256_file
 
 pytestmark = pytest.mark.slow   # every test runs `dvc repro` in a clone
 

@@ -1,4 +1,4 @@
-"""A stage's stderr holds only the project's own lines, on every CPU (genlab.cli.quiet_native_logs).
+"""A stage's stderr holds only the project's own lines, on every CPU (genlab.stage.quiet_native_logs).
 
 TensorFlow's oneDNN notice appears on Intel CPUs by default; TF_ENABLE_ONEDNN_OPTS=1 makes it appear on
 any x86 CPU, so these tests reproduce the Intel condition wherever they run."""
@@ -8,14 +8,14 @@ import sys
 
 from conftest import ROOT, own_lines, tool_env
 
-STAGE = ("from genlab import cli\n"
+STAGE = ("from genlab import stage\n"
          "from genlab.errors import GenlabError\n"
          "def main():\n"
          "    import tensorflow as tf\n"
          "    x = tf.random.stateless_normal([64, 64], seed=[1, 2])\n"
          "    print('stage: computed', bool(tf.reduce_sum(tf.matmul(x, x)) != 0))\n"
          "    raise GenlabError('x is wrong: fix it')\n"
-         "cli.run(main)\n")
+         "stage.run(main)\n")
 
 
 def run(code, **env):
@@ -46,14 +46,14 @@ def test_a_crash_still_shows_its_traceback():
 
 
 def test_sigterm_becomes_a_keyboard_interrupt():
-    """genlab.cli.sigterm_as_interrupt, the one SIGTERM handler of the training stages: `kill` stops
+    """genlab.stage.sigterm_as_interrupt, the one SIGTERM handler of the training stages: `kill` stops
     a stage like Ctrl-C (KeyboardInterrupt), so it can write its checkpoint first."""
     import os
     import signal
 
     import pytest
 
-    from genlab.cli import sigterm_as_interrupt
+    from genlab.stage import sigterm_as_interrupt
     previous = signal.getsignal(signal.SIGTERM)
     try:
         sigterm_as_interrupt()

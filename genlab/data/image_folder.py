@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import GenlabError
-from genlab.io import atomic_dir, sha256_file, write_json
+from genlab.identity import file_digest
+from genlab.io import atomic_dir, write_json
 from genlab.params import check_image_folder
 
 NAME = "image_folder"
@@ -141,7 +142,7 @@ def import_folder(root, out_dir, *, image_size, channels, test_fraction, seed, l
         for key in ARRAYS:
             np.save(tmp / f"{key}.npy", arrays[key], allow_pickle=False)
         info = {"name": NAME, "format": "npy",
-                "files": {f"{k}.npy": sha256_file(tmp / f"{k}.npy") for k in ARRAYS},
+                "files": {f"{k}.npy": file_digest(tmp / f"{k}.npy") for k in ARRAYS},
                 "counts": None, "image_shape": [image_size, image_size, channels], "class_names": classes,
                 "source": {"path": str(root), "images": int(len(arrays["y_train"]) + len(arrays["y_test"])),
                            "skipped_files": skipped, "test_fraction": test_fraction, "seed": seed,

@@ -4,13 +4,14 @@ Output (see genlab.data.processed for the reader): {train,val,test}_{x,y}.npy an
 written atomically. MLP models flatten x to (N, H*W*C) themselves: a free reshape.
 """
 
-import hashlib
+
 import json
 from pathlib import Path
 
 import numpy as np
 
 from genlab.errors import GenlabError
+from genlab.identity import file_digest
 from genlab.io import atomic_dir, write_json
 
 
@@ -42,7 +43,7 @@ def check_validation(stamp_path, raw_dir):
     if not stamp.get("success"):
         raise GenlabError(f"{path} records a failed validation: fix the data and run `dvc repro`")
     manifest = Path(raw_dir) / "dataset.json"
-    if not manifest.exists() or hashlib.sha256(manifest.read_bytes()).hexdigest() != stamp.get("raw_manifest_sha256"):
+    if not manifest.exists() or file_digest(manifest) != stamp.get("raw_manifest_sha256"):
         raise GenlabError(f"{path} was written for other raw data than {raw_dir}: run `dvc repro validate`")
 
 

@@ -8,7 +8,6 @@ every class present and balanced within a tolerance, at most a share of blank im
 """
 
 import contextlib
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from genlab.errors import GenlabError
+from genlab.identity import file_digest
 from genlab.io import atomic_dir
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")   # nothing leaves the machine
@@ -204,4 +204,4 @@ def stamp(raw_dir, report):
     validate.* param that still passes leaves it byte-identical and nothing downstream re-runs."""
     manifest = Path(raw_dir) / "dataset.json"
     return {"success": bool(report["success"]), "dataset": report.get("dataset"),
-            "raw_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest()}
+            "raw_manifest_sha256": file_digest(manifest)}

@@ -21,9 +21,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from genlab import limits
 from genlab.errors import GenlabError
+from genlab.limits import require
+from genlab.training.loop import TrainSettings, run_steps, set_determinism
 
 PREDICT_BATCH = 1000
+STEPS_PER_CALL = 500  # updates per compiled call (Ctrl-C is handled between calls)
 
 
 def build_classifier(input_shape, n_classes):
@@ -50,42 +54,59 @@ def _check(x, y, n_classes, what):
     return x, y.astype(np.int32)
 
 
+class ClassifierTask:
+    """The classifier's training as a task of the shared engine (genlab.training.loop.run_steps):
+    iteration i takes row i of `order` (full batches of successive permutations keyed by (seed,
+    epoch), the remainder of each dropped) and makes one Adam update on the cross-entropy."""
+
+    name = "cas classifier"
+    metric_names = ("loss",)
+    hint = "lower the classifier's learning rate (cas.lr)"
+    in_memory = True
+
+    def __init__(self, x, y, *, n_classes, steps, batch_size, lr, seed):
+        per_epoch = len(x) // batch_size
+        epochs = -(-steps // per_epoch)
+        order = np.concatenate([np.random.default_rng([seed, e]).permutation(len(x))[:per_epoch * batch_size]
+                                for e in range(epochs)]).reshape(-1, batch_size)[:steps]
+        set_determinism(seed)
+        self.model = build_classifier(x.shape[1:], n_classes)
+        self.opt = keras.optimizers.Adam(lr)
+        self.opt.build(self.model.trainable_variables)
+        self.x, self.y, self.order = tf.constant(x), tf.constant(y), tf.constant(order.astype(np.int32))
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def variables(self):
+        return [*self.model.variables, *self.opt.variables]
+
+    def draw(self, key, batch_size):
+        return {"idx": self.order[key[1]]}
+
+    def gather(self, idx):
+        return {"x": tf.gather(self.x, idx), "y": tf.gather(self.y, idx)}
+
+    def update(self, batch, draws, replicas):
+        net = self.model
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(batch["y"], net(batch["x"], training=True))
+        self.opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
+        return {"loss": loss}
+
+    def after_update(self, step):
+        pass
+
+
 def train_classifier(x, y, *, n_classes, steps, batch_size, lr, seed):
     """The classifier trained on (x, y) for `steps` Adam updates of batch_size images (full batches of
     successive seeded permutations, the remainder of each dropped). Returns the keras.Model."""
     x, y = _check(x, y, n_classes, "classifier training images")
-    per_epoch = len(x) // batch_size
-    if per_epoch < 1:
+    if len(x) // batch_size < 1:
         raise GenlabError(f"the classifier's batch size {batch_size} exceeds its {len(x)} training images: "
                           "lower the batch size or give it more images")
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    net = build_classifier(x.shape[1:], n_classes)
-    opt = keras.optimizers.Adam(lr)
-    opt.build(net.trainable_variables)
-    xs, ys = tf.constant(x), tf.constant(y)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, batch_size], tf.int32)])
-    def run(batches):
-        loss = tf.constant(0.0)
-        for i in tf.range(tf.shape(batches)[0]):
-            idx = batches[i]
-            with tf.GradientTape() as tape:
-                loss = loss_fn(tf.gather(ys, idx), net(tf.gather(xs, idx), training=True))
-            grads = tape.gradient(loss, net.trainable_variables)
-            opt.apply_gradients(zip(grads, net.trainable_variables))
-        return loss
-
-    done, epoch = 0, 0
-    while done < steps:
-        order = np.random.default_rng([seed, epoch]).permutation(len(x))[:per_epoch * batch_size]
-        k = min(per_epoch, steps - done)
-        loss = float(run(tf.constant(order.reshape(per_epoch, batch_size)[:k], tf.int32)))
-        if not np.isfinite(loss):
-            raise GenlabError(f"the classifier's loss became {loss} at update {done + k}: lower its learning rate")
-        done, epoch = done + k, epoch + 1
-    return net
+    task = ClassifierTask(x, y, n_classes=n_classes, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    run_steps(task, TrainSettings(iterations=steps, batch_size=batch_size, seed=seed, log_every=STEPS_PER_CALL,
+                                  ckpt_every=steps))
+    return task.model
 
 
 def accuracy(net, x, y):
@@ -114,8 +135,7 @@ def cas_floor(x_train, y_train, x_test, y_test, *, n_classes, settings):
     """The CAS of N = settings.n real training images, a draw keyed by settings.seed (genlab.params.Cas):
     what a model whose images are as useful as real ones scores."""
     s = settings
-    if len(x_train) < s.n:
-        raise GenlabError(f"cas.n is {s.n} but the training split has {len(x_train)} images: lower cas.n")
+    require(limits.cas_fits_train(s.n, len(x_train)))
     idx = np.sort(np.random.default_rng(s.seed).choice(len(x_train), s.n, replace=False))
     return score(np.asarray(x_train)[idx], np.asarray(y_train)[idx], x_test, y_test, **_args(n_classes, s))
 
@@ -126,8 +146,9 @@ def cas_scores(labelled, x_train, y_train, x_test, y_test, *, n_classes, setting
     cas_floor already computed for these settings (the floor stage's), else it is computed here."""
     s = settings
     for name, (x, _) in labelled.items():
-        if len(x) < s.n:
-            raise GenlabError(f"{name}: {len(x)} generated images but cas.n is {s.n}: set sample.n >= cas.n")
+        problem = limits.samples_hold_cas(len(x), s.n)
+        if problem:
+            raise GenlabError(f"{name}: {problem}")
     if floor is None:
         floor = cas_floor(x_train, y_train, x_test, y_test, n_classes=n_classes, settings=s)
     result = {"n": s.n}

@@ -109,6 +109,32 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed,
     return rows
 
 
+def model_curves(snapshots, evaluator, x_val, y_val, *, settings, cas, say=print):
+    """{name: rows of score_snapshots} for snapshots = {name: (model folder, snapshot folder)}, each
+    model's rows kept in the run store's score cache; a model whose snapshots cannot be sampled is
+    left out with a line on `say`."""
+    from genlab.evaluation.score_cache import RowCache, curve_context
+    from genlab.models.load import load_model
+    from genlab.models.store import read_model_config
+    curves = {}
+    for name, (model_dir, snap_dir) in snapshots.items():
+        model = load_model(model_dir)
+        why = can_sample(model)
+        if why:
+            say(f"evaluate: no quality curve for {name}: {why}")
+            continue
+        family, config = read_model_config(model_dir)
+        cache = RowCache.default(curve_context({"family": family, **config}, evaluator, x_val, y_val,
+                                               settings, cas if with_cas(model, y_val, cas) else None))
+        rows = curves[name] = score_snapshots(model, snap_dir, evaluator, x_val, n=settings.curve_n,
+                                              settings=settings, seed=settings.seed, y_val=y_val, cas=cas,
+                                              cache=cache)
+        say(f"evaluate: {name} quality curve over {len(rows)} snapshots ({cache.hits} from the score cache), "
+            f"at iteration {rows[-1]['iteration']}: "
+            + ", ".join(f"{k}={v:.4g}" for k, v in rows[-1].items() if k != "iteration"))
+    return curves
+
+
 def to_tsv(rows):
     """The curve as TSV text (a DVC plot: x = iteration); the columns the rows have, in COLUMNS' order."""
     cols = [c for c in COLUMNS if rows and c in rows[0]]

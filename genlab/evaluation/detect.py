@@ -105,8 +105,9 @@ def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):
     trained `epochs` passes on the first halves and scored on the second. 0.5 = indistinguishable.
     Seeded and deterministic on one machine.
     """
-    import keras
     import tensorflow as tf
+
+    from genlab.training.loop import TrainSettings, run_steps
 
     real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
     if real.ndim != 4 or real.shape[1:] != fake.shape[1:] or min(len(real), len(fake)) < 4:
@@ -120,29 +121,67 @@ def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):
     y_fit = np.concatenate([np.zeros(hr), np.ones(hf)]).astype(np.float32)
     order = rng.permutation(len(x_fit))
     x_fit, y_fit = x_fit[order], y_fit[order]
-    keras.utils.set_random_seed(seed)
-    layers = keras.layers
-    net = keras.Sequential([keras.Input(real.shape[1:]),
-                            layers.Conv2D(32, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
-                            layers.Conv2D(64, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
-                            layers.Flatten(), layers.Dense(1)])
-    opt = keras.optimizers.Adam(1e-3)
-    loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, *real.shape[1:]], tf.float32),
-                                  tf.TensorSpec([None], tf.float32)])   # traced once
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb[:, None], net(xb, training=True))
-        opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
-
-    for epoch in range(epochs):  # the batches' order is seeded per epoch: no tf.data shuffle state
-        perm = np.random.default_rng([seed, epoch]).permutation(len(x_fit))
-        for i in range(0, len(perm), batch_size):
-            idx = perm[i:i + batch_size]
-            step(tf.constant(x_fit[idx]), tf.constant(y_fit[idx]))
+    task = PixelDetectorTask(x_fit, y_fit, epochs=epochs, seed=seed, batch_size=batch_size)
+    steps = task.steps
+    run_steps(task, TrainSettings(iterations=steps, batch_size=batch_size, seed=seed, log_every=steps,
+                                  ckpt_every=steps))
+    net = task.model
 
     def margins(x):
         return np.concatenate([net(tf.constant(x[i:i + 1000]), training=False).numpy()[:, 0]
                                for i in range(0, len(x), 1000)])
     return float(0.5 * (_share_correct(-margins(real[hr:])) + _share_correct(margins(fake[hf:]))))
+
+
+class PixelDetectorTask:
+    """The pixel detector's training as a task of the shared engine (genlab.training.loop.run_steps),
+    streamed: epoch e visits a permutation keyed by (seed, e) in batches of batch_size, the last one
+    of each epoch smaller; one Adam step (1e-3) on the logistic loss per batch."""
+
+    name = "pixel detector"
+    metric_names = ("loss",)
+    hint = "check the images for NaN/Inf"
+    in_memory = False
+
+    def __init__(self, x, y, *, epochs, seed, batch_size):
+        import keras
+
+        from genlab.training.loop import set_determinism
+        self.x, self.y = x, y
+        self.orders = [np.random.default_rng([seed, e]).permutation(len(x)) for e in range(epochs)]
+        self.steps = epochs * -(-len(x) // batch_size)
+        set_determinism(seed)
+        layers = keras.layers
+        self.model = keras.Sequential([keras.Input(x.shape[1:]),
+                                       layers.Conv2D(32, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
+                                       layers.Conv2D(64, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
+                                       layers.Flatten(), layers.Dense(1)])
+        self.opt = keras.optimizers.Adam(1e-3)
+        self.opt.build(self.model.trainable_variables)
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def variables(self):
+        return [*self.model.variables, *self.opt.variables]
+
+    def host_batches(self, seed, start, stop, batch_size):
+        import tensorflow as tf
+        x, y = tf.constant(self.x), tf.constant(self.y)
+        epochs = [tf.data.Dataset.from_tensor_slices(perm).batch(batch_size) for perm in self.orders]
+        batches = epochs[0]
+        for more in epochs[1:]:
+            batches = batches.concatenate(more)
+        return batches.skip(start).take(stop - start).map(lambda idx: {"x": tf.gather(x, idx), "y": tf.gather(y, idx)})
+
+    def draw(self, key, batch_size):
+        return {}
+
+    def update(self, batch, draws, replicas):
+        import tensorflow as tf
+        net = self.model
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(batch["y"][:, None], net(batch["x"], training=True))
+        self.opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
+        return {"loss": loss}
+
+    def after_update(self, step):
+        pass

@@ -11,12 +11,11 @@ Architecture (build_evaluator): for each entry of `filters` a 3x3 conv (same pad
 then dropout, Dense(feature_dim, ReLU) named "features", dropout, Dense(n_classes) logits.
 Inputs are images in the processed range (e.g. [-1, 1]). No XLA: on CPU it made training 4-5x slower.
 
-Training (train_evaluator) runs Keras `fit` with `keras.callbacks.BackupAndRestore`: the training
-state is backed up at every epoch end, and an interrupted run resumes after its last finished epoch.
+Training (train_evaluator) runs through the project's one training engine (genlab.training.loop),
+checkpointed at every epoch end: an interrupted run resumes and ends bit-identical.
 """
 
 import json
-import shutil
 import time
 import weakref
 from pathlib import Path
@@ -25,14 +24,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from genlab import identity
 from genlab.errors import GenlabError
-from genlab.io import ensure_space, sha256_file, write_json
-from genlab.training.checkpoint import array_digest, fingerprint
+from genlab.io import write_json
+from genlab.training.loop import TrainSettings, fit, set_determinism
 
 FORMAT = "genlab-evaluator/1"
 MODEL_FILE = "evaluator.keras"
 INFO_FILE = "evaluator.json"
-STEPS_PER_CALL = 32  # training steps per compiled call (Ctrl-C is handled between calls)
 FEATURES_LAYER = "features"
 
 # (features, logits) inference functions, one per live model; built on first use.
@@ -66,7 +65,7 @@ def _check_xy(x, y, n_classes, what):
 
 
 def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, dropout,
-                    epochs, warmup_epochs, batch_size, lr, seed, backup_dir=None, log=print):
+                    epochs, warmup_epochs, batch_size, lr, seed, ckpt_dir=None, out=None):
     """Train the evaluator on (x, y); return (model, info) with the weights of the best epoch.
 
     Adam; the learning rate rises linearly from 0 to `lr` over the first warmup_epochs, then
@@ -75,17 +74,14 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
     keyed by e too. The epoch with the best accuracy on (x_val, y_val) is kept (the last epoch if
     there are no validation images). Deterministic for a given seed on one machine.
 
-    backup_dir: Keras `BackupAndRestore` folder. The whole training state (weights, batch-norm
-    statistics, optimizer moments and step, best weights so far, history) is backed up at every
-    epoch end; a later call with the same arguments resumes after the last finished epoch and gives
-    bit-identical weights. A backup of other arguments or data is discarded, a corrupt one falls
-    back to the previous epoch's (`double_checkpoint`) or starts over, with a warning on `log`.
+    It trains through the shared engine (genlab.training.loop.fit, the GAN's and VAE's): with
+    ckpt_dir, the whole state (weights, batch-norm statistics, optimizer, dropout RNG, best weights
+    so far, history) is checkpointed at every epoch end and on Ctrl-C/SIGTERM, and a later call with
+    the same arguments resumes from it with bit-identical results; a checkpoint of other arguments,
+    data or code is discarded, a corrupt one falls back to the previous one. out: progress lines.
     """
-
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y, dtype=np.int32)
-    x_val = np.asarray(x_val, dtype=np.float32)
-    y_val = np.asarray(y_val, dtype=np.int32)
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int32)
+    x_val, y_val = np.asarray(x_val, dtype=np.float32), np.asarray(y_val, dtype=np.int32)
     _check_xy(x, y, n_classes, "training")
     _check_xy(x_val, y_val, n_classes, "validation")
     if not 0 <= warmup_epochs < epochs:
@@ -97,32 +93,19 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
                           "lower evaluator.batch_size")
     build = dict(n_classes=n_classes, filters=list(filters), feature_dim=feature_dim, dropout=dropout)
     run = dict(epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, lr=lr, seed=seed)
-
-    def make():
-        keras.utils.set_random_seed(seed)
-        net = build_evaluator(x.shape[1:], n_classes, filters=filters, feature_dim=feature_dim, dropout=dropout)
-        return _EpochTrainer.create(net, x, y, steps_per_epoch=steps_per_epoch, **run)
-
-    start_epoch = 0
-    callbacks = []
-    if backup_dir is not None:
-        fp = _run_fingerprint(build, run, x, y, x_val, y_val)
-        start_epoch = _usable_backup(make(), backup_dir, fp, steps_per_epoch, epochs, log)
-        callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True,
-                                                      delete_checkpoint=False)]
-        if start_epoch:
-            log(f"train_evaluator: resuming from epoch {start_epoch} of {epochs} ({backup_dir})")
-    trainer = make()
     start = time.perf_counter()
-    # the epoch callback goes first: it refuses a diverged epoch before BackupAndRestore saves it
-    trainer.fit(np.zeros(steps_per_epoch, np.float32), batch_size=1, epochs=epochs, shuffle=False, verbose=0,
-                callbacks=[_EpochEnd(trainer, x_val, y_val, epochs, log, backup_dir)] + callbacks)
-    model, history, best_epoch, best_acc = trainer.result()
+    task = EvaluatorTask(x, y, x_val, y_val, build=build, **run)
+    settings = TrainSettings(iterations=epochs * steps_per_epoch, batch_size=batch_size, seed=seed,
+                             log_every=steps_per_epoch, ckpt_every=steps_per_epoch)
+    fingerprint = _run_fingerprint(build, run, x, y, x_val, y_val)
+    fit(task, settings, ckpt_dir=ckpt_dir, live_dir=None, run_fingerprint=fingerprint, jit_compile=False, out=out,
+        store=False)
+    model, history, best_epoch, best_acc = task.result()
     info = {
-        "build": {"input_shape": list(x.shape[1:]), "n_classes": int(n_classes),
-                  "filters": list(filters), "feature_dim": int(feature_dim), "dropout": float(dropout)},
+        "build": {"input_shape": list(x.shape[1:]), **build, "n_classes": int(n_classes),
+                  "feature_dim": int(feature_dim), "dropout": float(dropout)},
         "train": {**run, "n_train": len(x), "n_val": len(x_val), "best_epoch": best_epoch,
-                  "resumed_from_epoch": start_epoch, "seconds": time.perf_counter() - start},
+                  "seconds": time.perf_counter() - start},
         "val_accuracy": best_acc if len(x_val) else None,
         "history": history,
     }
@@ -130,171 +113,99 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
 
 
 def _run_fingerprint(build, run, *arrays):
-    """The identity of an evaluator training run: its arguments, its data and this module's code
-    (hashed as a training run's is: genlab.training.checkpoint.fingerprint)."""
-    return fingerprint({"build": build, "run": run, "data": array_digest(*arrays), "code": sha256_file(__file__),
-                        "versions": [tf.__version__, keras.__version__, np.__version__]})
+    """The identity of an evaluator training run (genlab.identity): its arguments, its data, the code
+    of this module and of what it imports, and the environment."""
+    return identity.digest({"build": build, "run": run, "data": identity.array_digest(*arrays),
+                            "code": identity.code_digest(__name__), "environment": identity.environment()})
 
 
-_WEIGHTS, _META = "latest.weights.h5", "training_metadata.json"   # BackupAndRestore's file names
-_FINGERPRINT = "fingerprint.json"
+class EvaluatorTask:
+    """The evaluator's training as a task of the shared engine (genlab.training.loop): iteration i
+    of epoch e = i // steps_per_epoch takes batch i % steps_per_epoch of the epoch's permutation;
+    at an epoch's first batch the dropout layers' RNG states are set from (seed, e). At each epoch end
+    (the engine's log, every steps_per_epoch iterations) `extra_metrics` measures validation accuracy
+    and keeps the best weights and the epoch's history row, all of which are variables of the state,
+    so a checkpoint carries them to a resumed run."""
 
+    name = "train_evaluator"
+    metric_names = ("loss",)
+    hint = "lower evaluator.lr"
+    in_memory = True
 
-def _usable_backup(scratch, backup_dir, fp, steps_per_epoch, epochs, log):
-    """Check the BackupAndRestore files in backup_dir by loading them into `scratch` (a trainer of
-    this run); return the epoch a resumed fit starts at (0: nothing usable, the folder is reset).
-
-    The current pair (weights, metadata) is used if it loads and is consistent (the optimizer's
-    step count is epoch * steps_per_epoch); otherwise the previous epoch's pair (.bkp) is put in
-    its place. Keras writes these files in place, so a kill during a write leaves one of them torn
-    or the two out of step: both are detected here."""
-    d = Path(backup_dir)
-    stored = d / _FINGERPRINT
-    if (d / _WEIGHTS).exists() or (d / f"{_WEIGHTS}.bkp").exists():
-        try:
-            same = json.loads(stored.read_text()).get("fingerprint") == fp
-        except (OSError, ValueError, AttributeError):
-            same = False
-        if not same:
-            log(f"note: ignoring the evaluator checkpoint in {d}: made with other params, data or code; "
-                "starting this run over")
-        else:
-            weights, meta = d / _WEIGHTS, d / _META
-            for previous in (False, True):
-                if previous and not (d / f"{_WEIGHTS}.bkp").exists():
-                    break
-                try:
-                    if previous:  # as Keras does: the previous pair takes the place of the current one
-                        for name in (_WEIGHTS, _META):
-                            shutil.copyfile(d / f"{name}.bkp", d / name)
-                    epoch = int(json.loads(meta.read_text())["epoch"])
-                    scratch.load_weights(weights)
-                    done = int(scratch.optimizer.iterations.numpy())
-                    if done != epoch * steps_per_epoch or not 0 < epoch <= epochs:
-                        raise ValueError(f"holds step {done}, its metadata says epoch {epoch}")
-                except Exception as e:  # h5py, json and Keras raise many types for a torn file
-                    which = "the previous epoch's" if previous else "the last"
-                    log(f"warning: {which} evaluator checkpoint in {d} is unusable ({type(e).__name__}: "
-                        f"{str(e)[:120]}){'' if previous else '; trying the previous one'}")
-                    continue
-                return epoch
-            log(f"warning: no usable evaluator checkpoint in {d}; starting this run over")
-    shutil.rmtree(d, ignore_errors=True)
-    d.mkdir(parents=True)
-    write_json(stored, {"fingerprint": fp})
-    return 0
-
-
-class _EpochTrainer(keras.Model):
-    """The evaluator wrapped for `fit`: its train_step draws batch `i` of epoch `e` from a permutation
-    keyed by (seed, e), with `e, i` taken from the optimizer's step count (saved with the weights), so
-    a run resumed by BackupAndRestore sees exactly the batches an uninterrupted one would. Besides the
-    network and the optimizer, its saved state holds the best weights so far and the history."""
-
-    @classmethod
-    def create(cls, net, x, y, *, steps_per_epoch, epochs, warmup_epochs, batch_size, lr, seed):
-        trainer = cls(net, x, y, steps_per_epoch, epochs, batch_size, seed)
+    def __init__(self, x, y, x_val, y_val, *, build, epochs, warmup_epochs, batch_size, lr, seed):
+        self.spe, self.seed, self.x_val, self.y_val = len(x) // batch_size, seed, x_val, y_val
+        set_determinism(seed)
+        self.model = net = build_evaluator(x.shape[1:], **build)
         # linear warm-up from 0 to lr (fewer ReLU features die early), then cosine decay to 0 at the end
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup_epochs else lr, decay_steps=(epochs - warmup_epochs) * steps_per_epoch,
-            warmup_target=lr if warmup_epochs else None, warmup_steps=warmup_epochs * steps_per_epoch)
-        # several steps per compiled call (fewer Python round trips); epoch ends stay exact
-        trainer.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=False,
-                        steps_per_execution=min(STEPS_PER_CALL, steps_per_epoch))
-        trainer(x[:1])
-        trainer.optimizer.build(trainer.trainable_variables)
-        return trainer
-
-    def __init__(self, net, x, y, steps_per_epoch, epochs, batch_size, seed):
-        super().__init__(name="evaluator_trainer")
-        self.net = net
-        self.seed, self.steps_per_epoch, self.batch_size = seed, steps_per_epoch, batch_size
-        self._data = {"x": tf.constant(x), "y": tf.constant(y),  # on the device once; not saved
-                      "order": tf.Variable(tf.zeros(len(x), tf.int32), trainable=False)}
-        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.loss_mean = keras.metrics.Mean(name="loss")
-        self.best = [keras.Variable(v.value, trainable=False, name=f"best_{i}") for i, v in enumerate(net.weights)]
-        self.best_epoch = keras.Variable(0, dtype="int32", trainable=False, name="best_epoch")
-        self.best_acc = keras.Variable(-1.0, dtype="float32", trainable=False, name="best_acc")
+            0.0 if warmup_epochs else lr, decay_steps=(epochs - warmup_epochs) * self.spe,
+            warmup_target=lr if warmup_epochs else None, warmup_steps=warmup_epochs * self.spe)
+        self.opt = keras.optimizers.Adam(schedule)
+        self.opt.build(net.trainable_variables)
+        self.x, self.y = tf.constant(x), tf.constant(y)
+        self.orders = tf.constant(np.stack([
+            np.random.default_rng([seed, e]).permutation(len(x))[:self.spe * batch_size].reshape(self.spe, batch_size)
+            for e in range(epochs)]).astype(np.int32))            # (epochs, steps_per_epoch, batch_size)
+        self.dropout_rng = [(i, layer.seed_generator.state) for i, layer in enumerate(net.layers)
+                            if getattr(layer, "seed_generator", None) is not None]
+        self.best = [tf.Variable(v.value, trainable=False, name=f"best_{i}") for i, v in enumerate(net.weights)]
+        self.best_epoch = tf.Variable(0, dtype=tf.int32, trainable=False, name="best_epoch")
+        self.best_acc = tf.Variable(-1.0, dtype=tf.float32, trainable=False, name="best_acc")
         # per epoch: loss, validation accuracy, seconds
-        self.history_table = keras.Variable(np.zeros((epochs, 3), np.float32), trainable=False, name="history")
+        self.history = tf.Variable(np.zeros((epochs, 3), np.float32), trainable=False, name="history")
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self._t0 = time.perf_counter()
 
-    def call(self, images, training=False):
-        return self.net(images, training=training)
+    def variables(self):
+        return [*self.model.variables, *self.opt.variables, *self.best, self.best_epoch, self.best_acc, self.history]
 
-    @property
-    def metrics(self):
-        return [self.loss_mean]
+    def draw(self, key, batch_size):
+        step = tf.cast(key[1], tf.int32)
+        epoch, pos = step // self.spe, step % self.spe
+        return {"idx": self.orders[epoch, pos], "epoch": epoch, "pos": pos}
 
-    def start_epoch(self, epoch):
-        """Set the epoch's permutation and dropout masks (both keyed by (seed, epoch))."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self._data["order"].numpy()))
-        self._data["order"].assign(order.astype(np.int32))
-        for i, layer in enumerate(self.net.layers):
-            gen = getattr(layer, "seed_generator", None)
-            if gen is not None:
-                gen.state.assign(np.array([self.seed * 7919 + i, epoch << 20])
-                                 .astype(keras.backend.standardize_dtype(gen.state.dtype)))
+    def gather(self, idx):
+        return {"x": tf.gather(self.x, idx), "y": tf.gather(self.y, idx)}
 
-    def train_step(self, data):
-        pos = tf.cast(self.optimizer.iterations % self.steps_per_epoch, tf.int32)
-        idx = self._data["order"][pos * self.batch_size:(pos + 1) * self.batch_size]
-        xb, yb = tf.gather(self._data["x"], idx), tf.gather(self._data["y"], idx)
+    def update(self, batch, draws, replicas):
+        for i, state in self.dropout_rng:   # the epoch's dropout masks, keyed by (seed, epoch)
+            keyed = tf.cast(tf.stack([self.seed * 7919 + i, draws["epoch"] * (1 << 20)]), state.dtype)
+            state.assign(tf.where(draws["pos"] == 0, keyed, state.value))
+        net = self.model
         with tf.GradientTape() as tape:
-            loss = self.loss_fn(yb, self.net(xb, training=True))
-        grads = tape.gradient(loss, self.net.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
-        self.loss_mean.update_state(loss)
-        return {"loss": self.loss_mean.result()}
+            loss = self.loss_fn(batch["y"], net(batch["x"], training=True))
+        self.opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
+        return {"loss": loss}
 
-    def record(self, epoch, loss, val_acc, seconds, keep):
-        """Store epoch's row of the history; with keep, its weights become the best ones."""
-        table = self.history_table.numpy()
-        table[epoch] = (loss, val_acc, seconds)
-        self.history_table.assign(table)
-        if keep:
-            for b, v in zip(self.best, self.net.weights):
+    def after_update(self, step):
+        pass
+
+    def extra_metrics(self, step, means):
+        """At an epoch end: validation accuracy; the epoch's history row; its weights if they are the best."""
+        epoch = step // self.spe - 1
+        has_val = len(self.x_val) > 0
+        val_acc = accuracy(self.model, self.x_val, self.y_val) if has_val else float("nan")
+        table = self.history.numpy()
+        table[epoch] = (means["loss"], val_acc, time.perf_counter() - self._t0)
+        self.history.assign(table)
+        self._t0 = time.perf_counter()
+        if not has_val or val_acc > float(self.best_acc.numpy()):
+            for b, v in zip(self.best, self.model.weights):
                 b.assign(v.value)
             self.best_epoch.assign(epoch + 1)
             self.best_acc.assign(val_acc)
+        return {"val_accuracy": val_acc} if has_val else {}
+
+    def finish(self):
+        pass
 
     def result(self):
         """(net with the best weights, history, best epoch, best validation accuracy)."""
-        for v, b in zip(self.net.weights, self.best):
-            v.assign(b.value)
+        for v, b in zip(self.model.weights, self.best):
+            v.assign(b.value())
         history = [{"epoch": e + 1, "loss": float(row[0]), "val_accuracy": float(row[1]), "seconds": float(row[2])}
-                   for e, row in enumerate(self.history_table.numpy())]
-        return self.net, history, int(self.best_epoch.numpy()), float(self.best_acc.numpy())
-
-
-class _EpochEnd(keras.callbacks.Callback):
-    """Per epoch: set its data order, then check the loss, measure validation accuracy, keep the best,
-    and check there is room for the backup."""
-    def __init__(self, trainer, x_val, y_val, epochs, log, backup_dir):
-        super().__init__()
-        self.trainer, self.x_val, self.y_val, self.epochs, self.log = trainer, x_val, y_val, epochs, log
-        self.backup_dir = backup_dir
-        self.t0 = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.trainer.start_epoch(epoch)
-        self.t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = float(self.trainer.loss_mean.result())
-        if not np.isfinite(loss):
-            raise GenlabError(f"evaluator training diverged (loss {loss} at epoch {epoch + 1}): "
-                              "lower evaluator.lr")
-        net, has_val = self.trainer.net, len(self.x_val) > 0
-        val_acc = accuracy(net, self.x_val, self.y_val) if has_val else float("nan")
-        seconds = time.perf_counter() - self.t0
-        keep = not has_val or val_acc > float(self.trainer.best_acc.numpy())
-        self.trainer.record(epoch, loss, val_acc, seconds, keep)
-        if self.backup_dir is not None:  # before BackupAndRestore writes its HDF5 file
-            ensure_space(self.backup_dir, sum(v.numpy().nbytes for v in self.trainer.variables),
-                         "the evaluator checkpoint")
-        self.log(f"evaluator epoch {epoch + 1}/{self.epochs}: loss {loss:.4f}, val accuracy {val_acc:.4f}, "
-                 f"{seconds:.1f} s")
+                   for e, row in enumerate(self.history.numpy())]
+        return self.model, history, int(self.best_epoch.numpy()), float(self.best_acc.numpy())
 
 
 def _infer_fn(model):

@@ -11,26 +11,23 @@ FIELDS through the floor stage's checks.
 import json
 from dataclasses import asdict
 
+from genlab import identity
 from genlab.errors import GenlabError
-from genlab.training.checkpoint import array_digest, fingerprint
 
 # the evaluate keys the floor depends on (the floor stage reads these, and every cas.* key)
+# the modules that compute the floor (genlab.evaluation.scoring.score_floor, genlab.evaluation.cas.cas_floor)
+CODE = ("genlab.evaluation.scoring", "genlab.evaluation.cas")
 FIELDS = ("n_samples", "kid_subset_size", "kid_subsets", "pr_k", "coverage_min_share", "two_sample_l2",
           "two_sample_max_iter", "pixel_detector_epochs", "seed")
-
-
-def evaluator_digest(evaluator):
-    """The evaluator as scoring sees it: its weights. (Its saved files also hold a save date and the
-    training time, so a retrained evaluator with the same weights has other bytes.)"""
-    return array_digest(*[w.numpy() for w in evaluator.weights])
 
 
 def key(evaluator, test, train, settings, cas):
     """The floor's inputs as one fingerprint. evaluator: the loaded evaluator; test, train: (images,
     labels); settings: a genlab.params.Evaluate (FIELDS are read); cas: a genlab.params.Cas."""
-    return fingerprint({"evaluator": evaluator_digest(evaluator), "test": array_digest(*test),
-                        "train": array_digest(*train), "settings": {k: getattr(settings, k) for k in FIELDS},
-                        "cas": asdict(cas)})
+    return identity.digest({"evaluator": identity.weights_digest(evaluator), "test": identity.array_digest(*test),
+                            "train": identity.array_digest(*train),
+                            "settings": {k: getattr(settings, k) for k in FIELDS}, "cas": asdict(cas),
+                            "code": identity.code_digest(*CODE), "environment": identity.environment()})
 
 
 def load(path, expected_key):

@@ -12,51 +12,21 @@ note and the row is scored again; a store that cannot be written costs a note. G
 turns the cache off with the store; `rm -rf <store>/scores` clears it.
 """
 
-import hashlib
 import json
 import math
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from genlab.training.checkpoint import array_digest, fingerprint, run_store
+from genlab import identity
+from genlab.io import write_json
+from genlab.training.checkpoint import run_store
 
 FOLDER = "scores"
-# the modules whose source a row depends on (imported lazily: this module stays light)
-MODULES = ("genlab.evaluation.curves", "genlab.evaluation.detect", "genlab.evaluation.metrics",
-           "genlab.evaluation.cas", "genlab.evaluation.evaluator", "genlab.evaluation.score_cache",
-           "genlab.models.gan", "genlab.models.vae", "genlab.models.density", "genlab.models.store",
-           "genlab.models.load")
-
-
-def _code_digest():
-    import importlib
-    h = hashlib.sha256()
-    for name in MODULES:
-        h.update(Path(importlib.import_module(name).__file__).read_bytes())
-    return h.hexdigest()
-
-
-def _machine():
-    """What the last bits of a row depend on besides the inputs: library versions, the CPU model and the
-    threads TensorFlow may use (results are deterministic for one machine and thread count)."""
-    import platform
-
-    import keras
-    import scipy
-    import tensorflow as tf
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "cpu": cpu, "cpus": os.cpu_count(),
-            "threads": os.environ.get("GENLAB_THREADS", "")}
+# the modules that compute a row (with every genlab module they import): scoring, and rebuilding the model
+CODE = ("genlab.evaluation.curves", "genlab.models.load")
 
 
 def curve_context(config, evaluator, x_val, y_val, settings, cas):
@@ -65,23 +35,17 @@ def curve_context(config, evaluator, x_val, y_val, settings, cas):
     images and labels scored against (the first curve_n); settings: genlab.params.Evaluate; cas:
     genlab.params.Cas or None (no CAS column)."""
     from genlab.evaluation.curves import FITTED
-    from genlab.evaluation.floor import evaluator_digest
     n = settings.curve_n
-    return fingerprint({
+    return identity.digest({
         "model": {k: v for k, v in config.items() if k not in FITTED},   # what sampling a snapshot uses
-        "evaluator": evaluator_digest(evaluator),
-        "val": array_digest(np.asarray(x_val[:n]), *([] if y_val is None else [np.asarray(y_val[:n])])),
+        "evaluator": identity.weights_digest(evaluator),
+        "val": identity.array_digest(np.asarray(x_val[:n]), *([] if y_val is None else [np.asarray(y_val[:n])])),
         "settings": {k: getattr(settings, k) for k in ("curve_n", "pr_k", "two_sample_l2", "two_sample_max_iter",
                                                        "pixel_detector_epochs", "seed")},
         "cas": None if cas is None else asdict(cas),
-        "code": _code_digest(),
-        "machine": _machine(),
+        "code": identity.code_digest(*CODE),
+        "environment": identity.environment(),
     })
-
-
-def _file_digest(path):
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class RowCache:
@@ -100,7 +64,8 @@ class RowCache:
         return cls(run_store(), context, log)
 
     def _key(self, iteration, path):
-        return fingerprint({"context": self.context, "iteration": int(iteration), "snapshot": _file_digest(path)})
+        return identity.digest({"context": self.context, "iteration": int(iteration),
+                                "snapshot": identity.file_digest(path)})
 
     def get(self, iteration, path, columns):
         if self.folder is None:
@@ -126,16 +91,8 @@ class RowCache:
         if self.folder is None:
             return
         key = self._key(iteration, path)
-        entry = self.folder / f"{key}.json"
-        tmp = entry.with_name(f".{entry.name}.tmp-{os.getpid()}")
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"key": key, "row": row}, sort_keys=True))
-            os.replace(tmp, entry)
+            write_json(self.folder / f"{key}.json", {"key": key, "row": row})
         except OSError as e:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
             self.log(f"note: could not keep a curve row in the score cache {self.folder} ({e}); "
                      "a later evaluate scores that snapshot again")

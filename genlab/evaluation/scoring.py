@@ -35,6 +35,7 @@ from genlab.evaluation.metrics import (
     kl_to_uniform,
     precision_recall,
 )
+from genlab.limits import floor_fits_train, require
 
 
 def _check_images(x, what, value_range):
@@ -77,8 +78,7 @@ def _sample_metrics(f_fake, p_fake, f_real, s, x_fake, x_real):
 def _check_real(test, train, value_range):
     test = _check_images(test, "test images", value_range)
     train = _check_images(train, "training images", value_range)
-    if len(train) < len(test):
-        raise GenlabError(f"the real-vs-real floor needs {len(test)} training images, only {len(train)} exist")
+    require(floor_fits_train(len(test), len(train)))
     return test, train
 
 

@@ -7,14 +7,13 @@ kept apart so that a training stage depends only on its own model's code (see dv
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from genlab.errors import GenlabError
-from genlab.io import atomic_dir, ensure_space, write_json
+from genlab.io import atomic_dir, atomic_file, ensure_space, write_json
 
 FORMAT = 1
 SNAPSHOTS = "snapshots"  # <live dir>/snapshots/<iteration, 9 digits>.npz: the weights sampling needs,
@@ -24,15 +23,11 @@ SNAPSHOTS = "snapshots"  # <live dir>/snapshots/<iteration, 9 digits>.npz: the w
 def save_weights(path, arrays):
     """A snapshot: arrays (numpy) as w0000.npy, w0001.npy, ... in one .npz, written atomically, with
     fixed zip timestamps (the same weights give the same bytes, in a resumed run too)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w") as z:
+    with atomic_file(path) as f, zipfile.ZipFile(f, "w") as z:
         for i, a in enumerate(arrays):
             buf = io.BytesIO()
             np.save(buf, np.asarray(a), allow_pickle=False)
             z.writestr(zipfile.ZipInfo(f"w{i:04d}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
-    os.replace(tmp, path)
 
 
 def list_snapshots(folder):

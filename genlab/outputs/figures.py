@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from genlab.data.mosaic import tile  # noqa: E402
 from genlab.io import atomic_file  # noqa: E402
-from genlab.outputs.mosaic import tile  # noqa: E402
 
 
 def _save(fig, path):

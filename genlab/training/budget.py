@@ -72,9 +72,10 @@ def training_memory(batch_size, act_per_image, params, resident_images=0, pixels
     return BYTES * (3 * batch_size * act_per_image + 4 * params + resident_images * pixels)
 
 
-def checkpoint_disk(params):
-    """Bytes the kept checkpoints of a model with `params` parameters take (weights + Adam's moments)."""
-    return BYTES * params * 3 * KEPT_CHECKPOINTS
+def checkpoint_disk(params, copies=3):
+    """Bytes the kept checkpoints of a model with `params` parameters take: `copies` arrays of its size
+    each (weights + Adam's two moments; the evaluator keeps its best weights too: 4)."""
+    return BYTES * params * copies * KEPT_CHECKPOINTS
 
 
 def model_disk(params):

@@ -17,7 +17,6 @@ from it. The *run store* (`run_store()`, outside the workspace, reachable from D
 queued experiments) keeps each finished run's final checkpoint under `<stage>-<fingerprint>/`.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,32 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from genlab.identity import file_digest, tree_digest
 from genlab.io import atomic_dir
 
 PREFIX = "ckpt-"
-
-
-def fingerprint(obj):
-    """sha256 of obj as canonical JSON: the identity of a training run."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def array_digest(*arrays):
-    """sha256 over the bytes, dtypes and shapes of arrays (the data a run trains on)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
-
-
-def _sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync(path):
@@ -76,17 +53,6 @@ def remove_stale(ckpt_dir):
             shutil.rmtree(p, ignore_errors=True)
 
 
-def tree_digest(folder):
-    """sha256 over the relative paths and bytes of every file under folder ("" if it is absent)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return ""
-    h = hashlib.sha256()
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(f"{f.relative_to(folder).as_posix()}\0{_sha256_file(f)}\0".encode())
-    return h.hexdigest()
-
-
 def save(ckpt_dir, step, run_fingerprint, values, live_dir=None, keep=2, iterations=None):
     """Write checkpoint `step` with values (list of numpy arrays); keep the newest `keep`.
     iterations: the length of the run that writes it (a finished run's final checkpoint has
@@ -102,7 +68,7 @@ def save(ckpt_dir, step, run_fingerprint, values, live_dir=None, keep=2, iterati
         manifest = {"step": int(step), "iterations": int(step if iterations is None else iterations),
                     "fingerprint": run_fingerprint,
                     "shapes": [list(v.shape) for v in values], "dtypes": [str(v.dtype) for v in values],
-                    "sha256": _sha256_file(tmp / "state.npz"), "live_sha256": tree_digest(tmp / "live")}
+                    "sha256": file_digest(tmp / "state.npz"), "live_sha256": tree_digest(tmp / "live")}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         _fsync(tmp / "manifest.json")
     for old in list_checkpoints(ckpt_dir)[keep:]:
@@ -130,7 +96,7 @@ def _read(path, run_fingerprint, shapes):
         raise LookupError("made with other params, data or code")
     if step != int(path.name[len(PREFIX):]):
         raise ValueError(f"its manifest says step {step}")
-    if _sha256_file(path / "state.npz") != digest:
+    if file_digest(path / "state.npz") != digest:
         raise ValueError("state.npz does not match its recorded sha256")
     if tree_digest(path / "live") != manifest.get("live_sha256"):
         raise ValueError("live/ does not match its recorded sha256")

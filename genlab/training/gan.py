@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from genlab.data import processed
+from genlab.data.mosaic import tile_uint8
 from genlab.models import gan as gan_model
 from genlab.models.gan import GAN, gan_config, gan_step
-from genlab.outputs.mosaic import tile_uint8
 from genlab.training import devices
 from genlab.training.loop import RNG_ALG, TrainSettings, device_data, train
 
@@ -101,7 +101,7 @@ class GanTask:
             v.assign(e)
         return raw
 
-    def extra_metrics(self):
+    def extra_metrics(self, step, means):
         return {}
 
     def snapshot(self):

@@ -12,7 +12,10 @@ A *task* (GanTask in genlab.training.gan, VaeTask in genlab.training.vae) suppli
   update(batch, draws, replicas) -> {loss: t}   one iteration (or one replica's share) as graph code
   after_update(step)                   graph code after each update, outside any replica context
                                        (the GAN's weight average); step = the iteration, from 0
-  extra_metrics(), log_images(live, step), finish()   host-side extras at log/checkpoint/end.
+  extra_metrics(step, means) -> {name: value}   host-side, at each log: values computed outside
+                                       the step (the VAE's validation losses, the evaluator's
+                                       validation accuracy); means: the logged loss means
+  log_images(live, step), finish()     host-side extras at checkpoint/end
   snapshot() -> [arrays]               the weights that sampling needs (GAN: the generator, averaged
                                        with gan.ema; VAE: the decoder), kept every train.snapshot_every
                                        iterations in <live>/snapshots/ for the quality curves
@@ -37,7 +40,6 @@ finished run instead of starting over (its fingerprint leaves out the iteration 
 workspace's checkpoints or from the run store (genlab.training.checkpoint.run_store).
 """
 
-import hashlib
 import os
 import shutil
 import sys
@@ -49,6 +51,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from genlab import identity
 from genlab.data import processed
 from genlab.errors import GenlabError
 from genlab.models.store import SNAPSHOTS, save_model, save_weights
@@ -95,19 +98,17 @@ def load_training_data(data_dir, splits, in_memory=True):
 
 
 def run_fingerprint(stage, args, settings, dataset, splits, modules):
-    """The identity of a training run: every param the stage read (args + settings) except the
-    iteration count, the data's meta and digest, the source of the modules that define the model
-    and the step (modules: module objects; this loop, genlab.training.devices and checkpoint are
-    always included), and library versions. Runs that differ only in length share it: the shorter
-    one's checkpoints are states of the longer one (see the module docstring)."""
-    files = [Path(m.__file__) for m in (*modules, sys.modules[__name__], devices, checkpoint)]
-    code = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    """The identity of a training run (genlab.identity): every param the stage read (args +
+    settings) except the iteration count, the data's meta and digest, the code of the modules that
+    define the model and the step (modules: module objects, e.g. genlab.training.gan) with every
+    genlab module they import, and the environment. Runs that differ only in length share it: the
+    shorter one's checkpoints are states of the longer one (see the module docstring)."""
     train = {k: v for k, v in asdict(settings).items() if k != "iterations"}
-    return checkpoint.fingerprint({
+    return identity.digest({
         "stage": stage, "args": args, "train": train,
-        "data": {"meta": dataset["meta"], "sha256": checkpoint.array_digest(*[a for s in splits for a in dataset[s]])},
-        "code": code,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__},
+        "data": {"meta": dataset["meta"], "sha256": identity.array_digest(*[a for s in splits for a in dataset[s]])},
+        "code": identity.code_digest(*(m.__name__ for m in modules), __name__),
+        "environment": identity.environment(),
     })
 
 
@@ -223,6 +224,22 @@ class CompiledSteps:
         return values
 
 
+def run_steps(task, settings, jit_compile=False):
+    """Train `task` for settings.iterations in compiled chunks, with no checkpoints, logs or snapshots:
+    the engine for the short trainings the metrics make (genlab.evaluation.cas, .detect), which are
+    a function of their arguments and cheaper to redo than to resume. Raises GenlabError at the first
+    non-finite loss. Returns the CompiledSteps (its `task` holds the trained model)."""
+    state = CompiledSteps(task, settings, jit_compile)
+    step = 0
+    while step < settings.iterations:
+        n = min(settings.iterations - step, settings.log_every)
+        step = int(state.run(tf.constant(n, tf.int32)).numpy())
+        error = state.divergence()
+        if error:
+            raise error
+    return state
+
+
 def _open_live(live_dir, resume):
     from dvclive import Live
     return Live(str(live_dir), resume=resume, dvcyaml=False, save_dvc_exp=False)
@@ -233,131 +250,177 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
     """Train `task` to settings.iterations, resuming from the newest matching checkpoint, or
     continuing a shorter finished run of the same params (its final checkpoint in ckpt_dir or in
     the run store: `store`, default genlab.training.checkpoint.run_store(); False = none). A finished
-    run's final checkpoint is copied into the store.
+    run's final checkpoint is copied into the store. ckpt_dir None: no checkpoints (and no store);
+    live_dir None: no dvclive folder (no curves, sample grids or snapshots), progress lines only.
 
     on_log(step, values): optional callback after each logged interval. Raises GenlabError when a
     loss becomes NaN/Inf (nothing is checkpointed after that). On KeyboardInterrupt (Ctrl-C, or
-    SIGTERM turned into one by genlab.cli.sigterm_as_interrupt) a checkpoint of the current iteration is
+    SIGTERM turned into one by genlab.stage.sigterm_as_interrupt) a checkpoint of the current iteration is
     written before the interrupt propagates. placement: a genlab.training.devices.Placement (None = the
     default single device); call fit inside placement.scope(). With several workers only the chief
     writes checkpoints and logs (the others log into a temporary folder), and chunk lengths depend
     on the log/checkpoint intervals only, so that every worker makes the same calls.
     """
-    out = out or sys.stderr
-    chief = placement is None or placement.chief
-    if not chief:
-        import tempfile
-        live_dir = Path(tempfile.mkdtemp(prefix="genlab-worker-live-"))
-        out = open(os.devnull, "w")
-    say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
-    adaptive = placement is None or placement.kind != "multi_worker"
-    state = CompiledSteps(task, settings, jit_compile, placement)
-    every = settings.snapshot_every
-    total = settings.iterations
-    # several workers: each must find the same checkpoint, so only the shared ckpt_dir is used
-    store = checkpoint.run_store() if store is None and adaptive else (store or None)
-    resumed = _resume_point(task.name, state, total, ckpt_dir, store, run_fingerprint, say)
-    if resumed:
-        step, values, path = resumed
-        for var, value in zip(state.variables, values):
-            var.assign(value)
-        checkpoint.restore_live(path, live_dir)
-    elif chief:  # a fresh run: no snapshot of another run may stay in its curves
-        shutil.rmtree(Path(live_dir) / SNAPSHOTS, ignore_errors=True)
-    live = _open_live(live_dir, resume=bool(resumed))
-    step = int(state.step.numpy())
-    last_saved = step if resumed and Path(resumed[2]).parent == Path(ckpt_dir) else -1
-    final_path = resumed[2] if resumed and step == total else None
-    chunk, t_first, steps_after_first = 1, None, 0
+    return _Run(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, fingerprint=run_fingerprint,
+                jit_compile=jit_compile, on_log=on_log, out=out, placement=placement, store=store).train()
 
-    def save_checkpoint(at):
-        nonlocal last_saved, final_path
-        if at % settings.ckpt_every == 0:  # a grid on the schedule only: the same in runs of any length
-            task.log_images(live, at)
-        values = [np.asarray(v.numpy()) for v in state.variables]  # on every worker: reading may all-reduce
-        if chief:
-            path = checkpoint.save(ckpt_dir, at, run_fingerprint, values, live_dir=live_dir, iterations=total)
-            final_path = path if at == total else final_path
-        last_saved = at  # only once written: an interrupt during the save saves again on the way out
 
-    def save_snapshot(at):
-        arrays = task.snapshot()  # on every worker: reading may all-reduce
-        if chief:
-            save_weights(Path(live_dir) / SNAPSHOTS / f"{at:09d}.npz", arrays)
+class _Run:
+    """One call of `fit`: the compiled state, the dvclive logger, and what happens at each boundary."""
 
-    def log(at):
-        values = state.read_means()
-        values.update(task.extra_metrics())
-        bad = [k for k, v in values.items() if not np.isfinite(v)]
-        if bad:
-            raise GenlabError(f"training diverged at iteration {at}: {bad[0]} is {values[bad[0]]}; {task.hint}")
-        live.step = at
-        for k, v in values.items():
-            live.log_metric(k, v)
-        live.make_summary()
-        rate = steps_after_first / max(time.perf_counter() - t_first, 1e-6) if steps_after_first else 0.0
-        eta = _fmt_duration((total - at) / rate) if rate else "?"
-        losses = " ".join(f"{k} {v:.4g}" for k, v in values.items())
-        say(f"{task.name} {at}/{total} {losses} | {rate:.1f} it/s | ETA {eta}")
-        if on_log:
-            on_log(at, values)
+    def __init__(self, task, settings, *, ckpt_dir, live_dir, fingerprint, jit_compile, on_log, out, placement,
+                 store):
+        self.task, self.settings, self.on_log, self.fingerprint = task, settings, on_log, fingerprint
+        self.chief = placement is None or placement.chief
+        self.adaptive = placement is None or placement.kind != "multi_worker"
+        self.out = out or sys.stderr
+        if not self.chief:
+            import tempfile
+            live_dir = None if live_dir is None else Path(tempfile.mkdtemp(prefix="genlab-worker-live-"))
+            self.out = open(os.devnull, "w")
+        self.ckpt_dir, self.live_dir, self.live = ckpt_dir, live_dir, None
+        self.state = CompiledSteps(task, settings, jit_compile, placement)
+        # several workers: each must find the same checkpoint, so only the shared ckpt_dir is used
+        use_store = store is None and self.adaptive and ckpt_dir is not None
+        self.store = checkpoint.run_store() if use_store else (store or None)
+        self.total, self.every = settings.iterations, settings.snapshot_every
+        self.last_saved, self.final_path = -1, None
+        self.chunk, self.t_first, self.steps_after_first = 1, None, 0
 
-    def boundary(at):
+    def say(self, msg):
+        print(msg, file=self.out, flush=True)
+
+    def train(self):
+        resumed = self.start()
+        step = int(self.state.step.numpy())
+        try:
+            if resumed:
+                self.boundary(step)  # after a resume at the end, this also runs task.finish()
+            while step < self.total:
+                step = self.advance(step)
+                self.boundary(step)
+        except KeyboardInterrupt:
+            self.interrupted()
+            raise
+        if self.live is not None:
+            self.live.end()
+        if not self.chief:
+            if self.live_dir is not None:
+                shutil.rmtree(self.live_dir, ignore_errors=True)
+        elif self.store is not None and self.final_path is not None:
+            checkpoint.publish(self.final_path, self.store, self.task.name, self.fingerprint, log=self.say)
+        return self.task.model
+
+    def start(self):
+        """Restore the newest usable checkpoint, if any, and open the logger; True if it resumed."""
+        resumed = None
+        if self.ckpt_dir is not None:
+            resumed = _resume_point(self.task.name, self.state, self.total, self.ckpt_dir, self.store,
+                                    self.fingerprint, self.say)
+        if resumed:
+            step, values, path = resumed
+            for var, value in zip(self.state.variables, values):
+                var.assign(value)
+            if self.live_dir is not None:
+                checkpoint.restore_live(path, self.live_dir)
+            self.last_saved = step if Path(path).parent == Path(self.ckpt_dir) else -1
+            self.final_path = path if step == self.total else None
+        elif self.chief and self.live_dir is not None:  # a fresh run: no snapshot of another run may stay
+            shutil.rmtree(Path(self.live_dir) / SNAPSHOTS, ignore_errors=True)
+        if self.live_dir is not None:
+            self.live = _open_live(self.live_dir, resume=bool(resumed))
+        return bool(resumed)
+
+    def advance(self, step):
+        """Run the compiled chunk up to the next boundary (or about CHUNK_SECONDS); return the new step."""
+        s = self.settings
+        nearest = min(_next_multiple(step, s.log_every), _next_multiple(step, s.ckpt_every),
+                      _next_multiple(step, self.every) if self.every else self.total, self.total)
+        n = min(nearest - step, self.chunk) if self.adaptive else nearest - step
+        t0 = time.perf_counter()
+        step = int(self.state.run(tf.constant(n, tf.int32)).numpy())
+        elapsed = time.perf_counter() - t0
+        if self.t_first is None:
+            self.t_first = time.perf_counter()  # the first call includes tracing and compilation
+        else:
+            self.steps_after_first += n
+            self.chunk = max(1, int(n / max(elapsed, 1e-6) * CHUNK_SECONDS))
+        error = self.state.divergence()
+        if error:
+            raise error
+        return step
+
+    def boundary(self, at):
         """Log and checkpoint at `at` if it is a boundary and that was not done yet (it may be
         pending after a resume from a checkpoint written on interrupt). At the end, the final
         checkpoint holds the state a longer run has at `at`; then the end-only steps: a last log
         off the log_every schedule, task.finish(), the final sample grid."""
-        if at % settings.log_every == 0 and state.pending():
-            log(at)
+        s, every = self.settings, self.every
+        if at % s.log_every == 0 and self.state.pending():
+            self.log(at)
         if every and at % every == 0 and at > 0:
-            save_snapshot(at)   # before the checkpoint, which carries it (in live/) to a resumed run
-        if (at % settings.ckpt_every == 0 or at == total) and last_saved != at:
-            save_checkpoint(at)
-        if at == total:
-            if state.pending():
-                log(at)
-            task.finish()
-            task.log_images(live, at)
+            self.save_snapshot(at)   # before the checkpoint, which carries it (in live/) to a resumed run
+        if (at % s.ckpt_every == 0 or at == self.total) and self.last_saved != at:
+            self.save_checkpoint(at)
+        if at == self.total:
+            if self.state.pending():
+                self.log(at)
+            self.task.finish()
+            if self.live is not None:
+                self.task.log_images(self.live, at)
             if every and at % every:
-                save_snapshot(at)   # the curve's last point, off the schedule: not in the checkpoint
+                self.save_snapshot(at)   # the curve's last point, off the schedule: not in the checkpoint
 
-    try:
-        if resumed:
-            boundary(step)  # after a resume at the end, this also runs task.finish()
-        while step < total:
-            nearest = min(_next_multiple(step, settings.log_every), _next_multiple(step, settings.ckpt_every),
-                          _next_multiple(step, every) if every else total, total)
-            n = min(nearest - step, chunk) if adaptive else nearest - step
-            t0 = time.perf_counter()
-            step = int(state.run(tf.constant(n, tf.int32)).numpy())
-            elapsed = time.perf_counter() - t0
-            if t_first is None:
-                t_first = time.perf_counter()  # the first call includes tracing and compilation
-            else:
-                steps_after_first += n
-                chunk = max(1, int(n / max(elapsed, 1e-6) * CHUNK_SECONDS))
-            error = state.divergence()
-            if error:
-                raise error
-            boundary(step)
-    except KeyboardInterrupt:
-        now = int(state.step.numpy())
+    def log(self, at):
+        values = self.state.read_means()
+        values.update(self.task.extra_metrics(at, values))
+        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        if bad:
+            raise GenlabError(f"training diverged at iteration {at}: {bad[0]} is {values[bad[0]]}; {self.task.hint}")
+        if self.live is not None:
+            self.live.step = at
+            for k, v in values.items():
+                self.live.log_metric(k, v)
+            self.live.make_summary()
+        done = self.steps_after_first
+        rate = done / max(time.perf_counter() - self.t_first, 1e-6) if done else 0.0
+        eta = _fmt_duration((self.total - at) / rate) if rate else "?"
+        losses = " ".join(f"{k} {v:.4g}" for k, v in values.items())
+        self.say(f"{self.task.name} {at}/{self.total} {losses} | {rate:.1f} it/s | ETA {eta}")
+        if self.on_log:
+            self.on_log(at, values)
+
+    def save_checkpoint(self, at):
+        if at % self.settings.ckpt_every == 0 and self.live is not None:  # a grid on the schedule only
+            self.task.log_images(self.live, at)
+        if self.ckpt_dir is not None:
+            values = [np.asarray(v.numpy()) for v in self.state.variables]  # on every worker: may all-reduce
+            if self.chief:
+                path = checkpoint.save(self.ckpt_dir, at, self.fingerprint, values, live_dir=self.live_dir,
+                                       iterations=self.total)
+                self.final_path = path if at == self.total else self.final_path
+        self.last_saved = at  # only once written: an interrupt during the save saves again on the way out
+
+    def save_snapshot(self, at):
+        arrays = self.task.snapshot()  # on every worker: reading may all-reduce
+        if self.chief and self.live_dir is not None:
+            save_weights(Path(self.live_dir) / SNAPSHOTS / f"{at:09d}.npz", arrays)
+
+    def interrupted(self):
+        """On Ctrl-C/SIGTERM: checkpoint the current iteration (one worker) and say how to go on."""
+        now, last = int(self.state.step.numpy()), self.last_saved
+        if self.ckpt_dir is None or not self.chief or self.state.divergence() is not None:
+            return
         # several workers: reading the state is a collective the others may never join, so the
         # run resumes from its last periodic checkpoint instead
-        if chief and adaptive and state.divergence() is None and now > max(last_saved, 0):
-            save_checkpoint(now)
-            say(f"{task.name}: interrupted at iteration {now}; checkpoint saved, run the stage again to resume")
-        elif chief and state.divergence() is None:  # just after a checkpoint, or several workers
-            say(f"{task.name}: interrupted at iteration {now}; " + (
-                f"run the stage again to resume from its checkpoint at iteration {last_saved}" if last_saved > 0
+        if self.adaptive and now > max(last, 0):
+            self.save_checkpoint(now)
+            self.say(f"{self.task.name}: interrupted at iteration {now}; checkpoint saved, "
+                     "run the stage again to resume")
+        else:  # just after a checkpoint, or several workers
+            self.say(f"{self.task.name}: interrupted at iteration {now}; " + (
+                f"run the stage again to resume from its checkpoint at iteration {last}" if last > 0
                 else "no checkpoint yet, run the stage again to start over"))
-        raise
-    live.end()
-    if not chief:
-        shutil.rmtree(live_dir, ignore_errors=True)
-    elif store is not None and final_path is not None:
-        checkpoint.publish(final_path, store, task.name, run_fingerprint, log=say)
-    return task.model
 
 
 def _resume_point(name, state, total, ckpt_dir, store, run_fingerprint, say):

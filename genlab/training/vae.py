@@ -14,9 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from genlab.data import processed
+from genlab.data.mosaic import tile_uint8
 from genlab.models import vae as vae_model
 from genlab.models.vae import VAE, vae_config, vae_losses, vae_step
-from genlab.outputs.mosaic import tile_uint8
 from genlab.training import devices
 from genlab.training.loop import RNG_ALG, TrainSettings, device_data, train
 
@@ -66,7 +66,7 @@ class VaeTask:
     def update(self, batch, draws, replicas):
         return vae_step(self.model, self.opt, batch["x"], None, self.beta, eps=draws["eps"], replicas=replicas)
 
-    def extra_metrics(self):
+    def extra_metrics(self, step, means):
         """Mean losses on the whole validation split, with fixed noise so values compare over time."""
         n = len(self.x_val)
         if n == 0:
