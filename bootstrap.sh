@@ -57,9 +57,21 @@ install_dataset_package() {
     echo "bootstrap: could not install dataset-fashion-mnist; fetch will download instead" >&2
 }
 
+# 3. The browser the browser tests drive (tests/browser.py): Debian's chromium, where apt-get may be used.
+install_browser() {
+  [ -x /usr/bin/chromium ] && return 0
+  command -v apt-get >/dev/null || return 0
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo -n true 2>/dev/null && sudo="sudo -n" || return 0; fi
+  echo "bootstrap: installing Debian's chromium (headless browser for tests/test_serve.py, tests/test_report_html.py)" >&2
+  { $sudo apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq chromium >/dev/null 2>&1; }; } ||
+    echo "bootstrap: could not install chromium; the browser tests will say so (and fail under CI=true)" >&2
+}
+
 case "$mode" in
   install) ;;
   repro) install_dataset_package; exec dvc repro "$@" ;;
-  test) exec python -m pytest "$@" ;;
+  test) install_browser; exec python -m pytest "$@" ;;
   *) echo "error: unknown mode '$mode': use repro, test or install" >&2; exit 2 ;;
 esac

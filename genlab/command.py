@@ -4,6 +4,8 @@
     genlab interpolate MODEL --from A --to B [--steps 9] [--seed S] -o strip.png|strip.npz
     genlab edit MODEL (--image in.png | --seed S) --to C [--from C] [--steps 5] -o out.png|out.npz
     genlab export MODEL OUT_DIR
+    genlab serve MODEL [MODEL ...] [--host 127.0.0.1] [--port 8000]
+    genlab plots PLOTS_JSON OUT_DIR --md plots.md     (`dvc plots diff REV --json` as PNG images)
 
 A class C is a name from the data's meta.json (`--class Sneaker`, `--class "Ankle boot"`) or an id.
 `.png` writes a grid of the images (pixel-exact, `--scale` times larger); `.npz` writes `x` (float32
@@ -23,6 +25,7 @@ from genlab.errors import GenlabError
 
 META = "data/processed/meta.json"
 DATA = "data/processed"
+METRICS, SPREAD, PARAMS = "metrics/evaluate.json", "studies/spread/results.json", "params.yaml"   # model card
 
 
 def class_names(meta_path, n_classes=None):
@@ -88,18 +91,24 @@ def write_images(path, x01, ncol, labels=None, scale=2):
     if path.suffix.lower() == ".npz":
         write_npz(path, x=x01, **({} if labels is None else {"labels": np.asarray(labels, np.int32)}))
         return
+    with atomic_file(path) as f:
+        f.write(grid_png(x01, ncol, scale))
+
+
+def grid_png(x01, ncol, scale=2):
+    """x01 (N, H, W, C) in [0, 1] -> the bytes of a grid PNG, ncol images per row, pixel-exact, scale
+    PNG pixels per image pixel."""
     import io
 
     from PIL import Image
 
     from genlab.data.mosaic import tile
-    mosaic = (tile(x01, ncol) * 255.0 + 0.5).astype(np.uint8)
+    mosaic = (tile(np.clip(np.asarray(x01, np.float32), 0.0, 1.0), ncol) * 255.0 + 0.5).astype(np.uint8)
     mosaic = mosaic.repeat(scale, axis=0).repeat(scale, axis=1)
     img = Image.fromarray(mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
-    with atomic_file(path) as f:
-        f.write(buf.getvalue())
+    return buf.getvalue()
 
 
 def gan_images(model, z, weights=None):
@@ -153,7 +162,8 @@ def vae_class_codes(model, data_dir, per_class=2000):
     return np.stack(means).astype(np.float32)
 
 
-def cmd_generate(model, args, names):
+def generate_images(model, args, names):
+    """The images `genlab generate` writes: (x01 (n, H, W, C) in [0, 1], labels or None)."""
     label = None
     if args.cls is not None:
         if model.family != "gan":
@@ -167,8 +177,13 @@ def cmd_generate(model, args, names):
     else:
         x, labels = model.generate(args.n, args.seed), None
     from genlab.data.processed import to_unit
+    return to_unit(x, model.config["value_range"]), labels
+
+
+def cmd_generate(model, args, names):
+    x01, labels = generate_images(model, args, names)
     ncol = args.ncol or int(np.ceil(np.sqrt(args.n)))
-    write_images(args.out, to_unit(x, model.config["value_range"]), ncol, labels, args.scale)
+    write_images(args.out, x01, ncol, labels, args.scale)
     return f"{args.n} images -> {args.out}"
 
 
@@ -196,22 +211,32 @@ def _vae_end(model, value, names, args, which):
     return args.class_codes[class_id(value, names)]
 
 
-def cmd_interpolate(model, args, names):
+def interpolation_images(model, args, names):
+    """The strip `genlab interpolate` writes: (steps, H, W, C) in [0, 1]. args.class_codes: a VAE's
+    class codes (vae_class_codes) when already known, else None (found when a class end needs them)."""
     from genlab.outputs.figures import interpolate
     t = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
     if model.family == "vae":
-        args.class_codes = None
+        args.class_codes = getattr(args, "class_codes", None)
         z0, z1 = (_vae_end(model, v, names, args, w) for v, w in ((args.src, "from"), (args.dst, "to")))
         x01 = model.decode(np.asarray(interpolate(z0, z1, args.steps, spherical=False), np.float32))
     else:
         (z0, w0), (z1, w1) = (_gan_end(model, v, names, args, w) for v, w in ((args.src, "from"), (args.dst, "to")))
         z = np.asarray(interpolate(z0, z1, args.steps, spherical=True), np.float32)
         x01 = gan_images(model, z, None if w0 is None else (1 - t) * w0 + t * w1)
+    return x01
+
+
+def cmd_interpolate(model, args, names):
+    x01 = interpolation_images(model, args, names)
     write_images(args.out, x01, args.steps, None, args.scale)
     return f"{args.steps} images from {args.src} to {args.dst} -> {args.out}"
 
 
-def cmd_edit(model, args, names):
+def edit_images(model, args, names):
+    """The strip `genlab edit` writes, from the original (a VAE: its reconstruction) to the edit:
+    (x01 (steps, H, W, C) in [0, 1], start class id, target class id). args.image: a path or an open
+    binary file; args.class_codes: a VAE's class codes when already known, else None."""
     to = class_id(args.to, names)
     t = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
     if model.family == "gan":
@@ -225,23 +250,72 @@ def cmd_edit(model, args, names):
         start = class_id(args.src, names) if args.src else int(model.generate(1, args.seed, return_labels=True)[1][0])
         z = np.repeat(codes(model, 1, args.seed), args.steps, axis=0)
         x01 = gan_images(model, z, (1 - t) * one_hot(start, model.n_classes) + t * one_hot(to, model.n_classes))
-        what = f"seed {args.seed}"
     else:
         if not args.image:
             raise GenlabError("edit with a VAE takes --image in.png (the image to edit)")
         z = model.encode(read_image(args.image, model.config["shape"]))[0][0]
-        means = vae_class_codes(model, args.data)
+        means = getattr(args, "class_codes", None)
+        means = vae_class_codes(model, args.data) if means is None else means
         start = class_id(args.src, names) if args.src else int(np.argmin(((means - z) ** 2).sum(axis=1)))
         x01 = model.decode(z[None] + t * (means[to] - means[start])[None])
-        what = args.image
+    return x01, start, to
+
+
+def cmd_edit(model, args, names):
+    x01, start, to = edit_images(model, args, names)
+    what = f"seed {args.seed}" if model.family == "gan" else args.image
     write_images(args.out, x01, args.steps, None, args.scale)
     return f"{what}: {names[start]} -> {names[to]} in {args.steps} steps -> {args.out}"
 
 
+def _optional(path, read):
+    """The parsed file, or None when it does not exist; one clear line when it cannot be read."""
+    import yaml
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        return read(p.read_text())
+    except (ValueError, yaml.YAMLError) as e:
+        raise GenlabError(f"{p} cannot be read ({type(e).__name__}): fix it, or point the option elsewhere") from None
+
+
 def cmd_export(model, args, names):
+    import yaml
+
     from genlab.models.export import export
-    export(model, args.out_dir, names)
-    return f"{model.family} exported -> {args.out_dir} (Keras .keras files and a TensorFlow SavedModel)"
+    from genlab.outputs.model_card import model_card
+    files = ["export.json", "MODEL_CARD.md", "model/", "saved_model/"] + (
+        ["generator.keras"] if model.family == "gan" else ["encoder.keras", "decoder.keras"])
+    card = model_card(family=model.family, config=model.config, meta=_optional(args.meta, json.loads),
+                      params=_optional(args.params, yaml.safe_load) or {},
+                      evaluation=_optional(args.metrics, json.loads), spread=_optional(args.spread, json.loads),
+                      files=sorted(files))
+    export(model, args.out_dir, names, extra={"MODEL_CARD.md": card}, source_dir=args.model)
+    return (f"{model.family} exported -> {args.out_dir} (Keras .keras files, a TensorFlow SavedModel and "
+            "MODEL_CARD.md)")
+
+
+def _serve_and_plots(sub):
+    """The subcommands that are not about one model: serve (the web page) and plots (the PR comment's curves)."""
+    s = sub.add_parser("serve", help="a local web page to generate, interpolate and edit with the models",
+                       description="Loads the models once and serves a page (open the printed address in a "
+                                   "browser): a grid of a class and seed, interpolation with a slider, and for "
+                                   "a VAE an uploaded image reconstructed and moved along an attribute vector.")
+    s.add_argument("models", nargs="+", metavar="MODEL",
+                   help="model folders the pipeline wrote (models/gan models/vae)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
+    s.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
+    s.add_argument("--max-images", type=int, default=256, help="most images one request may ask for (default 256)")
+    pl = sub.add_parser("plots", help="the curves of `dvc plots diff REV --json` as PNGs and a Markdown section",
+                        description="For a pull-request comment (CML): each plot of dvc.yaml, this branch's "
+                                    "curves over REV's, rendered to PNG (vl-convert), and a Markdown file "
+                                    "linking them.")
+    pl.add_argument("plots_json", help="the output of `dvc plots diff REV --json`")
+    pl.add_argument("out_dir", help="folder for the PNG images (replaced)")
+    pl.add_argument("--md", required=True, help="the Markdown file to write (links relative to its folder)")
 
 
 def parser():
@@ -285,6 +359,10 @@ def parser():
     x.add_argument("model", help="a model folder the pipeline wrote (models/gan or models/vae)")
     x.add_argument("out_dir", help="a new folder to write")
     x.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
+    x.add_argument("--metrics", default=METRICS, help=f"the model card's metrics (default {METRICS})")
+    x.add_argument("--spread", default=SPREAD, help=f"the model card's seed spread (default {SPREAD})")
+    x.add_argument("--params", default=PARAMS, help=f"the model card's training params (default {PARAMS})")
+    _serve_and_plots(sub)
     return ap
 
 
@@ -301,6 +379,16 @@ def check_args(args):
 
 def execute(args):
     """Run one parsed command; a problem the user can fix raises GenlabError. Returns the summary line."""
+    if args.command == "plots":
+        from genlab.outputs.plot_images import render
+        n = render(args.plots_json, args.out_dir, args.md)
+        return f"genlab plots: {n} plots -> {args.out_dir}, {args.md}"
+    if args.command == "serve":
+        if args.max_images < 1:
+            raise GenlabError(f"--max-images must be a positive integer, got {args.max_images}")
+        from genlab.outputs.serve import serve
+        return "genlab serve: " + serve(sys.modules[__name__], args.models, host=args.host, port=args.port,
+                                        meta=args.meta, data=args.data, max_images=args.max_images)
     check_args(args)
     from genlab.models.load import load_model
     if not Path(args.model).is_dir():

@@ -1,4 +1,5 @@
-"""Stage report: write reports/report.md (metrics beside floors, curves, figures, data, params)."""
+"""Stage report: write reports/report.md (metrics beside floors, curves, figures, data, params) and the
+same report as one self-contained HTML page, reports/report.html (images embedded)."""
 
 import argparse
 import json
@@ -31,12 +32,13 @@ def main():
     ap.add_argument("--spread", help="the seed spread's results (studies/spread/results.json): ± sd beside the "
                     "metrics when it was measured at these params")
     ap.add_argument("--out", required=True, help="output Markdown file (reports/report.md)")
+    ap.add_argument("--html", help="also write the report as one self-contained HTML page (reports/report.html)")
     args = ap.parse_args()
     params = stage.read_params()
 
     from genlab.data.processed import load_meta
     from genlab.io import atomic_dir, atomic_file
-    from genlab.outputs.report import build, plot_curves, plot_quality, read_curve
+    from genlab.outputs.report import build, html_report, plot_curves, plot_quality, read_curve
 
     figures = dict(s.split("=", 1) for s in args.figures)
     live = dict(s.split("=", 1) for s in args.live)
@@ -57,7 +59,12 @@ def main():
                  spread=read_json(args.spread) if args.spread and Path(args.spread).exists() else None)
     with atomic_file(args.out, "w") as f:
         f.write(text)
-    print(f"report: {args.out}")
+    if args.html:
+        page = html_report(text, Path(args.out).parent, Path(args.html).parent,
+                           title=text.splitlines()[0].lstrip("# "))
+        with atomic_file(args.html, "w") as f:
+            f.write(page)
+    print(f"report: {args.out}" + (f", {args.html}" if args.html else ""))
 
 
 if __name__ == "__main__":

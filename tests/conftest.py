@@ -224,3 +224,32 @@ def copy_tree(src, dest):
             shutil.copy2(s, d)
     shutil.copytree(src, dest, symlinks=True, copy_function=copy)
     return dest
+
+
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"]
+
+
+@pytest.fixture(scope="session")
+def tiny_models(processed_slice, tmp_path_factory):
+    """A conditional DCGAN and a conv VAE trained for a few dozen iterations on the real slice (seconds:
+    what `genlab serve` and the export need, not good images), and a meta.json with Fashion-MNIST's class
+    names. Returns {"gan", "vae", "meta", "data"} paths; treat them as read-only."""
+    import json
+
+    from genlab.training.gan import train_gan
+    from genlab.training.loop import TrainSettings, load_training_data
+    from genlab.training.vae import train_vae
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    dataset = load_training_data(processed_slice, ["train", "val"], in_memory=True)
+    settings = TrainSettings(iterations=40, batch_size=64, seed=0, log_every=20, ckpt_every=40)
+    quiet = Lines()
+    train_gan(dataset, root / "gan", root / "ck" / "gan", root / "live" / "gan", out=quiet, settings=settings,
+              arch="dcgan", conditional=True, latent_dim=32, hidden=64, filters=8, lr=1e-3, beta_1=0.5,
+              loss="hinge")
+    train_vae(dataset, root / "vae", root / "ck" / "vae", root / "live" / "vae", out=quiet, settings=settings,
+              arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3)
+    meta = json.loads((processed_slice / "meta.json").read_text())
+    (root / "meta.json").write_text(json.dumps({**meta, "class_names": FASHION_NAMES}))
+    return {"gan": root / "gan", "vae": root / "vae", "meta": root / "meta.json", "data": processed_slice}

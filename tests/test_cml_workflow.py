@@ -75,3 +75,22 @@ def test_the_comment_puts_each_change_beside_the_seed_noise(workflow_run):
     assert {"gan.fd", "gan.recall", "vae.fd"} <= set(rows), section[:1500]
     assert rows["gan.fd"][4] == "beyond noise" and float(rows["gan.fd"][2]) > 0, rows["gan.fd"]
     assert all(r[4] in ("beyond noise", "within noise", "no spread") for r in rows.values())
+
+
+def test_the_comment_shows_the_curves_of_the_branch_over_main_as_images(workflow_run):
+    """`dvc plots diff main --json` rendered by `genlab plots`: one published PNG per curve plot of dvc.yaml,
+    in the comment under its title, drawing both revisions (the smoke branch's and main's)."""
+    import json
+
+    import yaml
+    result, record = workflow_run
+    comment = (record / "comment.md").read_text()
+    section = comment.split("## Curves: this branch over main (dvc plots diff main)")[1].split("# Generative models")[0]
+    titles = [next(iter(p)) for p in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] if isinstance(p, dict)]
+    images = re.findall(r"!\[([^]]*)\]\((plots-diff/[^)]*\.png)\)", section)
+    assert [t for t, _ in images] == titles, section[:2000]
+    published = (record / "published.txt").read_text().split()
+    assert all(link in published for _, link in images), (images, published)
+    diff = json.loads((Path(result["clone"]) / "reports" / "plots-diff.json").read_text())["data"]
+    revs = {v["rev"] for e in diff["GAN losses"] if e["type"] == "vega" for v in e["content"]["data"]["values"]}
+    assert revs == {"workspace", "main"}, revs

@@ -10,6 +10,10 @@ OUT_DIR/
                           (the Bernoulli means: sigmoid of the decoder's logits)
   saved_model/       signatures: GAN `serving_default` (z [, label] -> images);
                      VAE `serving_default` = `decode` (z -> images) and `encode` (x01 -> z_mean [, z_log_var])
+  MODEL_CARD.md      (written by `genlab export`: genlab.outputs.model_card) what it is, its data, params,
+                     metrics, intended use and misuse
+  model/             (written by `genlab export`) the genlab model folder it was made from: `genlab serve
+                     OUT_DIR` loads it
 
 `keras.models.load_model("generator.keras")` or `tf.saved_model.load("saved_model")` loads them with
 no genlab import. New images as the pipeline draws them: z ~ N(0, I) (a VAE), or for a GAN
@@ -70,8 +74,10 @@ def _archive(model, nets):
     return archive
 
 
-def export(model, out_dir, class_names=None):
-    """Write model (a loaded GAN or VAE) to the new folder out_dir, atomically (whole or not at all)."""
+def export(model, out_dir, class_names=None, extra=None, source_dir=None):
+    """Write model (a loaded GAN or VAE) to the new folder out_dir, atomically (whole or not at all).
+    extra: {file name: text} written beside the networks (the model card, MODEL_CARD.md); source_dir:
+    the model folder it was loaded from, copied into out_dir/model/ (what `genlab serve` loads)."""
     out = Path(out_dir)
     if out.exists():
         raise GenlabError(f"{out} already exists: give a new folder, or remove it first")
@@ -98,5 +104,13 @@ def export(model, out_dir, class_names=None):
         for name, net in nets.items():
             net.save(str(Path(tmp) / f"{name}.keras"))
         _archive(model, nets).write_out(str(Path(tmp) / "saved_model"), verbose=False)
+        for name, text in (extra or {}).items():
+            (Path(tmp) / name).write_text(text)
+        if source_dir is not None:
+            import shutil
+            (Path(tmp) / "model").mkdir()
+            for f in [Path(source_dir) / "config.json", *sorted(Path(source_dir).glob("*.weights.h5"))]:
+                shutil.copy2(f, Path(tmp) / "model" / f.name)
+            info["files"]["model/"] = "the genlab model folder (config.json, weights): genlab serve loads it"
         write_json(Path(tmp) / "export.json", info)
     return json.loads((out / "export.json").read_text())

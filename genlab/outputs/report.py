@@ -1,5 +1,7 @@
 """report: reports/report.md, a self-contained Markdown page (relative image links) that renders on
-a pull request: what was trained, how good it is against the real-vs-real floor, what it looks like.
+a pull request: what was trained, how good it is against the real-vs-real floor, what it looks like;
+and the same report as reports/report.html, one page with its images embedded (html_report), which a
+double click opens in a browser with no network.
 """
 
 import csv
@@ -299,3 +301,53 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             out.append(f"| `{section}{'' if k is None else '.' + k}` | `{v}` |")
     out += [""]
     return "\n".join(out)
+
+
+HTML_STYLE = """body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 1.5rem auto; padding: 0 1rem;
+  color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: .6rem 0; font-size: .92rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .55rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+img { max-width: 100%; }
+code { background: #f3f3f3; padding: 0 .2rem; border-radius: 3px; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }"""
+
+
+def _local(url):
+    """True for a link to a file beside the report (not http:, data:, mailto: or an #anchor)."""
+    return bool(url) and "://" not in url and not url.startswith(("data:", "mailto:", "#", "/"))
+
+
+def _data_uri(path):
+    import base64
+    import mimetypes
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def html_report(markdown_text, md_dir, html_dir, title):
+    """The report as one self-contained HTML page (reports/report.html): the Markdown rendered with its
+    tables, every image it links embedded as a data URI (the figures and the training and quality
+    curves: static PNGs, so the page needs no script and no network), links to local files (the Data
+    Docs) made relative to html_dir. md_dir: the folder the Markdown's links are relative to."""
+    import html
+
+    from markdown_it import MarkdownIt
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    env = {}
+    tokens = md.parse(markdown_text, env)
+    for tok in tokens:
+        for t in tok.children or []:
+            url = t.attrGet("src") if t.type == "image" else t.attrGet("href") if t.type == "link_open" else None
+            if not _local(url):
+                continue
+            path = Path(md_dir) / url
+            if t.type == "image" and path.is_file():
+                t.attrSet("src", _data_uri(path))
+            elif t.type == "link_open":
+                t.attrSet("href", _rel(path, html_dir))
+    body = md.renderer.render(tokens, md.options, env)
+    return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<link rel="icon" href="data:,">\n<title>{html.escape(title)}</title>\n'
+            f"<style>\n{HTML_STYLE}\n</style>\n</head>\n<body>\n{body}</body>\n</html>\n")
