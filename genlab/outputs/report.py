@@ -228,7 +228,29 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
     links are made relative to out_md's folder so the page is self-contained."""
     base = Path(out_md).parent
     models = [m for m in ("gan", "vae") if m in evaluation]
+    stats, why_not = spread_applies(spread, params)
     out = [f"# Generative models on {meta['dataset']}", ""]
+    out += _summary(meta, params, evaluation, evaluator, models)
+    out += _metrics(params, evaluation, models, spread, stats, why_not)
+    out += _quality(params, quality, quality_png, base)
+    out += _model_sections(models, figures, curves, base)
+    if stats:
+        out += ["## Seed spread", "",
+                f"The pipeline at these params with {len(spread['seeds'])} training seeds (a queued `dvc exp run` "
+                f"sweep of `{spread['key']}`; everything else as here). A change smaller than 2 × √2 sd is within "
+                "what another seed gives; `python -m studies.spread diff main` applies that to a change.", "",
+                spread_table(spread, models), ""]
+    out += _study(study)
+    out += _data(meta, validation, data_docs, base)
+    out += ["## Params", "", "| key | value |", "|---|---|"]
+    for section, values in params.items():   # every section, in params.yaml's order
+        for k, v in (values.items() if isinstance(values, dict) else [(None, values)]):
+            out.append(f"| `{section}{'' if k is None else '.' + k}` | `{v}` |")
+    out += [""]
+    return "\n".join(out)
+
+
+def _summary(meta, params, evaluation, evaluator, models):
     summary = []
     for m in models:
         e, f = evaluation[m], evaluation.get("floor", {})
@@ -240,12 +262,14 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
         if "cas" in e:
             bits.append(f"classification accuracy score {_fmt(e['cas'], '')} (floor {_fmt(f.get('cas'), '')})")
         summary.append(f"- **{m.upper()}** ({params.get(m, {}).get('arch', '?')}): " + ", ".join(bits))
-    out += ["Trained on the real training split and scored against "
+    return ["Trained on the real training split and scored against "
             f"{evaluation.get('n', '?')} real test images with an evaluator CNN "
-            f"(test accuracy **{_fmt(evaluator.get('test_accuracy'), '')}**) trained on real data only.", ""]
-    out += summary + [""]
-    stats, why_not = spread_applies(spread, params)
-    out += ["## Metrics", "", metrics_table(evaluation, models, params, stats), ""]
+            f"(test accuracy **{_fmt(evaluator.get('test_accuracy'), '')}**) trained on real data only.", ""
+            ] + summary + [""]
+
+
+def _metrics(params, evaluation, models, spread, stats, why_not):
+    out = ["## Metrics", "", metrics_table(evaluation, models, params, stats), ""]
     if stats:
         out += [f"± is the standard deviation over {len(spread['seeds'])} training seeds (`{spread['key']}` = "
                 f"{', '.join(str(s) for s in spread['seeds'])}; measured on {spread['date']} with "
@@ -257,15 +281,23 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
     out += ["| metric | what it measures |", "|---|---|"]
     out += [f"| {label} | {meaning} |" for key, label, _, meaning in _labels(params)
             if any(key in evaluation.get(m, {}) for m in models)]
-    out += [""]
-    if quality:
-        n = (params.get("evaluate") or {}).get("curve_n", "?")
-        out += ["## Quality during training", "",
-                f"Every training snapshot (`train.snapshot_every`) scored on {n} samples against the validation "
-                "split (`metrics/curves/`, `dvc plots show`); the VAE's from its N(0, I) prior.", ""]
-        if quality_png and Path(quality_png).exists():
-            out += [f"![quality curves]({_rel(quality_png, base)})", ""]
-        out += [f"- **{m.upper()}**: {trend(rows)}" for m, rows in quality.items()] + [""]
+    return out + [""]
+
+
+def _quality(params, quality, quality_png, base):
+    if not quality:
+        return []
+    n = (params.get("evaluate") or {}).get("curve_n", "?")
+    out = ["## Quality during training", "",
+           f"Every training snapshot (`train.snapshot_every`) scored on {n} samples against the validation "
+           "split (`metrics/curves/`, `dvc plots show`); the VAE's from its N(0, I) prior.", ""]
+    if quality_png and Path(quality_png).exists():
+        out += [f"![quality curves]({_rel(quality_png, base)})", ""]
+    return out + [f"- **{m.upper()}**: {trend(rows)}" for m, rows in quality.items()] + [""]
+
+
+def _model_sections(models, figures, curves, base):
+    out = []
     for m in models:
         out += [f"## {m.upper()}", ""]
         if curves.get(m) and Path(curves[m]).exists():
@@ -274,33 +306,30 @@ def build(*, out_md, meta, params, evaluation, evaluator, figures, curves, valid
             p = Path(figures.get(m, "")) / name
             if figures.get(m) and p.exists():
                 out += [f"**{caption}**", "", f"![{m} {caption.lower()}]({_rel(p, base)})", ""]
-    if stats:
-        out += ["## Seed spread", "",
-                f"The pipeline at these params with {len(spread['seeds'])} training seeds (a queued `dvc exp run` "
-                f"sweep of `{spread['key']}`; everything else as here). A change smaller than 2 × √2 sd is within "
-                "what another seed gives; `python -m studies.spread diff main` applies that to a change.", "",
-                spread_table(spread, models), ""]
-    if study:
-        st = study.get("settings", {})
-        out += ["## Is the generated data useful? The augmentation study", "",
-                f"Test accuracy of the classifier trained on a class-balanced real subset alone and with "
-                f"{st.get('n_generated', '?')} generated images, mean ± std over {len(st.get('seeds', [])) or '?'} "
-                f"seeds; the conditional GAN trained for {st.get('gan_iterations', '?')} iterations on each subset "
-                f"only. Measured on {study.get('date', '?')} with `{study.get('command', '?')}` (not part of "
-                "`dvc repro`; see docs/augmentation.md).", "", augmentation_table(study), ""]
-    out += ["## Data", "",
+    return out
+
+
+def _study(study):
+    if not study:
+        return []
+    st = study.get("settings", {})
+    return ["## Is the generated data useful? The augmentation study", "",
+            f"Test accuracy of the classifier trained on a class-balanced real subset alone and with "
+            f"{st.get('n_generated', '?')} generated images, mean ± std over {len(st.get('seeds', [])) or '?'} "
+            f"seeds; the conditional GAN trained for {st.get('gan_iterations', '?')} iterations on each subset "
+            f"only. Measured on {study.get('date', '?')} with `{study.get('command', '?')}` (not part of "
+            "`dvc repro`; see docs/augmentation.md).", "", augmentation_table(study), ""]
+
+
+def _data(meta, validation, data_docs, base):
+    docs = Path(data_docs) / "index.html" if data_docs else None
+    return ["## Data", "",
             f"{meta['dataset']}: {meta['counts']} images of shape {meta['shape']}, classes: "
             + ", ".join(meta["class_names"]) + ".",
             f"Validation: {validation.get('evaluated', 0) - validation.get('failed', 0)}/"
             f"{validation.get('evaluated', 0)} expectations passed"
-            + (f" ([Data Docs]({_rel(Path(data_docs) / 'index.html', base)}): every expectation with its "
-               "observed value)." if data_docs and (Path(data_docs) / "index.html").exists() else "."), ""]
-    out += ["## Params", "", "| key | value |", "|---|---|"]
-    for section, values in params.items():   # every section, in params.yaml's order
-        for k, v in (values.items() if isinstance(values, dict) else [(None, values)]):
-            out.append(f"| `{section}{'' if k is None else '.' + k}` | `{v}` |")
-    out += [""]
-    return "\n".join(out)
+            + (f" ([Data Docs]({_rel(docs, base)}): every expectation with its observed value)."
+               if docs is not None and docs.exists() else "."), ""]
 
 
 HTML_STYLE = """body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 1.5rem auto; padding: 0 1rem;
