@@ -21,10 +21,9 @@ from genlab.evaluation import cas as cas_score
 from genlab.evaluation.detect import pixel_two_sample_accuracy, two_sample_accuracy
 from genlab.evaluation.evaluator import features
 from genlab.evaluation.metrics import frechet_distance, precision_recall
+from genlab.evaluation.score_cache import FITTED, RowCache, curve_context
 from genlab.models.store import list_snapshots, load_weights
 
-# config keys fitted to the final model's codes after training: snapshots sample the prior N(0, I) instead
-FITTED = ("code_gmm",)
 COLUMNS = ("iteration", "fd", "precision", "recall", "detector_accuracy", "pixel_detector_accuracy", "cas")
 
 
@@ -113,7 +112,6 @@ def model_curves(snapshots, evaluator, x_val, y_val, *, settings, cas, say=print
     """{name: rows of score_snapshots} for snapshots = {name: (model folder, snapshot folder)}, each
     model's rows kept in the run store's score cache; a model whose snapshots cannot be sampled is
     left out with a line on `say`."""
-    from genlab.evaluation.score_cache import RowCache, curve_context
     from genlab.models.load import load_model
     from genlab.models.store import read_model_config
     curves = {}

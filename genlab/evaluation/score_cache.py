@@ -25,6 +25,9 @@ from genlab.io import write_json
 from genlab.training.checkpoint import run_store
 
 FOLDER = "scores"
+# config keys fitted to the final model's codes after training: snapshots sample the prior N(0, I)
+# instead (genlab.evaluation.curves), so a row does not depend on them
+FITTED = ("code_gmm",)
 # the modules that compute a row (with every genlab module they import): scoring, and rebuilding the model
 CODE = ("genlab.evaluation.curves", "genlab.models.load")
 
@@ -34,7 +37,6 @@ def curve_context(config, evaluator, x_val, y_val, settings, cas):
     config: the model's saved config; evaluator: the loaded evaluator; x_val, y_val: the validation
     images and labels scored against (the first curve_n); settings: genlab.params.Evaluate; cas:
     genlab.params.Cas or None (no CAS column)."""
-    from genlab.evaluation.curves import FITTED
     n = settings.curve_n
     return identity.digest({
         "model": {k: v for k, v in config.items() if k not in FITTED},   # what sampling a snapshot uses
