@@ -16,7 +16,6 @@ payload bytes, so it is identical whichever source served them.
 """
 
 import gzip
-import hashlib
 import http.client
 import os
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from genlab.data import datasets
 from genlab.errors import GenlabError
+from genlab.identity import file_digest
 from genlab.io import atomic_dir, write_json
 
 MIRROR_ENV = "GENLAB_MIRROR"
@@ -128,18 +128,16 @@ def _download_with_retries(url, dest, log, deadline):
 
 def _payload_sha256(src, dest):
     """Copy src to dest, gunzipping if it is gzip; return the sha256 of what was written."""
-    h = hashlib.sha256()
     with open(src, "rb") as f:
         is_gz = f.read(2) == b"\x1f\x8b"
     opener = gzip.open if is_gz else open
     try:
         with opener(src, "rb") as fin, open(dest, "wb") as fout:
             while chunk := fin.read(CHUNK):
-                h.update(chunk)
                 fout.write(chunk)
     except (OSError, EOFError, zlib.error) as e:
         raise GenlabError(f"{src} is a corrupt or truncated gzip file ({e}); delete it or fix the source") from None
-    return h.hexdigest()
+    return file_digest(dest)
 
 
 def _candidates(ds, remote_name, mirror):
