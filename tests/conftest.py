@@ -102,18 +102,73 @@ class Lines:
         return "".join(self.parts)
 
 
-def copy_project(dest):
-    """Copy the project as a clean clone would have it (tracked + untracked, not ignored files)
-    into dest, and make it a git repo with one commit. Returns dest."""
-    import shutil
+def _cache_false_paths(tree):
+    """The paths dvc.yaml declares with `cache: false` (git keeps them), anywhere in its tree."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if isinstance(value, dict) and value.get("cache") is False:
+                yield key
+            yield from _cache_false_paths(value)
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from _cache_false_paths(item)
+
+
+def published_paths(root=ROOT):
+    """What the project publishes through git rather than writes as code: params.yaml, dvc.lock, every
+    `cache: false` output of dvc.yaml (metrics, curves, dvclive) and the studies' result folders.
+    `dvc exp run` and the studies rewrite these in a user's workspace; the tests compare against the
+    published run, so they take them from git's HEAD (published(), copy_project)."""
+    import yaml
+    tree = yaml.safe_load((root / "dvc.yaml").read_text())
+    return ["params.yaml", "dvc.lock", *sorted(set(_cache_false_paths(tree))), "studies/spread/",
+            "studies/augmentation/"]
+
+
+def _is_published(f, paths):
+    return any(f == p.rstrip("/") or f.startswith(p.rstrip("/") + "/") for p in paths)
+
+
+def _git(root, *args):
     import subprocess
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
-    for f in filter(None, files):
-        src = ROOT / f
-        if src.is_file():
-            (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / f)
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True).stdout
+
+
+def published(path, root=ROOT):
+    """A published file's text as committed (git's HEAD), whatever an experiment wrote in the workspace."""
+    return _git(root, "show", f"HEAD:{path}").decode()
+
+
+def project_files(root=ROOT):
+    """{relative path: (bytes, mode)} of the project as a clean clone would have it: code (tracked and
+    untracked, not ignored) from the working tree, so uncommitted code is what gets tested, and the
+    published files (published_paths) from HEAD, so a user's experiments never become "the published run"."""
+    paths = published_paths(root)
+    files = {}
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").decode()
+    for f in filter(None, listed.split("\0")):
+        if not _is_published(f, paths) and (root / f).is_file():
+            files[f] = ((root / f).read_bytes(), (root / f).stat().st_mode & 0o777)
+    for f in filter(None, _git(root, "ls-tree", "-r", "-z", "--name-only", "HEAD").decode().split("\0")):
+        if _is_published(f, paths):
+            files[f] = (_git(root, "show", f"HEAD:{f}"), 0o644)
+    return files
+
+
+def write_files(files, dest):
+    """Write project_files()' {path: (bytes, mode)} under dest (folders made); returns the paths, sorted."""
+    for f, (data, mode) in files.items():
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        (dest / f).write_bytes(data)
+        (dest / f).chmod(mode)
+    return sorted(files)
+
+
+def copy_project(dest, root=ROOT):
+    """The project as a clean clone would have it (project_files) in dest, made a git repo with one
+    commit. Returns dest."""
+    import subprocess
+    write_files(project_files(root), dest)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(git + ["add", "-A"], cwd=dest, check=True)

@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, copy_project, own_lines, tool_env
+from conftest import ROOT, copy_project, own_lines, published, tool_env
 from genlab.errors import GenlabError
 
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS = yaml.safe_load(published("params.yaml"))
 
 
 def params(**changes):

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, own_lines, tool_env
+from conftest import ROOT, own_lines, published, tool_env
 from genlab.errors import GenlabError
 from genlab.evaluation import cas
 from genlab.evaluation.augmentation import balanced_subset, summarize
 from genlab.params import Cas, read
 from stages import check_params
 
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS = yaml.safe_load(published("params.yaml"))
 SMALL = Cas(n=2000, epochs=3, batch_size=64, lr=0.002, seed=0)   # fits the 4,000-image slice
 
 

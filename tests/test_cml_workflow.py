@@ -3,13 +3,12 @@ written, in a fresh clone of a pull-request branch (smoke-size params) against `
 committed), with `cml` replaced by a stand-in that records the comment (tests/workflow_runner.py)."""
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 from workflow_runner import run_workflow, steps
 
-from conftest import ROOT, SMOKE, shared_data_dir, tool_env
+from conftest import ROOT, SMOKE, project_files, shared_data_dir, tool_env
 
 pytestmark = pytest.mark.slow   # the whole pipeline at smoke size (about 3 minutes)
 
@@ -24,11 +23,8 @@ def flat(tree, prefix=""):
 
 @pytest.fixture(scope="module")
 def workflow_run(tmp_path_factory):
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           check=True, capture_output=True, text=True).stdout.split()
     work = tmp_path_factory.mktemp("cml")
-    result = run_workflow(work, dict(flat(SMOKE)), [f for f in files if (ROOT / f).is_file()],
-                          env=tool_env(GENLAB_MIRROR=str(shared_data_dir())))
+    result = run_workflow(work, dict(flat(SMOKE)), project_files(), env=tool_env(GENLAB_MIRROR=str(shared_data_dir())))
     return result, work / "record"
 
 

@@ -28,7 +28,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, own_lines, tool_env
+from conftest import ROOT, own_lines, published, tool_env
 from genlab.errors import GenlabError
 
 HELPER = ROOT / "tests" / "distributed_helper.py"
@@ -304,7 +304,7 @@ def test_multi_worker_without_tf_config_is_refused(monkeypatch):
 def test_batch_not_divisible_by_replicas_is_refused(fmnist_small, tmp_path):
     """batch 31 on 2 replicas: one clear line, before any training (the real stage, 2 logical CPUs)."""
     import yaml
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load(published("params.yaml"))
     params["train"].update(batch_size=31, strategy="mirrored", epochs=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     _dataset(fmnist_small, tmp_path, True)

@@ -25,10 +25,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import published
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")),
          "benchmarks/README.md"]
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS = yaml.safe_load(published("params.yaml"))
 
 # Named on purpose although they do not exist (the docs show what happens when you use them).
 NOT_PARAMS = {"gan.learning_rate": "the example of a -S key DVC refuses",

@@ -6,11 +6,11 @@ time in test_experiments.py, through the GENLAB_PARAMS_AUDIT hook.)"""
 import pytest
 import yaml
 
-from conftest import ROOT, flat_keys
+from conftest import ROOT, flat_keys, published
 from genlab.identity import module_closure
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS = yaml.safe_load(published("params.yaml"))
 
 
 def closure(script):

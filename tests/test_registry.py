@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, copy_project, copy_tree, dvc, tool_env
+from conftest import ROOT, copy_project, copy_tree, dvc, published, tool_env
 from genlab.outputs.model_card import model_card
 
 
@@ -55,11 +55,11 @@ def test_dvc_artifacts_get_downloads_the_model(smoke_pipeline, tmp_path):
 
 
 def committed(rel):
-    return json.loads((ROOT / rel).read_text())
+    return json.loads(published(rel))
 
 
 def test_model_card_from_the_committed_results():
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load(published("params.yaml"))
     meta = {"dataset": "fashion_mnist", "shape": [28, 28, 1], "n_classes": 10, "counts": {"train": 54000},
             "class_names": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                             "Bag", "Ankle boot"]}
@@ -83,10 +83,14 @@ def test_model_card_from_the_committed_results():
 def test_export_carries_the_model_card(tiny_models, tmp_path):
     from genlab.command import execute, parser
     out = tmp_path / "export"
+    run = {}
+    for name, rel in (("metrics", "metrics/evaluate.json"), ("spread", "studies/spread/results.json"),
+                      ("params", "params.yaml")):
+        run[name] = tmp_path / rel.replace("/", "-")
+        run[name].write_text(published(rel))     # the committed run, whatever the workspace holds
     line = execute(parser().parse_args(["export", str(tiny_models["gan"]), str(out), "--meta", str(tiny_models["meta"]),
-                                        "--metrics", str(ROOT / "metrics/evaluate.json"),
-                                        "--spread", str(ROOT / "studies/spread/results.json"),
-                                        "--params", str(ROOT / "params.yaml")]))
+                                        "--metrics", str(run["metrics"]), "--spread", str(run["spread"]),
+                                        "--params", str(run["params"])]))
     assert line.endswith("MODEL_CARD.md)")
     card = (out / "MODEL_CARD.md").read_text()
     assert card.startswith("# Model card: GAN (dcgan, conditional)") and "| `latent_dim` | `32` |" in card

@@ -3,7 +3,7 @@ every params.yaml key is in its params table, and the metric labels take their k
 
 import yaml
 
-from conftest import ROOT, flat_keys
+from conftest import flat_keys, published
 from genlab.outputs.report import build
 
 META = {"dataset": "fashion_mnist", "n_classes": 10, "counts": {"train": 54000, "val": 6000, "test": 10000},
@@ -18,7 +18,7 @@ def report(tmp_path, params):
 
 
 def test_params_table_lists_every_key_of_params_yaml(tmp_path):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load(published("params.yaml"))
     md = report(tmp_path, params)
     table = md[md.index("## Params"):]
     rows = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
@@ -27,7 +27,7 @@ def test_params_table_lists_every_key_of_params_yaml(tmp_path):
 
 
 def test_precision_recall_labels_show_the_k_of_the_params(tmp_path):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load(published("params.yaml"))
     params["evaluate"]["pr_k"] = 5
     md = report(tmp_path, params)
     assert "| precision (k=5) | 0.500 | 0.400 | 0.700 | higher |" in md
@@ -35,7 +35,7 @@ def test_precision_recall_labels_show_the_k_of_the_params(tmp_path):
 
 
 def test_cas_row_the_skipped_model_and_the_study_table(tmp_path):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load(published("params.yaml"))
     evaluation = {**EVALUATION, "cas_n": 1000, "gan": {**EVALUATION["gan"], "cas": 0.75},
                   "floor": {**EVALUATION["floor"], "cas": 0.85}}
     study = {"date": "2026-12-02", "command": "python -m studies.augmentation", "rule": "Rule: the rule.",

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from browser import browser_page
-from conftest import ROOT, tool_env
+from conftest import ROOT, project_files, tool_env, write_files
 from genlab.outputs.report import html_report
 
 PNG = ROOT / "docs" / "example-gan-classes.png"
@@ -66,11 +66,9 @@ def run_report_stage(tmp_path):
     dvclive curves, validation, studies) and the few pipeline outputs git does not hold: meta.json,
     a figure per model, a Data Docs index."""
     proj = tmp_path / "proj"
-    for rel in ("params.yaml", "metrics", "dvclive", "reports/validation.json", "studies/spread/results.json",
-                "studies/augmentation/results.json"):
-        src, dst = ROOT / rel, proj / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    rels = ("params.yaml", "metrics/", "dvclive/", "reports/validation.json", "studies/spread/results.json",
+            "studies/augmentation/results.json")
+    write_files({f: v for f, v in project_files().items() if f.startswith(rels)}, proj)   # as committed
     (proj / "data" / "processed").mkdir(parents=True)
     (proj / "data" / "processed" / "meta.json").write_text(json.dumps({
         "dataset": "fashion_mnist", "shape": [28, 28, 1], "range": [-1.0, 1.0], "n_classes": 10,

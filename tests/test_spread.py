@@ -12,11 +12,11 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, copy_tree, dvc, own_lines
+from conftest import ROOT, copy_tree, dvc, own_lines, published
 from genlab.evaluation.spread import NOISE_FACTOR, diff_rows, params_differences, summarize, verdict
 from genlab.outputs.report import build
 
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS = yaml.safe_load(published("params.yaml"))
 
 
 def test_summarize_gives_mean_sample_sd_and_range_over_seeds():

@@ -15,12 +15,13 @@ returns (prints) a JSON summary: the steps run with their exit codes, and the re
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from conftest import project_files, write_files
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "cml.yaml"
@@ -64,12 +65,11 @@ def set_params(path, overrides):
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def prepare(work, overrides, project_files):
-    """origin (bare, main = the project), a PR branch with `overrides` in params.yaml, a fresh clone."""
+def prepare(work, overrides, files):
+    """origin (bare, main = the project), a PR branch with `overrides` in params.yaml, a fresh clone.
+    files: conftest.project_files() (code from the working tree, the published run from HEAD)."""
     src = work / "src"
-    for f in project_files:
-        (src / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / f, src / f)
+    write_files(files, src)
     run = lambda *a, cwd=src: subprocess.run(list(a), cwd=cwd, check=True, capture_output=True)  # noqa: E731
     run("git", "init", "-q", "-b", "main")
     run(*GIT, "add", "-A")
@@ -92,10 +92,10 @@ def prepare(work, overrides, project_files):
     return clone, bin_dir
 
 
-def run_workflow(work, overrides, project_files, env=None, timeout=1800):
+def run_workflow(work, overrides, files, env=None, timeout=1800):
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    clone, bin_dir = prepare(work, overrides, project_files)
+    clone, bin_dir = prepare(work, overrides, files)
     record = work / "record"
     record.mkdir()
     base_env = dict(env or os.environ)
@@ -123,9 +123,7 @@ def main():
     ap.add_argument("--params", nargs="*", default=[], help="section.key=value changes on the PR branch")
     args = ap.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in args.params)}
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           check=True, capture_output=True, text=True).stdout.split()
-    print(json.dumps(run_workflow(args.work, overrides, [f for f in files if (ROOT / f).is_file()]), indent=1))
+    print(json.dumps(run_workflow(args.work, overrides, project_files()), indent=1))
 
 
 if __name__ == "__main__":
