@@ -52,6 +52,35 @@ def test_data_docs_show_every_table_and_the_failed_expectation(fmnist_raw, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "ok"]     # no temporary sibling left
 
 
+def test_data_docs_are_the_same_bytes_for_the_same_data(fmnist_raw, tmp_path):
+    """Data Docs carry no clock and no random id: two validations of the same arrays, seconds apart,
+    write byte-identical folders (dvc.lock's hash of reports/data_docs does not change), and the pages
+    still link to each other: every validation page the index names exists, each collapsible section
+    keeps its own target, and no time of day is left in any page."""
+    import time
+
+    from genlab.identity import tree_digest
+    small = {k: v[:2000] for k, v in fmnist_raw.items()}
+    facts = {**FACTS, "counts": None}
+    validate_arrays(small, **facts, docs_dir=tmp_path / "a")
+    time.sleep(1.1)
+    validate_arrays(small, **facts, docs_dir=tmp_path / "b")
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    pages = sorted((tmp_path / "a").rglob("*.html"))
+    index = (tmp_path / "a" / "index.html").read_text()
+    linked = set(re.findall(r"validations/[^\"']+?\.html", index))
+    assert len(linked) == 4 and all((tmp_path / "a" / p).is_file() for p in linked)
+    for page in pages:
+        html = page.read_text()
+        assert not re.search(r"20[0-9]{2}[01][0-9][0-3][0-9]T[0-9]{6}\.[0-9]{6}Z", html.replace("20000101T000000", ""))
+        targets = re.findall(r'href="#([^"]+-collapse-body-[0-9a-f-]+)"', html)
+        assert all(f"id={t} " in html or f'id="{t}"' in html for t in targets)
+    assert any(re.search(r'href="#[^"]+-collapse-body-', p.read_text()) for p in pages)
+    # another dataset is another page (the docs do show the data)
+    validate_arrays({k: v[:1000] for k, v in fmnist_raw.items()}, **facts, docs_dir=tmp_path / "c")
+    assert tree_digest(tmp_path / "c") != tree_digest(tmp_path / "a")
+
+
 def broken(fmnist_raw, what):
     a = {k: v.copy() for k, v in fmnist_raw.items()}
     if what == "label":
