@@ -14,6 +14,7 @@ and no file is left half-written.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import weakref
@@ -28,6 +29,41 @@ DATA = "data/processed"
 METRICS, SPREAD, PARAMS = "metrics/evaluate.json", "studies/spread/results.json", "params.yaml"   # model card
 
 
+class PathOption(argparse.Action):
+    """A path option that remembers it was given: a path the user names must exist (check_paths),
+    while a default that is absent only loses what it adds (class names, the model card's numbers)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = (*getattr(namespace, "given", ()), self.dest)
+
+
+# what each path option names: (a file or a folder, the fix when it does not exist)
+PATHS = {
+    "meta": (False, "give the data's meta.json (data/processed/meta.json after `dvc repro normalize`)"),
+    "data": (True, "give the training data folder (data/processed after `dvc repro normalize`)"),
+    "image": (False, "give the path of a PNG or JPEG image"),
+    "metrics": (False, "give the evaluate stage's metrics (metrics/evaluate.json)"),
+    "spread": (False, "give the seed spread's results (studies/spread/results.json)"),
+    "params": (False, "give the params file of the training (params.yaml)"),
+    "plots_json": (False, "give the output of `dvc plots diff REV --json`"),
+}
+
+
+def check_paths(args):
+    """One line for the first path the user named that does not exist (or is a folder where a file is
+    expected, or the other way round), before any model is loaded."""
+    for dest in getattr(args, "given", ()) + (("plots_json",) if args.command == "plots" else ()):
+        value = getattr(args, dest)
+        is_dir, fix = PATHS[dest]
+        option = dest if dest == "plots_json" else "--" + dest
+        p = Path(value)
+        if not p.exists():
+            raise GenlabError(f"{option} {value} does not exist: {fix}")
+        if p.is_dir() != is_dir:
+            raise GenlabError(f"{option} {value} is {'not a folder' if is_dir else 'a folder'}: {fix}")
+
+
 def class_names(meta_path, n_classes=None):
     """The class names from meta.json; the ids as strings when it is absent (n_classes known), else None."""
     p = Path(meta_path)
@@ -36,6 +72,43 @@ def class_names(meta_path, n_classes=None):
         if isinstance(names, list) and (n_classes is None or len(names) == n_classes):
             return [str(n) for n in names]
     return [str(k) for k in range(n_classes)] if n_classes else None
+
+
+# files that tell what else a folder holds: (file or glob, what the folder is)
+OTHER_KINDS = (
+    ("evaluator.json", "the evaluator (the classifier evaluate scores with, train_evaluator's output)"),
+    ("evaluator.keras", "the evaluator (the classifier evaluate scores with, train_evaluator's output)"),
+    ("saved_model.pb", "a TensorFlow SavedModel (the export's saved_model/)"),
+    ("ckpt-*", "training checkpoints"),
+    ("snapshots", "a training's logs (dvclive)"),
+    ("train_x.npy", "processed data (normalize's output)"),
+    ("*.keras", "Keras model files (an export's .keras files)"),
+)
+
+
+def model_dir(path, command):
+    """The genlab model folder at path: a GAN or VAE folder the pipeline wrote, or the model/ of an
+    export of one. A folder of another kind is one line naming its kind, for `genlab <command>`."""
+    p = Path(path)
+    if (p / "export.json").is_file():
+        if not (p / "model" / "config.json").is_file():
+            raise GenlabError(f"{path} is an export without its model/ folder (made by an older genlab export): "
+                              "use the model folder it came from, or export it again")
+        return p / "model"
+    if (p / "config.json").is_file():
+        try:
+            family = json.loads((p / "config.json").read_text()).get("family")
+        except (OSError, ValueError, AttributeError):
+            family = None   # load_model says what is wrong with the file
+        if isinstance(family, str) and family not in ("gan", "vae"):
+            raise GenlabError(f"{path} holds a model of another kind ({family!r}), which genlab {command} cannot "
+                              "use: give a GAN or VAE folder the pipeline wrote (models/gan or models/vae)")
+        return p
+    for pattern, kind in OTHER_KINDS:
+        if any(p.glob(pattern)):
+            raise GenlabError(f"{path} holds {kind}, not a GAN or VAE, so genlab {command} cannot use it: "
+                              "give a model folder the pipeline wrote (models/gan or models/vae)")
+    return p   # load_model: config.json not found, train the model first
 
 
 def class_id(value, names):
@@ -79,20 +152,49 @@ def read_image(path, shape):
     return x.reshape(1, h, w, c)
 
 
+@contextlib.contextmanager
+def parents_made(*paths):
+    """Create the missing folders above each path, as `mkdir -p` would; if the body fails, remove the
+    folders made here again (so a failed command leaves nothing behind)."""
+    made = []
+    try:
+        for path in paths:
+            for parent in reversed(Path(path).parents):
+                if parent.is_dir():
+                    continue
+                try:
+                    parent.mkdir()
+                except OSError as e:
+                    raise GenlabError(f"{path}: the folder {parent} cannot be created ({e.strerror}): give an "
+                                      "output path whose folders exist or can be created") from None
+                made.append(parent)
+        yield
+    except BaseException:
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+
+
+def check_out(path):
+    """-o names a .png or .npz file: said before any image is drawn."""
+    if Path(path).suffix.lower() not in (".png", ".npz"):
+        raise GenlabError(f"-o {path}: give a .png (a grid) or .npz (the arrays) file name")
+
+
 def write_images(path, x01, ncol, labels=None, scale=2):
-    """x01 (N, H, W, C) in [0, 1] -> a grid PNG (ncol per row) or an .npz, written atomically."""
+    """x01 (N, H, W, C) in [0, 1] -> a grid PNG (ncol per row) or an .npz, written atomically (missing
+    folders above it are created)."""
     from genlab.io import atomic_file, write_npz
     path = Path(path)
-    if path.suffix.lower() not in (".png", ".npz"):
-        raise GenlabError(f"-o {path}: give a .png (a grid) or .npz (the arrays) file name")
-    if not path.parent.is_dir():
-        raise GenlabError(f"-o {path}: the folder {path.parent} does not exist; create it first")
+    check_out(path)
     x01 = np.clip(np.asarray(x01, np.float32), 0.0, 1.0)
-    if path.suffix.lower() == ".npz":
-        write_npz(path, x=x01, **({} if labels is None else {"labels": np.asarray(labels, np.int32)}))
-        return
-    with atomic_file(path) as f:
-        f.write(grid_png(x01, ncol, scale))
+    with parents_made(path):
+        if path.suffix.lower() == ".npz":
+            write_npz(path, x=x01, **({} if labels is None else {"labels": np.asarray(labels, np.int32)}))
+            return
+        with atomic_file(path) as f:
+            f.write(grid_png(x01, ncol, scale))
 
 
 def grid_png(x01, ncol, scale=2):
@@ -291,7 +393,8 @@ def cmd_export(model, args, names):
                       params=_optional(args.params, yaml.safe_load) or {},
                       evaluation=_optional(args.metrics, json.loads), spread=_optional(args.spread, json.loads),
                       files=sorted(files))
-    export(model, args.out_dir, names, extra={"MODEL_CARD.md": card}, source_dir=args.model)
+    with parents_made(args.out_dir):
+        export(model, args.out_dir, names, extra={"MODEL_CARD.md": card}, source_dir=args.model_dir)
     return (f"{model.family} exported -> {args.out_dir} (Keras .keras files, a TensorFlow SavedModel and "
             "MODEL_CARD.md)")
 
@@ -306,8 +409,10 @@ def _serve_and_plots(sub):
                    help="model folders the pipeline wrote (models/gan models/vae)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
-    s.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
+    s.add_argument("--meta", default=META, action=PathOption,
+                   help=f"the data's meta.json, for class names (default {META})")
+    s.add_argument("--data", default=DATA, action=PathOption,
+                   help=f"training data, for a VAE's class codes (default {DATA})")
     s.add_argument("--max-images", type=int, default=256, help="most images one request may ask for (default 256)")
     pl = sub.add_parser("plots", help="the curves of `dvc plots diff REV --json` as PNGs and a Markdown section",
                         description="For a pull-request comment (CML): each plot of dvc.yaml, this branch's "
@@ -326,7 +431,8 @@ def parser():
 
     def common(p, out=True):
         p.add_argument("model", help="a model folder the pipeline wrote (models/gan or models/vae)")
-        p.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
+        p.add_argument("--meta", default=META, action=PathOption,
+                       help=f"the data's meta.json, for class names (default {META})")
         p.add_argument("--seed", type=int, default=0, help="seed of the codes drawn (default 0)")
         if out:
             p.add_argument("-o", "--out", required=True, help="output file: .png (a grid) or .npz (arrays)")
@@ -344,24 +450,30 @@ def parser():
     i.add_argument("--to", dest="dst", required=True, help="end: a class, seed:N (GAN) or an image (VAE)")
     i.add_argument("--steps", type=int, default=9, help="images in the strip (default 9)")
     i.add_argument("--class", dest="cls", help="conditional GAN with seed:N ends: the class drawn (default 0)")
-    i.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
+    i.add_argument("--data", default=DATA, action=PathOption,
+                   help=f"training data, for a VAE's class codes (default {DATA})")
     e = common(sub.add_parser("edit", help="move an image toward another class",
                               description="VAE: encode --image, move its code along the attribute vector "
                                           "(mean code of --to minus that of its class), decode. Conditional "
                                           "GAN: the image of --seed, drawn again with class --to."))
-    e.add_argument("--image", help="the image to edit (VAE): a PNG/JPEG of the model's size")
+    e.add_argument("--image", action=PathOption, help="the image to edit (VAE): a PNG/JPEG of the model's size")
     e.add_argument("--to", required=True, help="the class to move toward (name or id)")
     e.add_argument("--from", dest="src", help="the image's class (default: for a VAE the nearest class in code "
                                               "space, for a GAN the class `generate -n 1 --seed S` draws)")
     e.add_argument("--steps", type=int, default=5, help="images from the original to the edit (default 5)")
-    e.add_argument("--data", default=DATA, help=f"training data, for a VAE's class codes (default {DATA})")
+    e.add_argument("--data", default=DATA, action=PathOption,
+                   help=f"training data, for a VAE's class codes (default {DATA})")
     x = sub.add_parser("export", help="the networks as .keras files and a SavedModel, usable without genlab")
     x.add_argument("model", help="a model folder the pipeline wrote (models/gan or models/vae)")
     x.add_argument("out_dir", help="a new folder to write")
-    x.add_argument("--meta", default=META, help=f"the data's meta.json, for class names (default {META})")
-    x.add_argument("--metrics", default=METRICS, help=f"the model card's metrics (default {METRICS})")
-    x.add_argument("--spread", default=SPREAD, help=f"the model card's seed spread (default {SPREAD})")
-    x.add_argument("--params", default=PARAMS, help=f"the model card's training params (default {PARAMS})")
+    x.add_argument("--meta", default=META, action=PathOption,
+                   help=f"the data's meta.json, for class names (default {META})")
+    x.add_argument("--metrics", default=METRICS, action=PathOption,
+                   help=f"the model card's metrics (default {METRICS})")
+    x.add_argument("--spread", default=SPREAD, action=PathOption,
+                   help=f"the model card's seed spread (default {SPREAD})")
+    x.add_argument("--params", default=PARAMS, action=PathOption,
+                   help=f"the model card's training params (default {PARAMS})")
     _serve_and_plots(sub)
     return ap
 
@@ -375,13 +487,17 @@ def check_args(args):
         raise GenlabError("--steps must be at least 2 for a strip")
     if getattr(args, "seed", 0) < 0:
         raise GenlabError(f"--seed must be a non-negative integer, got {args.seed}")
+    if getattr(args, "out", None) is not None:
+        check_out(args.out)
 
 
 def execute(args):
     """Run one parsed command; a problem the user can fix raises GenlabError. Returns the summary line."""
+    check_paths(args)
     if args.command == "plots":
         from genlab.outputs.plot_images import render
-        n = render(args.plots_json, args.out_dir, args.md)
+        with parents_made(args.out_dir, args.md):
+            n = render(args.plots_json, args.out_dir, args.md)
         return f"genlab plots: {n} plots -> {args.out_dir}, {args.md}"
     if args.command == "serve":
         if args.max_images < 1:
@@ -394,7 +510,8 @@ def execute(args):
     if not Path(args.model).is_dir():
         raise GenlabError(f"{args.model} is not a folder: give a model folder the pipeline wrote "
                           "(models/gan or models/vae)")
-    model = load_model(args.model)
+    args.model_dir = model_dir(args.model, args.command)
+    model = load_model(args.model_dir)
     names = class_names(args.meta, model.config.get("n_classes"))
     commands = {"generate": cmd_generate, "interpolate": cmd_interpolate, "edit": cmd_edit, "export": cmd_export}
     return f"genlab {args.command}: {commands[args.command](model, args, names)}"

@@ -62,7 +62,7 @@ class Models:
                 raise GenlabError(f"{d} is not a folder: give model folders the pipeline wrote "
                                   "(models/gan, models/vae) or exports of them (genlab export)")
             name = path.name if path.name not in self.models else f"{path.parent.name}/{path.name}"
-            model = load_model(model_folder(path))
+            model = load_model(command.model_dir(path, "serve"))
             self.models[name] = model
             self.names[name] = class_names(meta, model.config.get("n_classes"))
             if model.family == "vae" and self.names[name]:
@@ -138,17 +138,6 @@ class Models:
         """Images (N, H, W, C) in [0, 1] -> a PNG data URI of their grid (one row)."""
         png = self.cmd.grid_png(x01, len(x01), scale=scale)
         return "data:image/png;base64," + base64.b64encode(png).decode()
-
-
-def model_folder(path):
-    """The genlab model folder of a model folder or of an export (genlab export puts it in model/)."""
-    if not (path / "export.json").is_file():
-        return path
-    if not (path / "model" / "config.json").is_file():
-        raise GenlabError(f"{path} is an export without its model/ folder (made by an older genlab export): "
-                          "serve the model folder it came from, or export it again")
-    return path / "model"
-
 
 
 def make_app(models):
