@@ -16,14 +16,19 @@ from pathlib import Path
 
 from genlab import config, stage
 from genlab.errors import GenlabError
+from studies import check_keys
+
+STUDY, DOC = "studies/augmentation.yaml", "docs/augmentation.md"
+KEYS = ("fractions", "seeds", "gan_iterations", "n_generated", "classifier_steps")
 
 
-def read_settings(study, params):
+def read_settings(study, params, path=STUDY):
     """Validate the study's numbers (study: the augmentation: section's file) and the params.yaml keys it
     reads; return them as keyword arguments of genlab.evaluation.augmentation.run_study (train as a dict)."""
     from genlab.params import Train, read_all
 
     def own():
+        check_keys(study, path, "augmentation", KEYS, DOC)
         g = config.get
         fractions = g(study, "augmentation.fractions", list)
         seeds = g(study, "augmentation.seeds", list)
@@ -61,11 +66,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/processed", help="processed data folder (default data/processed)")
     ap.add_argument("--params", default="params.yaml", help="the pipeline's params (gan.*, train.*, cas.*)")
-    ap.add_argument("--study", default="studies/augmentation.yaml", help="the study's own numbers")
+    ap.add_argument("--study", default=STUDY, help="the study's own numbers")
     ap.add_argument("--out", default="studies/augmentation",
                     help="output folder: results.json, accuracy.csv, table.md (default studies/augmentation)")
     args = ap.parse_args()
-    s = read_settings(stage.read_params(args.study), stage.read_params(args.params))
+    s = read_settings(stage.read_params(args.study), stage.read_params(args.params), args.study)
     if not Path(args.data, "meta.json").exists():
         raise GenlabError(f"{args.data} holds no processed data: run `dvc repro normalize` (or `dvc pull`) first")
 

@@ -12,6 +12,7 @@ every other seed is an experiment whose params.yaml differs from the workspace's
 """
 
 import argparse
+import difflib
 import json
 import subprocess
 import sys
@@ -23,12 +24,17 @@ import yaml
 
 from genlab import config, stage
 from genlab.errors import GenlabError
+from studies import check_keys, flat_keys
 
 METRICS = "metrics/evaluate.json"
 
 
-def read_settings(study, params):
-    """(key, seeds) of the spread: section, checked against params.yaml."""
+STUDY, DOC = "studies/spread.yaml", "docs/experiments.md, Seed noise"
+
+
+def read_settings(study, params, path=STUDY):
+    """(key, seeds) of the spread: section of the study file at path, checked against params.yaml."""
+    check_keys(study, path, "spread", ("key", "seeds"), DOC)
     key = config.get(study, "spread.key", str)
     seeds = config.get(study, "spread.seeds", list)
     if len(seeds) < 3 or len(set(seeds)) != len(seeds) or not all(
@@ -37,7 +43,9 @@ def read_settings(study, params):
     node = params
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise GenlabError(f"spread.key {key!r} is not a key of params.yaml: name a seed, e.g. train.seed")
+            close = difflib.get_close_matches(key, sorted(flat_keys(params)), n=1)
+            raise GenlabError(f"spread.key {key!r} is not a key of params.yaml: "
+                              + (f"did you mean {close[0]}?" if close else "name a seed, e.g. train.seed"))
         node = node[part]
     if not isinstance(node, int) or isinstance(node, bool):
         raise GenlabError(f"spread.key {key!r} holds {node!r} in params.yaml, not an integer seed")
@@ -164,7 +172,7 @@ def main():
     ap.add_argument("action", nargs="?", default="run", choices=["run", "collect", "diff"])
     ap.add_argument("rev", nargs="?", help="diff: the git revision to compare the workspace with (e.g. main)")
     ap.add_argument("--md", action="store_true", help="diff: a Markdown table (the CI comment)")
-    ap.add_argument("--study", default="studies/spread.yaml", help="the spread's own numbers")
+    ap.add_argument("--study", default=STUDY, help="the spread's own numbers")
     ap.add_argument("--out", default="studies/spread", help="output folder (results.json, table.md)")
     args = ap.parse_args()
     if args.action == "diff":
@@ -172,7 +180,7 @@ def main():
             raise GenlabError("diff needs a revision: python -m studies.spread diff main")
         return diff(args.rev, Path(args.out) / "results.json", args.md)
     params = stage.read_params()
-    key, seeds, own = read_settings(stage.read_params(args.study), params)
+    key, seeds, own = read_settings(stage.read_params(args.study), params, args.study)
     require_clean_workspace()
     started = None
     runs = collect(params, key, seeds, own)

@@ -158,6 +158,20 @@ def test_bad_study_params_are_refused_in_one_line(tmp_path, processed, changes, 
     assert not (proj / "out").exists()
 
 
+def test_a_misspelled_study_key_names_the_study_file_and_its_doc(tmp_path, processed):
+    """Issue 26 item 9: a typo in studies/augmentation.yaml names that file, the typo and docs/augmentation.md
+    (not params.yaml and docs/experiments.md), with the params.yaml problems in the same line."""
+    proj = study_project(tmp_path, processed)
+    study = yaml.safe_load((proj / "study.yaml").read_text())
+    study["augmentation"]["n_generatd"] = study["augmentation"].pop("n_generated")
+    (proj / "study.yaml").write_text(yaml.safe_dump(study))
+    r = run_study(proj, processed)
+    assert r.returncode == 1 and own_lines(r.stderr) == [
+        "error: augmentation.n_generatd is not a key of study.yaml: did you mean augmentation.n_generated? "
+        "(the study's keys: docs/augmentation.md)"]
+    assert not (proj / "out").exists()
+
+
 @pytest.mark.slow   # four tiny GAN trainings and eight classifiers
 def test_study_runs_end_to_end_at_smoke_size(tmp_path, processed):
     proj = study_project(tmp_path, processed)

@@ -96,15 +96,30 @@ def test_report_says_why_a_spread_of_other_params_is_not_shown(tmp_path):
     ({"key": "train.seed", "seeds": [0, 1]}, "error: spread.seeds must be at least three different integers >= 0, "
                                              "got [0, 1]"),
     ({"key": "train.sead", "seeds": [0, 1, 2]}, "error: spread.key 'train.sead' is not a key of params.yaml: "
-                                                "name a seed, e.g. train.seed"),
+                                                "did you mean train.seed?"),
+    ({"key": "train.seed", "sedes": [0, 1, 2]}, "error: spread.sedes is not a key of {study}: did you mean "
+                                                "spread.seeds? (the study's keys: docs/experiments.md, Seed noise)"),
+    ({"kye": "train.seed", "seeds": [0, 1, 2], "seed": 4},
+     "error: spread.kye is not a key of {study}: did you mean spread.key?; spread.seed is not a key of {study}: "
+     "did you mean spread.seeds? (the study's keys: docs/experiments.md, Seed noise)"),
     ({"key": "gan.arch", "seeds": [0, 1, 2]}, "error: spread.key 'gan.arch' holds 'dcgan' in params.yaml, not an "
                                               "integer seed"),
 ])
 def test_bad_study_settings_are_refused_with_one_line(tmp_path, study, message):
-    (tmp_path / "spread.yaml").write_text(yaml.safe_dump({"spread": study}))
+    (tmp_path / "spread.yaml").write_text(yaml.safe_dump({"spread": study}, sort_keys=False))
     r = subprocess.run([sys.executable, "-m", "studies.spread", "--study", str(tmp_path / "spread.yaml")],
                        cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode != 0 and own_lines(r.stderr) == [message]
+    assert r.returncode != 0 and own_lines(r.stderr) == [message.format(study=tmp_path / "spread.yaml")]
+
+
+def test_a_misspelled_section_of_the_study_file_is_named(tmp_path):
+    """Issue 26 item 9: the section itself misspelled names the study file and its doc, not params.yaml."""
+    (tmp_path / "spread.yaml").write_text("sprad:\n  key: train.seed\n  seeds: [0, 1, 2]\n")
+    r = subprocess.run([sys.executable, "-m", "studies.spread", "--study", str(tmp_path / "spread.yaml")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1 and own_lines(r.stderr) == [
+        f"error: sprad is not a section of {tmp_path / 'spread.yaml'}: did you mean spread? (the study's keys: "
+        "docs/experiments.md, Seed noise)"]
 
 
 # --- end to end at smoke size ------------------------------------------------------------------------
