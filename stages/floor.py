@@ -6,8 +6,8 @@ their nearest training image (the denominator of the memorization ratio), and th
 accuracy score of cas.n real training images (genlab.evaluation.scoring.score_floor,
 genlab.evaluation.cas.cas_floor). It depends on the data, the evaluator and these settings only, so
 training longer, another model param or new samples do not re-run it. Writes --out (metrics/floor.json)
-with the key of its inputs; evaluate copies the floor into metrics/evaluate.json and refuses a floor file
-of other inputs.
+with the key of its inputs and the check of its contents (genlab.evaluation.floor.seal); evaluate copies
+the floor into metrics/evaluate.json and refuses a floor file of other inputs or edited by hand.
 """
 
 import argparse
@@ -55,7 +55,7 @@ def main():
                                            settings=cas)
     print("floor: " + ", ".join(f"{k}={v:.4g}" for k, v in result["floor"].items())
           + f", nn_median_heldout={result['nn_median_heldout']:.4g}")
-    write_json(args.out, result)
+    write_json(args.out, floor_file.seal(result))
 
 
 if __name__ == "__main__":

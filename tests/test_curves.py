@@ -2,6 +2,7 @@
 scores each against the validation side, and the report says whether quality was still improving."""
 
 import dataclasses
+import json
 import os
 import shutil
 
@@ -184,6 +185,39 @@ def test_score_cache_rows_are_the_rows_a_fresh_evaluate_scores(gan_run, evaluato
         weight.assign(saved)
     for cache in other:
         assert all(cache.get(it, path, [*rows[0]]) is None for it, path in list_snapshots(snaps))
+
+
+def test_an_edited_score_cache_entry_is_dropped_with_a_note_and_scored_again(gan_run, evaluator, fmnist_small,
+                                                                             tmp_path, capsys):
+    """Issue 26 item 2: one number of a kept row changed (the entry still valid JSON, its key right) is
+    caught by the entry's check: one note on stderr, the entry deleted, the row scored again, and the
+    curve is a fresh evaluate's; the rewritten entry is then used again."""
+    from conftest import own_lines
+    tmp, model = gan_run
+    x_val = fmnist_small["test"][0]
+    snaps = tmp / "live" / "snapshots"
+    kw = dict(n=200, settings=SCORE, seed=0)
+    plain = score_snapshots(model, snaps, evaluator, x_val, **kw)
+    store = tmp_path / "store"
+    score_snapshots(model, snaps, evaluator, x_val, cache=cache_of(store, model, evaluator, x_val, None), **kw)
+    entries = sorted((store / "scores").glob("*.json"))
+    assert len(entries) == len(plain)
+    edited = entries[1]
+    saved = json.loads(edited.read_text())
+    saved["row"]["fd"] = round(saved["row"]["fd"] * 0.5, 3)              # a better-looking number
+    edited.write_text(json.dumps(saved, indent=2))
+    capsys.readouterr()
+    cache = RowCache(store, curve_context(model.config, evaluator, x_val, None, SCORE, None))   # notes on stderr
+    rows = score_snapshots(model, snaps, evaluator, x_val, cache=cache, **kw)
+    assert to_tsv(rows) == to_tsv(plain) and cache.hits == len(plain) - 1
+    assert own_lines(capsys.readouterr().err) == [
+        f"note: score cache entry {edited} is unusable (its contents do not match their check: edited or damaged); "
+        "deleted it, scoring the snapshot again"]
+    fresh = json.loads(edited.read_text())["row"]                        # written again, with the scored numbers
+    assert [fresh] == [r for r in rows if r["iteration"] == fresh["iteration"]] and fresh["fd"] != saved["row"]["fd"]
+    again = cache_of(store, model, evaluator, x_val, None)
+    assert to_tsv(score_snapshots(model, snaps, evaluator, x_val, cache=again, **kw)) == to_tsv(plain)
+    assert again.hits == len(plain)
 
 
 def test_refusals(gan_run, evaluator, fmnist_small, tmp_path):

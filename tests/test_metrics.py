@@ -334,7 +334,7 @@ def test_a_floor_file_of_other_inputs_or_unreadable_is_refused(evaluator, fmnist
     (x, y), test = fmnist_small["train"], fmnist_small["test"]
     cas = Cas(n=100, epochs=1, batch_size=10, lr=0.01, seed=0)
     key = floor_file.key(evaluator, test, (x, y), SETTINGS, cas)
-    (tmp_path / "floor.json").write_text(json.dumps({"key": key, "n": 1000}))
+    (tmp_path / "floor.json").write_text(json.dumps(floor_file.seal({"key": key, "n": 1000})))
     assert floor_file.load(tmp_path / "floor.json", key)["n"] == 1000
     others = [floor_file.key(evaluator, test, (x[1:], y[1:]), SETTINGS, cas),
               floor_file.key(evaluator, test, (x, y), dataclasses.replace(SETTINGS, seed=1), cas),
@@ -358,6 +358,41 @@ def test_a_floor_file_of_other_inputs_or_unreadable_is_refused(evaluator, fmnist
     (tmp_path / "floor.json").write_text("{")
     with pytest.raises(GenlabError, match=r"cannot be read \(JSONDecodeError\): run `dvc repro floor`"):
         floor_file.load(tmp_path / "floor.json", key)
+
+
+def test_a_floor_file_edited_by_hand_is_refused(evaluator, fmnist_small, tmp_path):
+    """Issue 26 item 3: metrics/floor.json is committed and evaluate may be run by hand: a number edited
+    in it (valid JSON, the key still right) does not match the file's check, and load refuses it in one
+    line naming the file and the fix; the file as the stage wrote it (indented, NaN as null) loads."""
+    from genlab.evaluation import floor as floor_file
+    from genlab.io import write_json
+    path = tmp_path / "metrics" / "floor.json"
+    path.parent.mkdir()
+    floor = {"key": "k" * 64, "floor": {"fd": 0.3312, "kid": float("nan"), "coverage": (10, 10)},
+             "nn_median_heldout": 7.25}
+    write_json(path, floor_file.seal(floor))
+    assert floor_file.load(path, "k" * 64)["floor"] == {"fd": 0.3312, "kid": None, "coverage": [10, 10]}
+    text = path.read_text()
+    for edit in (text.replace("0.3312", "0.1312"), text.replace('"kid": null', '"kid": 0.001'),
+                 text.replace("7.25", "7.5"), json.dumps({k: v for k, v in json.loads(text).items() if k != "check"})):
+        path.write_text(edit)
+        with pytest.raises(GenlabError) as e:
+            floor_file.load(path, "k" * 64)
+        assert str(e.value) == (f"{path} was changed after the floor stage wrote it (its contents do not match "
+                                f"their check): run `dvc repro floor` to compute it again, or restore it with "
+                                f"`git checkout -- {path}`")
+    # a real floor, as the floor stage writes it: it loads as written, and any number edited is refused
+    train, test = fmnist_small["train"][0], fmnist_small["test"][0]
+    real = {"key": "r" * 64, **score_floor(evaluator, test[:400], train, value_range=(-1.0, 1.0), settings=SETTINGS)}
+    write_json(path, floor_file.seal(real))
+    loaded = floor_file.load(path, "r" * 64)
+    assert loaded["floor"] == json.loads(json.dumps(real["floor"])) and loaded["n"] == 400
+    for metric, value in real["floor"].items():
+        edited = json.loads(path.read_text())
+        edited["floor"][metric] = value + 1
+        path.write_text(json.dumps(edited, indent=2))
+        with pytest.raises(GenlabError, match="was changed after the floor stage wrote it"):
+            floor_file.load(path, "r" * 64)
 
 
 def test_score_images_refusals(evaluator, fmnist_small):

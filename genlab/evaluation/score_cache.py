@@ -7,9 +7,11 @@ row is a function of: the snapshot's iteration and bytes, the model's saved conf
 fitted code densities, which the curves do not sample), the evaluator's weights, the validation
 images and labels, the scoring settings, the source of the code that scores, the library versions,
 the CPU model and the thread setting. The same key computes the same row, so a kept row is the row a
-fresh evaluate writes. An entry that cannot be read, holds another key or a malformed row is deleted with a
-note and the row is scored again; a store that cannot be written costs a note. GENLAB_RUN_STORE=off
-turns the cache off with the store; `rm -rf <store>/scores` clears it.
+fresh evaluate writes. Each entry also carries `check`, the digest of its key and row, so a number that
+rotted or was edited (still valid JSON) is caught. An entry that cannot be read, holds another key, a
+malformed row or contents that do not match their check is deleted with a note and the row is scored
+again; a store that cannot be written costs a note. GENLAB_RUN_STORE=off turns the cache off with the
+store; `rm -rf <store>/scores` clears it.
 """
 
 import json
@@ -50,6 +52,11 @@ def curve_context(config, evaluator, x_val, y_val, settings, cas):
     })
 
 
+def _check(key, row):
+    """The digest an entry carries of its own contents (its key and row, as they read back from JSON)."""
+    return identity.digest({"key": key, "row": json.loads(json.dumps(row), parse_constant=lambda _: None)})
+
+
 class RowCache:
     """Rows of one model's snapshots in the store: get(iteration, path, columns) -> row or None,
     put(iteration, path, row). store None: a cache that never holds anything. `hits` counts rows reused."""
@@ -79,6 +86,8 @@ class RowCache:
         try:
             saved = json.loads(entry.read_text())
             row = saved["row"]
+            if saved.get("check") != _check(saved.get("key"), row):
+                raise ValueError("its contents do not match their check: edited or damaged")
             if saved.get("key") != key or set(row) != set(columns) or row.get("iteration") != iteration or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row.values()):
                 raise ValueError("it holds another snapshot's row or a malformed one")
@@ -94,7 +103,7 @@ class RowCache:
             return
         key = self._key(iteration, path)
         try:
-            write_json(self.folder / f"{key}.json", {"key": key, "row": row})
+            write_json(self.folder / f"{key}.json", {"key": key, "row": row, "check": _check(key, row)})
         except OSError as e:
             self.log(f"note: could not keep a curve row in the score cache {self.folder} ({e}); "
                      "a later evaluate scores that snapshot again")
