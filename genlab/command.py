@@ -264,16 +264,21 @@ def vae_class_codes(model, data_dir, per_class=2000):
     return np.stack(means).astype(np.float32)
 
 
+def chosen_class(model, args, names):
+    """--class as a class id (None without it), refused for a model that cannot generate a chosen class."""
+    if args.cls is None:
+        return None
+    if model.family != "gan":
+        raise GenlabError("a VAE is unconditional: it cannot generate a chosen class (drop --class)")
+    if not model.conditional:
+        raise GenlabError("this GAN is unconditional (gan.conditional: false): it cannot generate a chosen "
+                          "class; drop --class, or train it with gan.conditional: true")
+    return class_id(args.cls, names)
+
+
 def generate_images(model, args, names):
     """The images `genlab generate` writes: (x01 (n, H, W, C) in [0, 1], labels or None)."""
-    label = None
-    if args.cls is not None:
-        if model.family != "gan":
-            raise GenlabError("a VAE is unconditional: it cannot generate a chosen class (drop --class)")
-        if not model.conditional:
-            raise GenlabError("this GAN is unconditional (gan.conditional: false): it cannot generate a chosen "
-                              "class; drop --class, or train it with gan.conditional: true")
-        label = class_id(args.cls, names)
+    label = chosen_class(model, args, names)
     if model.family == "gan":
         x, labels = model.generate(args.n, args.seed, labels=label, return_labels=True)
     else:
@@ -282,10 +287,153 @@ def generate_images(model, args, names):
     return to_unit(x, model.config["value_range"]), labels
 
 
+# A large request is drawn and written in chunks of about CHUNK_BYTES of images (a multiple of BATCH, the
+# batch generate runs the networks in, so every image is the one a single call gives, bit for bit);
+# .npz chunks go straight to the file (constant memory), a .png grid has to be held whole.
+BATCH, CHUNK_BYTES = 1000, 64 << 20
+
+
+def chunk_size(model):
+    image_bytes = 4 * int(np.prod(model.config["shape"]))
+    return max(BATCH, CHUNK_BYTES // image_bytes // BATCH * BATCH)
+
+
+def _size(nbytes):
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def check_room(model, args):
+    """Refuse, before drawing anything, a request whose output cannot fit: a .png grid is held in memory
+    (the images, the tiled mosaic and the PNG), an .npz is written in chunks but must fit on its disk."""
+    import shutil
+
+    from genlab.training.budget import available_memory
+    n, image = args.n, int(np.prod(model.config["shape"]))
+    if Path(args.out).suffix.lower() == ".png":
+        need, have = n * image * (20 + 3 * args.scale ** 2), available_memory()
+        if have is not None and need > have:
+            raise GenlabError(f"-n {n}: a .png grid of {n} images needs about {_size(need)} of memory but "
+                              f"{_size(have)} is available: lower -n, or write an .npz (-o images.npz is "
+                              "written in chunks, in constant memory)")
+        return
+    need, folder = n * (4 * image + 4) + (1 << 20), Path(args.out).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    have = shutil.disk_usage(folder).free
+    if need > have:
+        raise GenlabError(f"-n {n}: {args.out} would take about {_size(need)} but {_size(have)} are free on "
+                          f"the disk of {folder}: lower -n, or write to a disk with more room")
+
+
+def _gan_chunks(model, n, seed, label, chunk, codes=True):
+    """(codes, labels) in chunks of the draws GAN.generate(n, seed, labels=label) makes: the codes
+    first, then (a conditional GAN without a class) the labels from the same generator after all codes.
+    codes=False: the labels only (codes None)."""
+    rng, after = np.random.default_rng(seed), None
+    if model.conditional and label is None:
+        after = np.random.default_rng(seed)
+        for start in range(0, n, chunk):
+            after.standard_normal((min(chunk, n - start), model.latent_dim))
+    for start in range(0, n, chunk):
+        k = min(chunk, n - start)
+        z = rng.standard_normal((k, model.latent_dim)).astype(np.float32) if codes else None
+        if not model.conditional:
+            yield z, None
+        else:
+            yield z, (after.integers(0, model.n_classes, k).astype(np.int32) if after is not None
+                      else np.full(k, label, np.int32))
+
+
+def _vae_chunks(model, n, seed, chunk):
+    """Codes in chunks of the draws VAE.sample_codes(n, seed) makes (see genlab.models.density.sample_gmm)."""
+    gmm, rng = model.config.get("code_gmm"), np.random.default_rng(seed)
+    if gmm:
+        w = np.asarray(gmm["weights"], np.float64)
+        means, chols = np.asarray(gmm["means"], np.float64), np.asarray(gmm["scale_trils"], np.float64)
+        eps_rng = np.random.default_rng(seed)
+        for start in range(0, n, chunk):   # the components of all n codes are drawn before their noise
+            eps_rng.choice(len(w), min(chunk, n - start), p=w / w.sum())
+    for start in range(0, n, chunk):
+        k = min(chunk, n - start)
+        if gmm:
+            comp = rng.choice(len(w), k, p=w / w.sum())
+            eps = eps_rng.standard_normal((k, means.shape[1]))
+            yield (means[comp] + np.einsum("nij,nj->ni", chols[comp], eps)).astype(np.float32)
+        else:
+            eps = rng.standard_normal((k, model.latent_dim)).astype(np.float32)
+            gauss = None if model.variational else model.config.get("code_gaussian")
+            yield eps if gauss is None else (np.asarray(gauss["mean"], np.float32)
+                                             + eps @ np.asarray(gauss["scale_tril"], np.float32).T)
+
+
+def image_chunks(model, args, names, chunk):
+    """(x01 in [0, 1], labels or None) in chunks of `chunk` images: together exactly generate_images's."""
+    from genlab.data.processed import to_unit
+    label = chosen_class(model, args, names)
+    lo, hi = model.config["value_range"]
+    if model.family == "gan":
+        for z, labels in _gan_chunks(model, args.n, args.seed, label, chunk):
+            x = (model.decode(z, labels, batch_size=BATCH) * (hi - lo) + lo).astype(np.float32)
+            yield to_unit(x, model.config["value_range"]), labels
+    else:
+        for z in _vae_chunks(model, args.n, args.seed, chunk):
+            x = (model.decode(z, batch_size=BATCH) * (hi - lo) + lo).astype(np.float32)
+            yield to_unit(x, model.config["value_range"]), None
+
+
+def progress(chunks, n, out=None):
+    """Pass the chunks through, saying on stderr how far a long request is: a line when a chunk passes
+    a quarter of the request (at most four lines)."""
+    out, done, said = out or sys.stderr, 0, 0
+    for x01, labels in chunks:
+        yield x01, labels
+        done += len(x01)
+        if 4 * done // n > said:
+            said = 4 * done // n
+            print(f"genlab generate: {done:,} of {n:,} images ({100 * done // n} %)", file=out, flush=True)
+
+
+def write_npz_chunks(path, chunks, n, shape, labelled, again):
+    """Write x (n, *shape) float32 from chunks of (x01, labels), and labels (int32, drawn again by
+    again(): no more than a chunk in memory), as write_npz would (the same bytes), atomically."""
+    import zipfile
+
+    from genlab.io import atomic_file
+    with atomic_file(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        entries = [("x", np.float32, (n, *shape), ((np.clip(x, 0.0, 1.0), None) for x, _ in chunks))]
+        if labelled:
+            entries.append(("labels", np.int32, (n,), ((lab, None) for _, lab in again())))
+        for name, dtype, full, parts in entries:
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with z.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(member, {"descr": np.lib.format.dtype_to_descr(
+                    np.dtype(dtype)), "fortran_order": False, "shape": full})
+                for part, _ in parts:
+                    member.write(np.ascontiguousarray(part, dtype).tobytes())
+
+
 def cmd_generate(model, args, names):
-    x01, labels = generate_images(model, args, names)
+    check_room(model, args)
+    chunk = chunk_size(model)
     ncol = args.ncol or int(np.ceil(np.sqrt(args.n)))
-    write_images(args.out, x01, ncol, labels, args.scale)
+    if args.n <= chunk:
+        x01, labels = generate_images(model, args, names)
+        write_images(args.out, x01, ncol, labels, args.scale)
+        return f"{args.n} images -> {args.out}"
+    parts = progress(image_chunks(model, args, names, chunk), args.n)
+    if Path(args.out).suffix.lower() == ".npz":
+        labelled = model.family == "gan" and model.conditional
+        label = chosen_class(model, args, names)
+        again = lambda: _gan_chunks(model, args.n, args.seed, label, chunk, codes=False)  # noqa: E731
+        with parents_made(args.out):
+            write_npz_chunks(args.out, parts, args.n, model.config["shape"], labelled, again)
+        return f"{args.n} images -> {args.out}"
+    x01, labels = np.empty((args.n, *model.config["shape"]), np.float32), []
+    start = 0
+    for x, lab in parts:
+        x01[start:start + len(x)], start = x, start + len(x)
+        labels.append(lab)
+    write_images(args.out, x01, ncol, None if labels[0] is None else np.concatenate(labels), args.scale)
     return f"{args.n} images -> {args.out}"
 
 

@@ -222,3 +222,119 @@ def test_every_command_the_docs_show_runs_as_written(clone, page, monkeypatch):
         assert summary.startswith(f"genlab {args.command}: "), (line, summary)
         out = Path(args.out_dir if args.command == "export" else args.out)
         assert out.exists(), line
+
+
+# ---- large requests: refused before starting when they cannot fit, chunked, with progress
+
+def gen_args(model_dir, out, n, *extra):
+    return parser().parse_args(["generate", str(model_dir), "-n", str(n), "-o", str(out), *map(str, extra)])
+
+
+@pytest.mark.parametrize("which,extra", [("gan", ()), ("gan", ("--class", "Bag")), ("vae", ())])
+def test_a_chunked_request_gives_the_images_of_one_call(tiny_models, tmp_path, monkeypatch, capsys, which, extra):
+    """Issue 26 item 5: a request larger than a chunk is drawn and written chunk by chunk; the .npz is
+    byte for byte the file one call writes (genlab.io.write_npz of generate_images), the .png too, and
+    stderr says how far it is in a few lines (none for a small request)."""
+    from genlab import command
+    from genlab.io import write_npz
+    from genlab.models.load import load_model
+    model = load_model(tiny_models[which])
+    extra = (*extra, "--meta", tiny_models["meta"])
+    x01, labels = command.generate_images(model, gen_args(tiny_models[which], "x.npz", 2500, *extra),
+                                          command.class_names(tiny_models["meta"], 10))
+    write_npz(tmp_path / "one.npz", x=np.clip(x01, 0, 1), **({} if labels is None else {"labels": labels}))
+    run("generate", tiny_models[which], "-n", 2500, *extra, "-o", tmp_path / "one.png")
+    assert own_lines(capsys.readouterr().err) == []                     # one chunk: no progress lines
+    monkeypatch.setattr(command, "CHUNK_BYTES", 1)                      # chunks of 1,000 images
+    run("generate", tiny_models[which], "-n", 2500, *extra, "-o", tmp_path / "chunked.npz")
+    assert own_lines(capsys.readouterr().err) == [
+        "genlab generate: 1,000 of 2,500 images (40 %)", "genlab generate: 2,000 of 2,500 images (80 %)",
+        "genlab generate: 2,500 of 2,500 images (100 %)"]
+    assert (tmp_path / "chunked.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
+    run("generate", tiny_models[which], "-n", 2500, *extra, "-o", tmp_path / "chunked.png")
+    assert (tmp_path / "chunked.png").read_bytes() == (tmp_path / "one.png").read_bytes()
+
+
+def test_chunked_codes_of_a_code_mixture_are_those_of_one_call(tiny_models):
+    """A VAE sampled from a mixture fitted to its codes (vae.prior gmm) draws the components of all codes
+    before their noise: the chunks reproduce that order."""
+    from genlab import command
+    from genlab.models.load import load_model
+    model = load_model(tiny_models["vae"])
+    codes = np.random.default_rng(1).standard_normal((500, model.latent_dim)) + 2.0
+    model.fit_code_gmm(codes, components=3, seed=0)
+    args = gen_args(tiny_models["vae"], "x.npz", 2300, "--seed", 5)
+    whole, _ = command.generate_images(model, args, None)
+    chunks = [x for x, _ in command.image_chunks(model, args, None, 1000)]
+    assert [len(x) for x in chunks] == [1000, 1000, 300]
+    assert np.array_equal(np.concatenate(chunks), whole)
+
+
+def test_an_npz_request_runs_in_constant_memory(tiny_models, tmp_path, monkeypatch):
+    """20,000 images in chunks of 1,000: numpy never holds more than a few chunks (a whole x would be
+    63 MB); np.load reads the file back whole."""
+    import tracemalloc
+
+    from genlab import command
+    monkeypatch.setattr(command, "CHUNK_BYTES", 1)
+    tracemalloc.start()
+    try:
+        run("generate", tiny_models["gan"], "-n", 20000, "-o", tmp_path / "big.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 24e6, peak
+    with np.load(tmp_path / "big.npz") as z:
+        assert z["x"].shape == (20000, 28, 28, 1) and z["labels"].shape == (20000,)
+        assert 0.0 <= z["x"].min() and z["x"].max() <= 1.0 and len(np.unique(z["labels"])) == 10
+
+
+def test_a_request_that_cannot_fit_is_refused_before_starting(tiny_models, tmp_path, monkeypatch):
+    """-n 100000000: a .png grid needs the images in memory, an .npz needs room on its disk; each is one
+    line with the limit and the fix, before anything is drawn, and nothing is written."""
+    import collections
+    import shutil
+
+    import genlab.training.budget
+    monkeypatch.setattr(genlab.training.budget, "available_memory", lambda: 8 << 30)
+    assert refused("generate", tiny_models["gan"], "-n", 100000000, "-o", tmp_path / "x.png") == (
+        "-n 100000000: a .png grid of 100000000 images needs about 2336.5 GiB of memory but 8.0 GiB is available: "
+        "lower -n, or write an .npz (-o images.npz is written in chunks, in constant memory)")
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(100 << 30, 90 << 30, 10 << 30))
+    assert refused("generate", tiny_models["gan"], "-n", 100000000, "-o", tmp_path / "new" / "x.npz") == (
+        f"-n 100000000: {tmp_path / 'new' / 'x.npz'} would take about 292.4 GiB but 10.0 GiB are free on the disk "
+        f"of {tmp_path}: lower -n, or write to a disk with more room")
+    assert tree(tmp_path) == []
+
+
+def test_the_console_refuses_a_huge_request_in_one_line(tiny_models, tmp_path):
+    """The issue's case as users run it: no traceback (it was `Unable to allocate 74.5 GiB`), at once."""
+    r = subprocess.run([sys.executable, "-m", "genlab.command", "generate", str(tiny_models["gan"]), "-n",
+                        "100000000", "-o", str(tmp_path / "x.png")], cwd=tmp_path, capture_output=True, text=True,
+                       env=tool_env(PYTHONPATH=str(ROOT)), timeout=300)
+    assert r.returncode == 1 and r.stdout == "", r.stderr[-2000:]
+    (line,) = own_lines(r.stderr)
+    assert re.fullmatch(r"error: -n 100000000: a \.png grid of 100000000 images needs about 2336\.5 GiB of memory "
+                        r"but [0-9.]+ [MG]iB is available: lower -n, or write an \.npz \(-o images\.npz is written "
+                        r"in chunks, in constant memory\)", line), line
+    assert tree(tmp_path) == []
+
+
+def test_a_failure_half_way_leaves_nothing(tiny_models, tmp_path, monkeypatch):
+    """A disk that fills (or Ctrl-C) after two of three chunks: no file, no temporary sibling, no folder made."""
+    from genlab import command
+    monkeypatch.setattr(command, "CHUNK_BYTES", 1)
+    chunks = command.image_chunks
+
+    def two_then_full(*args):
+        for i, part in enumerate(chunks(*args)):
+            if i == 2:
+                raise OSError(28, "No space left on device")
+            yield part
+    monkeypatch.setattr(command, "image_chunks", two_then_full)
+    monkeypatch.chdir(tmp_path)
+    for out in ("deep/x.npz", "deep/x.png"):
+        with pytest.raises(OSError, match="No space left"):
+            run("generate", tiny_models["gan"], "-n", 2500, "-o", out)
+        assert tree(tmp_path) == []
