@@ -69,9 +69,20 @@ install_browser() {
     echo "bootstrap: could not install chromium; the browser tests will say so (and fail under CI=true)" >&2
 }
 
+# 4. The test run's workers (pytest-xdist): one per core, at most 4 (each holds a TensorFlow); GENLAB_TEST_WORKERS
+# sets another number (0 = no workers, everything in this process). Tests go to workers a module at a time.
+test_workers() {
+  local n="${GENLAB_TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}"
+  if ! [[ "$n" =~ ^[0-9]+$ ]]; then
+    echo "error: GENLAB_TEST_WORKERS must be a whole number >= 0, got '$n'" >&2; exit 2
+  fi
+  [ -n "${GENLAB_TEST_WORKERS:-}" ] || [ "$n" -le 4 ] || n=4
+  echo "$n"
+}
+
 case "$mode" in
   install) ;;
   repro) install_dataset_package; exec dvc repro "$@" ;;
-  test) install_browser; exec python -m pytest "$@" ;;
+  test) install_browser; workers=$(test_workers); exec python -m pytest -n "$workers" --dist loadscope "$@" ;;
   *) echo "error: unknown mode '$mode': use repro, test or install" >&2; exit 2 ;;
 esac

@@ -255,16 +255,52 @@ def run_smoke_pipeline(dest, data_dir, **extra_env):
     return proj, env
 
 
+def shared_once(tmp_path_factory, name, build):
+    """build(folder) once per test run, however many pytest-xdist workers ask: the first builds it into
+    <the run's temporary root>/shared-<name> under a file lock, the others wait for it and reuse it.
+    build returns a JSON-serialisable value (paths as strings); every caller gets that value back.
+    Without xdist it is an ordinary session fixture's build. What it builds is shared: treat it as
+    read-only (copy_tree first to change anything, or to run dvc in it)."""
+    import json
+
+    from filelock import FileLock
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                     # the run's root, shared by the workers (basetemp/popen-gwN)
+    done = base / f"shared-{name}.json"
+    with FileLock(str(base / f"shared-{name}.lock")):
+        if not done.exists():
+            done.write_text(json.dumps(build(base / f"shared-{name}")))
+        return json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory, shared_data):
-    """A clean clone with the whole pipeline reproduced at smoke size (params changed, not committed).
-    Shared by several test modules: treat it as read-only, or copy it with copy_tree first.
-    Returns (project dir, env, audit file): the audit file lists "<stage> <key>" for every param
-    key each stage read (GENLAB_PARAMS_AUDIT)."""
-    base = tmp_path_factory.mktemp("smoke")
-    audit = base / "params-read.txt"
-    proj, env = run_smoke_pipeline(base / "proj", shared_data, GENLAB_PARAMS_AUDIT=str(audit))
-    return proj, env, audit
+    """A clean clone with the whole pipeline reproduced at smoke size (params changed, not committed),
+    built once per run (shared_once). Shared by several test modules and workers: treat it as read-only,
+    and copy it with copy_tree before running dvc in it. Returns (project dir, env, audit file): the audit
+    file lists "<stage> <key>" for every param key each stage read (GENLAB_PARAMS_AUDIT)."""
+    def build(base):
+        audit = base / "params-read.txt"
+        proj, _ = run_smoke_pipeline(base / "proj", shared_data, GENLAB_PARAMS_AUDIT=str(audit))
+        return [str(proj), str(audit)]
+    proj, audit = shared_once(tmp_path_factory, "smoke", build)
+    return Path(proj), tool_env(GENLAB_MIRROR=str(shared_data)), Path(audit)
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline_again(tmp_path_factory, shared_data):
+    """The smoke pipeline a second time, from scratch in another clone, with a run store of its own
+    (empty at the start, so it changes nothing about the run): test_faults compares its metrics with
+    smoke_pipeline's byte for byte, test_train_extend extends copies of it. Read-only like smoke_pipeline.
+    Returns (project dir, env, run store)."""
+    def build(base):
+        base.mkdir(parents=True)
+        store = base / "store"
+        proj, _ = run_smoke_pipeline(base / "proj", shared_data, GENLAB_RUN_STORE=str(store))
+        return [str(proj), str(store)]
+    proj, store = shared_once(tmp_path_factory, "smoke-again", build)
+    return Path(proj), tool_env(GENLAB_MIRROR=str(shared_data)), Path(store)
 
 
 def copy_tree(src, dest):

@@ -653,13 +653,11 @@ def without_timestamps(tsv):
 
 
 @pytest.mark.slow   # the smoke pipeline twice
-def test_two_smoke_runs_give_byte_identical_metrics(smoke_pipeline, tmp_path, shared_data):
-    """The whole pipeline at smoke size twice (the first run is shared with test_pipeline_report), same
-    params and seeds, same machine: the metrics files are byte-identical, and so are the curves but
-    for their timestamps."""
-    from conftest import run_smoke_pipeline
-    first = smoke_pipeline[0]
-    second, _ = run_smoke_pipeline(tmp_path / "again", shared_data)
+def test_two_smoke_runs_give_byte_identical_metrics(smoke_pipeline, smoke_pipeline_again):
+    """The whole pipeline at smoke size twice, in two clones (both runs are shared with other tests: the
+    first with test_pipeline_report, the second with test_train_extend), same params and seeds, same
+    machine: the metrics files are byte-identical, and so are the curves but for their timestamps."""
+    first, second = smoke_pipeline[0], smoke_pipeline_again[0]
     for name in METRICS_FILES:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     curves = sorted(p.relative_to(first) for p in first.glob("dvclive/*/plots/metrics/*.tsv"))

@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import copy_tree
+
 pytestmark = pytest.mark.slow   # the smoke pipeline
 
 
 @pytest.fixture(scope="module")
-def pipeline(smoke_pipeline):
+def pipeline(smoke_pipeline, tmp_path_factory):
+    """A copy of the shared smoke pipeline (these tests run dvc in it)."""
     proj, env, _ = smoke_pipeline
-    return proj, env
+    return copy_tree(proj, tmp_path_factory.mktemp("report") / "proj"), env
 
 
 def test_report_has_every_section_and_valid_images(pipeline):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import ROOT, copy_project, dvc, own_lines, tool_env
+from conftest import ROOT, copy_project, copy_tree, dvc, own_lines, tool_env
 
 
 def curve_plots():
@@ -58,11 +58,12 @@ def test_bad_plots_json_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_dvclive_sample_grids_are_image_plots(smoke_pipeline):
+def test_dvclive_sample_grids_are_image_plots(smoke_pipeline, tmp_path):
     """In a reproduced project `dvc plots show` lists each sample grid dvclive logged as an image plot, one per
     logged iteration (what VS Code and DVC Studio show with a slider)."""
     import json
     proj, env, _ = smoke_pipeline
+    proj = copy_tree(proj, tmp_path / "proj")            # dvc runs in it: not in the shared pipeline
     data = json.loads(dvc(proj, "plots", "show", "--json", env=env, check=True).stdout)["data"]
     for model in ("gan", "vae"):
         folder = proj / "dvclive" / f"train_{model}" / "plots" / "images" / "samples"

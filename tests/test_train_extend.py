@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import Lines, copy_tree, run_smoke_pipeline
+from conftest import Lines, copy_tree
 from genlab.training import checkpoint
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
@@ -238,7 +238,7 @@ def continued(text, start, stop):
 
 
 @pytest.mark.slow
-def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(shared_data, tmp_path):
+def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(smoke_pipeline_again, tmp_path):
     """After the smoke pipeline (60 iterations), raising train.epochs to 90 continues both trainings
     and gives a fresh 90-iteration pipeline's files: with `dvc repro` after editing params.yaml,
     `dvc exp run -S` in the workspace, and a queued experiment (DVC checks the persisted checkpoints
@@ -246,8 +246,9 @@ def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(shared_data,
     experiment of a longer run continues from the run store, which holds the queued run's end.
     With the run store on, evaluate takes the quality-curve rows of the snapshots the base run scored
     from its score cache, and the curves stay those of the fresh run."""
-    store = tmp_path / "store"
-    base, env = run_smoke_pipeline(tmp_path / "base", shared_data, GENLAB_RUN_STORE=str(store))
+    shared, env, shared_store = smoke_pipeline_again        # run with a run store of its own: copy both
+    base, store = copy_tree(shared, tmp_path / "base"), tmp_path / "store"
+    shutil.copytree(shared_store, store)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     subprocess.run(git + ["add", "-A"], cwd=base, check=True)
     subprocess.run(git + ["commit", "-qm", "smoke pipeline"], cwd=base, check=True)
