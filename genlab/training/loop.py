@@ -40,6 +40,7 @@ finished run instead of starting over (its fingerprint leaves out the iteration 
 workspace's checkpoints or from the run store (genlab.training.checkpoint.run_store).
 """
 
+import functools
 import os
 import shutil
 import sys
@@ -132,6 +133,15 @@ def _fmt_duration(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _own(method):
+    """`method` as a function of its own for tf.function. TensorFlow's frequent-retracing detector
+    counts the traces of a tf.function by its Python code, so the bound methods of every CompiledSteps
+    (one per training; the metrics train several classifiers in one process) would count as one
+    function traced again and again, and TensorFlow would warn. A functools.partial has no code of its
+    own: the detector counts it alone, and each instance, traced once, never warns. Nothing traced changes."""
+    return functools.partial(method)
+
+
 class CompiledSteps:
     """The training state (step counter, loss means, first-divergence record) and `run(n)`, the one
     compiled function that performs n iterations of the task's step (used by fit and the benchmarks).
@@ -155,12 +165,12 @@ class CompiledSteps:
                           + [v for m in self.means for v in m.variables])
         self._iterator = None
         if task.in_memory:
-            self._compiled = tf.function(self._run, jit_compile=jit_compile, autograph=False)
+            self._compiled = tf.function(_own(self._run), jit_compile=jit_compile, autograph=False)
         else:  # a tf.data iterator cannot be XLA-compiled: compile the iteration, loop outside XLA
             self._one_fn = self._one
             if jit_compile:
-                self._one_fn = tf.function(self._one, jit_compile=True, autograph=False)
-            self._compiled = tf.function(self._run, autograph=False)
+                self._one_fn = tf.function(_own(self._one), jit_compile=True, autograph=False)
+            self._compiled = tf.function(_own(self._run), autograph=False)
 
     def run(self, n):
         """n (int32 tensor) iterations; returns the step counter after them."""
