@@ -114,7 +114,9 @@ def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
     """(step, values, path) of the newest usable checkpoint for this run at or below max_step, or None.
 
     Unusable checkpoints are deleted, with one line on `log` (default stderr) saying why; so are
-    those beyond max_step (a longer run's: they would outlive this run's own checkpoints).
+    those beyond max_step (a longer run's: they would outlive this run's own checkpoints). The lines
+    say what was dropped, never where the run starts: the caller may still find a state in the run
+    store (genlab.training.loop says where it starts, once).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     remove_stale(ckpt_dir)
@@ -135,14 +137,12 @@ def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
             break
     if stale:  # deleted, so that they can never be mistaken for this run's newest checkpoint
         names = ", ".join(p.name for p in stale)
-        log(f"note: ignoring checkpoints in {ckpt_dir} made with other params, data or code ({names})"
-            + ("" if found else "; starting this run over"))
+        log(f"note: ignoring checkpoints in {ckpt_dir} made with other params, data or code ({names})")
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
     if longer:
         names = ", ".join(p.name for p in longer)
-        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {max_step} iterations ({names})"
-            + ("" if found or stale else "; starting this run over"))
+        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {max_step} iterations ({names})")
         for path in longer:
             shutil.rmtree(path, ignore_errors=True)
     return found

@@ -436,14 +436,22 @@ class _Run:
 def _resume_point(name, state, total, ckpt_dir, store, run_fingerprint, say):
     """(step, values, path) to start from, or None: the newest usable checkpoint at or below
     `total` in ckpt_dir (this run's, or a shorter finished or interrupted run of the same params),
-    or in the run store if that one is further along. Says which, and why it continues."""
-    shapes = [v.shape for v in state.variables]
-    found = checkpoint.load_latest(ckpt_dir, run_fingerprint, shapes, log=say, max_step=total)
+    or in the run store if that one is further along. The checkpoint module's notes say what was
+    dropped; this says, once, where the run starts: from the state found, or (after a note) over
+    from iteration 0. A fresh run with nothing to drop says nothing."""
+    shapes, notes = [v.shape for v in state.variables], []
+
+    def note(msg):
+        notes.append(msg)
+        say(msg)
+    found = checkpoint.load_latest(ckpt_dir, run_fingerprint, shapes, log=note, max_step=total)
     if store is not None and (found is None or found[0] < total):
-        stored = checkpoint.load_stored(store, name, run_fingerprint, shapes, total, log=say)
+        stored = checkpoint.load_stored(store, name, run_fingerprint, shapes, total, log=note)
         if stored and (found is None or stored[0] > found[0]):
             found = stored
     if found is None:
+        if notes:
+            say(f"{name}: starting this run over from iteration 0 (no usable checkpoint at or below {total})")
         return None
     step, _, path = found
     ran = int(checkpoint.read_manifest(path).get("iterations", step))
