@@ -337,6 +337,8 @@ class _Run:
             self.final_path = path if step == self.total else None
         elif self.chief and self.live_dir is not None:  # a fresh run: no snapshot of another run may stay
             shutil.rmtree(Path(self.live_dir) / SNAPSHOTS, ignore_errors=True)
+        if self.chief and self.live_dir is not None:  # there, even empty (train.snapshot_every 0): a DVC output
+            (Path(self.live_dir) / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
         if self.live_dir is not None:
             self.live = _open_live(self.live_dir, resume=bool(resumed))
         return bool(resumed)
