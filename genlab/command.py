@@ -6,6 +6,7 @@
     genlab export MODEL OUT_DIR
     genlab serve MODEL [MODEL ...] [--host 127.0.0.1] [--port 8000]
     genlab plots PLOTS_JSON OUT_DIR --md plots.md     (`dvc plots diff REV --json` as PNG images)
+    genlab store [--clear]                            (the run store's entries and sizes; --clear empties it)
 
 A class C is a name from the data's meta.json (`--class Sneaker`, `--class "Ankle boot"`) or an id.
 `.png` writes a grid of the images (pixel-exact, `--scale` times larger); `.npz` writes `x` (float32
@@ -569,6 +570,35 @@ def _serve_and_plots(sub):
     pl.add_argument("plots_json", help="the output of `dvc plots diff REV --json`")
     pl.add_argument("out_dir", help="folder for the PNG images (replaced)")
     pl.add_argument("--md", required=True, help="the Markdown file to write (links relative to its folder)")
+    st = sub.add_parser("store", help="list the run store's entries with their sizes, or clear it",
+                        description="The run store (GENLAB_RUN_STORE, default ~/.cache/genlab/runs) keeps finished "
+                                    "runs' final checkpoints and scored quality-curve rows, least recently used "
+                                    "first; it is held to GENLAB_RUN_STORE_MAX (default 5G).")
+    st.add_argument("--clear", action="store_true", help="delete every entry (the next longer run starts from 0)")
+
+
+def _mb(n):
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def cmd_store(args):
+    """`genlab store`: one line per entry (size, last use), then the total against the cap; --clear empties it."""
+    import time
+
+    from genlab.training import checkpoint
+    store = checkpoint.run_store()
+    if store is None:
+        return "genlab store: the run store is off (GENLAB_RUN_STORE=off)"
+    limit = checkpoint.store_limit()
+    if args.clear:
+        n, size = checkpoint.clear(store)
+        return f"genlab store: cleared {store}: {n} entries, {_mb(size)}"
+    items = checkpoint.store_items(store)
+    for path, size, last in items:
+        print(f"{_mb(size):>12}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(last))}  {path.relative_to(store)}")
+    cap = _mb(limit) if limit else "no cap"
+    return (f"genlab store: {store}: {len(items)} entries, {_mb(sum(size for _, size, _ in items))} of "
+            f"GENLAB_RUN_STORE_MAX {cap} (least recently used first)")
 
 
 def parser():
@@ -647,6 +677,8 @@ def execute(args):
         with parents_made(args.out_dir, args.md):
             n = render(args.plots_json, args.out_dir, args.md)
         return f"genlab plots: {n} plots -> {args.out_dir}, {args.md}"
+    if args.command == "store":
+        return cmd_store(args)
     if args.command == "serve":
         if args.max_images < 1:
             raise GenlabError(f"--max-images must be a positive integer, got {args.max_images}")

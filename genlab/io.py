@@ -18,24 +18,44 @@ def _umask():
 
 
 def _sibling_tmp(path, kind):
-    """A new temporary file or directory beside path, with the usual permissions (not 0600)."""
+    """A new temporary file or directory beside path, with the usual permissions (not 0600). Its name
+    carries this process's id, so another writer of the same path (two queued experiments sharing the
+    run store) leaves it alone while this process lives (remove_stale_tmp)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.tmp-{os.getpid()}-"
     if kind == "dir":
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
         os.chmod(tmp, 0o777 & ~_umask())
         return tmp
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
     os.close(fd)
     os.chmod(name, 0o666 & ~_umask())
     return Path(name)
 
 
+def _writer_alive(tmp):
+    """Whether the process that made temporary sibling `tmp` (its id is in the name) still runs."""
+    pid = tmp.name.rsplit(".tmp-", 1)[-1].split("-")[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale_tmp(path):
-    """Delete temporary siblings of `path` left by a run that was killed (kill -9, power loss)."""
+    """Delete temporary siblings of `path` left by a run that was killed (kill -9, power loss), not
+    those another live process is writing."""
     path = Path(path)
     if path.parent.is_dir():
         for stale in path.parent.glob(f".{path.name}.tmp-*"):
+            if _writer_alive(stale):
+                continue
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
             else:
@@ -61,17 +81,26 @@ def ensure_space(folder, nbytes, what):
 
 
 @contextlib.contextmanager
-def atomic_dir(path):
+def atomic_dir(path, replace=True):
     """Yield a temporary directory beside `path`; on success it replaces `path` whole.
 
-    On any exception the temporary directory is removed and `path` is left as it was.
+    On any exception the temporary directory is removed and `path` is left as it was. replace=False:
+    a `path` that exists by then (another writer of the same content was first) is kept and the
+    temporary directory dropped, so a reader never sees `path` missing while it is swapped.
     """
     path = Path(path)
     remove_stale_tmp(path)
     tmp = _sibling_tmp(path, "dir")
     try:
         yield tmp
-        if path.exists():
+        if not replace:
+            try:
+                tmp.rename(path)
+            except OSError:
+                if not path.is_dir():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        elif path.exists():
             old = _sibling_tmp(path, "dir")
             old.rmdir()
             path.rename(old)

@@ -62,7 +62,7 @@ def curve_n_fits(curve_n, n_val, snapshot_every, min_curve_n):
     if n_val < min_curve_n:
         return (f"evaluate.curve_n ({curve_n}) is larger than the validation split ({n_val} images) the quality "
                 f"curves are scored against, which is below the smallest curve ({min_curve_n}): raise "
-                "normalize.val_fraction")
+                "normalize.val_fraction (or set train.snapshot_every: 0)")
     return (f"evaluate.curve_n ({curve_n}) is larger than the validation split ({n_val} images) the quality curves "
             f"are scored against: lower evaluate.curve_n to at most {n_val} (or set train.snapshot_every: 0)")
 

@@ -1,6 +1,7 @@
 """Helpers shared by the stage scripts: run a stage's main() with user-facing errors."""
 
 import errno
+import json
 import os
 import platform
 import signal
@@ -12,9 +13,52 @@ import yaml
 
 from genlab.errors import GenlabError
 
+# What check_params validated in this run: the digest of params.yaml's values (dvc.yaml: its output).
+PARAMS_RECORD = "data/params-validated.json"
+PARAMS_CHANGED = ("params.yaml changed while the pipeline ran (it is not what check_params validated at the start "
+                  "of this run: another `dvc exp run` or an edit wrote it), so this stage stopped and DVC records "
+                  "nothing of it: set params.yaml to the values you want (`git checkout params.yaml` for the "
+                  "committed ones) and run `dvc exp run` (or `dvc repro`) again")
+_checked = []   # the digest read_params compared, for the same check at the stage's end (run)
+
+
+def params_digest(params):
+    """The digest of params.yaml's values (comments and layout aside), as check_params records it."""
+    from genlab.identity import digest
+    return digest(params)
+
+
+def _validated(record=PARAMS_RECORD):
+    """The digest check_params recorded, when a stage runs under DVC (DVC_STAGE set) and the record exists;
+    None otherwise (a stage run by hand uses params.yaml as it is)."""
+    if not os.environ.get("DVC_STAGE") or not Path(record).is_file():
+        return None
+    try:
+        return str(json.loads(Path(record).read_text())["params_digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise GenlabError(f"{record} is unreadable: run `dvc repro` (check_params writes it)") from None
+
+
+def check_unchanged(params):
+    """Under DVC: refuse params that are not the ones check_params validated in this run (issue 26)."""
+    validated = _validated()
+    if validated is not None and params_digest(params) != validated:
+        raise GenlabError(PARAMS_CHANGED)
+    if validated is not None:
+        _checked.append(validated)
+
 
 def read_params(path="params.yaml"):
-    """Read params.yaml as a dict (stages call this; the library itself never does)."""
+    """Read params.yaml as a dict (stages call this; the library itself never does). Under DVC, the
+    pipeline's params.yaml must hold what check_params validated at the start of the run (check_unchanged)."""
+    params = load_params(path)
+    if Path(path) == Path("params.yaml"):    # not a study's own file
+        check_unchanged(params)
+    return params
+
+
+def load_params(path="params.yaml"):
+    """params.yaml as a dict, with no check against check_params's record (check_params itself)."""
     p = Path(path)
     if not p.exists():
         raise GenlabError(f"{path} not found: run the stage from the project root (dvc repro does)")
@@ -106,6 +150,8 @@ def run(main):
     try:
         limit_threads()
         main()
+        if _checked and params_digest(load_params()) != _checked[0]:   # changed while the stage ran
+            raise GenlabError(PARAMS_CHANGED)
     except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

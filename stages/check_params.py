@@ -16,7 +16,7 @@ import yaml
 
 from genlab import config, stage
 from genlab.errors import GenlabError
-from genlab.io import atomic_file
+from genlab.io import atomic_file, write_json
 from stages import (
     check_data,
     evaluate,
@@ -93,10 +93,15 @@ def check(params, dvc_yaml="dvc.yaml"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="written when every value passed (data/params-checked.txt)")
+    ap.add_argument("--record", help="the digest of the values validated, which every later stage of the run "
+                                     f"compares with params.yaml ({stage.PARAMS_RECORD})")
     args = ap.parse_args()
-    check(stage.read_params())
+    params = stage.load_params()
+    check(params)
     with atomic_file(args.out, "w") as f:
         f.write("every value in params.yaml passed the stages' checks\n")
+    if args.record:
+        write_json(args.record, {"params_digest": stage.params_digest(params)})
     print("check_params: params.yaml is valid")
 
 

@@ -68,6 +68,32 @@ def test_same_seed_same_score_other_seed_other_classifier(real):
     assert other != result["real"] and abs(other - result["real"]) < 0.05
 
 
+def test_many_trainings_in_one_process_never_warn_of_retracing(fmnist_small):
+    """evaluate trains several classifiers and pixel detectors in one process (two per curve snapshot):
+    each is traced once, and TensorFlow's retracing warning, which would reach a stage's stderr, never
+    comes (it counted every CompiledSteps as one function while tf.function wrapped the bound method)."""
+    import logging
+
+    from genlab.evaluation.detect import pixel_two_sample_accuracy
+    from genlab.training.loop import TrainSettings, run_steps
+    x, y = fmnist_small["train"][0][:256], fmnist_small["train"][1][:256]
+    records, logger = [], logging.getLogger("tensorflow")
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        for seed in range(6):
+            task = cas.ClassifierTask(x, y, n_classes=10, steps=3, batch_size=64, lr=0.002, seed=seed)
+            state = run_steps(task, TrainSettings(iterations=3, batch_size=64, seed=seed, log_every=1, ckpt_every=3))
+            assert state._compiled.experimental_get_tracing_count() == 1    # three calls, one trace
+        for seed in range(6):
+            pixel_two_sample_accuracy(x[:32], x[32:64], epochs=1, seed=seed, batch_size=8)
+    finally:
+        logger.removeHandler(handler)
+    assert logger.getEffectiveLevel() <= logging.WARNING        # nothing hides TensorFlow's warnings
+    assert [r.getMessage() for r in records if "retracing" in r.getMessage()] == []
+
+
 def test_too_few_images_and_bad_labels_are_refused(fmnist_small):
     (x, y), test = fmnist_small["train"], fmnist_small["test"]
     with pytest.raises(GenlabError, match="set sample.n >= cas.n"):

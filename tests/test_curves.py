@@ -241,3 +241,62 @@ def test_trend_known_answers():
     assert trend(rows_of([100, 60, 40, 30, 20, 15, 12, 10])).startswith("still improving: FD 15 ")
     assert trend(rows_of([100, 60, 40, 30, 20, 20.5, 20.2, 20.1])).startswith("levelled off: FD 20 ")
     assert trend(rows_of([100, 50])) == "too few snapshots to tell whether quality was still improving"
+
+
+def test_snapshots_off_leave_an_empty_folder_and_no_curve(gan_run, evaluator, fmnist_small, tmp_path, monkeypatch):
+    """train.snapshot_every 0 ("off"): the snapshot folder, a DVC output, is there and empty after a fresh
+    run and after a resumed one; evaluate leaves that model's curve out with one line and scores the
+    others (issue 26, item 4)."""
+    from genlab.evaluation.curves import model_curves
+    monkeypatch.setenv("GENLAB_RUN_STORE", "off")
+    x, y = fmnist_small["train"]
+    data, live = {"meta": meta(len(x)), "train": (x, y)}, tmp_path / "live"
+    for iterations in (20, 30):     # a fresh run, then one continuing it from its checkpoint
+        settings = TrainSettings(iterations=iterations, batch_size=64, seed=0, log_every=10, ckpt_every=10)
+        train_gan(data, tmp_path / "model", tmp_path / "ckpt", live, settings=settings, out=open(os.devnull, "w"),
+                  **GAN)
+        assert (live / "snapshots").is_dir() and not any((live / "snapshots").iterdir())
+    tmp, _ = gan_run
+    lines = []
+    curves = model_curves({"off": (tmp_path / "model", live / "snapshots"),
+                           "gan": (tmp / "model", tmp / "live" / "snapshots")}, evaluator, *fmnist_small["test"],
+                          settings=dataclasses.replace(SCORE, curve_n=100), cas=None, say=lines.append)
+    assert lines[0] == (f"evaluate: no quality curve for off: its training kept no snapshots in {live / 'snapshots'} "
+                        "(train.snapshot_every: 0)")
+    assert list(curves) == ["gan"] and [r["iteration"] for r in curves["gan"]] == [100, 200, 300, 330]
+
+
+def test_the_advice_to_turn_snapshots_off_names_allowed_values():
+    """check_data's advice for a small validation split names values the params allow (issue 26, item 4)."""
+    from genlab.limits import curve_n_fits
+    from genlab.params import Train
+    low = Evaluate.bounds("curve_n")[0]
+    assert Train.bounds("snapshot_every")[0] == 0
+    assert curve_n_fits(1000, 2, 20, low) == (
+        f"evaluate.curve_n (1000) is larger than the validation split (2 images) the quality curves are scored "
+        f"against, which is below the smallest curve ({low}): raise normalize.val_fraction (or set "
+        "train.snapshot_every: 0)")
+    assert curve_n_fits(1000, low, 20, low).endswith(f"lower evaluate.curve_n to at most {low} (or set "
+                                                     "train.snapshot_every: 0)")
+    assert curve_n_fits(1000, 2, 0, low) is None and curve_n_fits(low, low, 20, low) is None
+
+
+@pytest.mark.slow   # the data stages and a smoke-size GAN through dvc
+def test_snapshots_off_through_dvc(tmp_path, shared_data):
+    """`-S train.snapshot_every=0`: DVC records the training with its (empty) snapshot folder instead of
+    failing on a missing output after the whole training."""
+    import yaml
+
+    from conftest import copy_project, dvc, smoke_params, tool_env
+    proj = copy_project(tmp_path / "proj")
+    smoke_params(proj)
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["train"]["snapshot_every"] = 0
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = tool_env(GENLAB_MIRROR=str(shared_data), GENLAB_RUN_STORE="off")
+    dvc(proj, "repro", "train_gan", env=env, check=True)
+    assert (proj / "dvclive" / "train_gan" / "snapshots").is_dir()
+    assert not any((proj / "dvclive" / "train_gan" / "snapshots").iterdir())
+    assert "snapshots" in (proj / "dvc.lock").read_text()
+    status = dvc(proj, "status", "train_gan", env=env, check=True)
+    assert "up to date" in status.stdout, status.stdout

@@ -128,9 +128,36 @@ def test_other_params_or_a_shorter_run_start_over(fresh, fmnist_small, tmp_path,
     assert "note: ignoring checkpoints" in log and "made with other params, data or code" in log
     assert "continuing" not in log and "resuming" not in log and "train_gan 20/60 " in log
     _, log = run("gan", tmp_path / "ws", data, 20, store, monkeypatch, lr=4e-4)     # shorter than 60
-    assert re.search(r"note: ignoring checkpoints in \S+ beyond this run's 20 iterations \(ckpt-000000060, "
-                     r"ckpt-000000040\); starting this run over", log), log
-    assert "continuing" not in log and "train_gan 20/20 " in log
+    assert where_it_starts(log) == [
+        f"note: ignoring checkpoints in {tmp_path / 'ws' / 'ckpt'} beyond this run's 20 iterations (ckpt-000000060, "
+        "ckpt-000000040)",
+        "train_gan: starting this run over from iteration 0 (no usable checkpoint at or below 20)"]
+    assert "train_gan 20/20 " in log
+
+
+def where_it_starts(log):
+    """The lines of a training's log that say what it dropped and where it starts (no progress lines)."""
+    return [line for line in log.splitlines() if line.startswith(("note:", "warning:", "train_gan:", "train_vae:"))]
+
+
+def test_a_shorter_run_after_a_longer_one_says_one_true_thing(fmnist_small, tmp_path, monkeypatch):
+    """40 iterations, then 70 (continued), then 50 in the same workspace: the workspace holds only the
+    70 run's checkpoints 60 and 70 (beyond 50), the run store the finished 40 run too. The run drops the
+    former and continues the latter, and says that, never also that it starts over (issue 26, item 8)."""
+    data, store = gan_data(fmnist_small), tmp_path / "store"
+    run("gan", tmp_path / "ws", data, 40, store, monkeypatch)
+    _, log = run("gan", tmp_path / "ws", data, 70, store, monkeypatch)
+    assert where_it_starts(log) == ["train_gan: continuing the finished run at iteration 40 to 70 (30 iterations) "
+                                    f"({tmp_path / 'ws' / 'ckpt' / 'ckpt-000000040'})"]
+    model, log = run("gan", tmp_path / "ws", data, 50, store, monkeypatch)
+    entry = checkpoint.store_entry(store, "train_gan", next(store.iterdir()).name.split("-", 1)[1])
+    assert where_it_starts(log) == [
+        f"note: ignoring checkpoints in {tmp_path / 'ws' / 'ckpt'} beyond this run's 50 iterations (ckpt-000000070, "
+        "ckpt-000000060)",
+        f"train_gan: continuing the finished run at iteration 40 to 50 (10 iterations) (run store {entry}/"
+        "ckpt-000000040)"]
+    ref, _ = run("gan", tmp_path / "fresh", data, 50, None, monkeypatch)
+    assert_same_run(tmp_path / "fresh", tmp_path / "ws", ref, model)
 
 
 @pytest.mark.parametrize("damage", ["state", "live", "manifest", "foreign"])

@@ -17,9 +17,6 @@ weights start from `seed`; with TensorFlow's deterministic ops the score is a fu
 Shapes: images (N, H, W, C) float32 in the processed range; labels (N,) int.
 """
 
-import contextlib
-import logging
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -99,21 +96,6 @@ class ClassifierTask:
         pass
 
 
-@contextlib.contextmanager
-def no_retracing_warning():
-    """Silence TensorFlow's logger for one short training. The engine compiles a function for each
-    classifier it trains, on purpose (each is trained once, on data of its own); after five of them
-    (the quality curves train two per snapshot) TensorFlow counts them as retracing of one method and
-    warns on stderr, where a stage keeps only its own lines."""
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def train_classifier(x, y, *, n_classes, steps, batch_size, lr, seed):
     """The classifier trained on (x, y) for `steps` Adam updates of batch_size images (full batches of
     successive seeded permutations, the remainder of each dropped). Returns the keras.Model."""
@@ -122,9 +104,8 @@ def train_classifier(x, y, *, n_classes, steps, batch_size, lr, seed):
         raise GenlabError(f"the classifier's batch size {batch_size} exceeds its {len(x)} training images: "
                           "lower the batch size or give it more images")
     task = ClassifierTask(x, y, n_classes=n_classes, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
-    with no_retracing_warning():
-        run_steps(task, TrainSettings(iterations=steps, batch_size=batch_size, seed=seed, log_every=STEPS_PER_CALL,
-                                      ckpt_every=steps))
+    run_steps(task, TrainSettings(iterations=steps, batch_size=batch_size, seed=seed, log_every=STEPS_PER_CALL,
+                                  ckpt_every=steps))
     return task.model
 
 

@@ -14,6 +14,8 @@ only numbers read on the test split. Rows of snapshots scored before with the sa
 from the score cache (genlab.evaluation.score_cache), so extending a run scores only its new snapshots.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from genlab.errors import GenlabError
@@ -110,12 +112,17 @@ def score_snapshots(model, snapshot_dir, evaluator, x_val, *, n, settings, seed,
 
 def model_curves(snapshots, evaluator, x_val, y_val, *, settings, cas, say=print):
     """{name: rows of score_snapshots} for snapshots = {name: (model folder, snapshot folder)}, each
-    model's rows kept in the run store's score cache; a model whose snapshots cannot be sampled is
-    left out with a line on `say`."""
+    model's rows kept in the run store's score cache; a model whose snapshots cannot be sampled, or
+    whose training kept none (train.snapshot_every: 0 leaves its snapshot folder empty), is left out
+    with a line on `say`."""
     from genlab.models.load import load_model
     from genlab.models.store import read_model_config
     curves = {}
     for name, (model_dir, snap_dir) in snapshots.items():
+        if Path(snap_dir).is_dir() and not list_snapshots(snap_dir):
+            say(f"evaluate: no quality curve for {name}: its training kept no snapshots in {snap_dir} "
+                "(train.snapshot_every: 0)")
+            continue
         model = load_model(model_dir)
         why = can_sample(model)
         if why:

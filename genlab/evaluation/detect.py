@@ -107,7 +107,6 @@ def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):
     """
     import tensorflow as tf
 
-    from genlab.evaluation.cas import no_retracing_warning
     from genlab.training.loop import TrainSettings, run_steps
 
     real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
@@ -124,9 +123,8 @@ def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):
     x_fit, y_fit = x_fit[order], y_fit[order]
     task = PixelDetectorTask(x_fit, y_fit, epochs=epochs, seed=seed, batch_size=batch_size)
     steps = task.steps
-    with no_retracing_warning():
-        run_steps(task, TrainSettings(iterations=steps, batch_size=batch_size, seed=seed, log_every=steps,
-                                      ckpt_every=steps))
+    run_steps(task, TrainSettings(iterations=steps, batch_size=batch_size, seed=seed, log_every=steps,
+                                  ckpt_every=steps))
     net = task.model
 
     def margins(x):

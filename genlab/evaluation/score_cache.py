@@ -24,7 +24,7 @@ import numpy as np
 
 from genlab import identity
 from genlab.io import write_json
-from genlab.training.checkpoint import run_store
+from genlab.training.checkpoint import run_store, used
 
 FOLDER = "scores"
 # config keys fitted to the final model's codes after training: snapshots sample the prior N(0, I)
@@ -96,6 +96,7 @@ class RowCache:
             entry.unlink(missing_ok=True)
             return None
         self.hits += 1
+        used(entry)   # for the store's least-recently-used eviction
         return row
 
     def put(self, iteration, path, row):

@@ -19,12 +19,14 @@ queued experiments) keeps each finished run's final checkpoint under `<stage>-<f
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from genlab.errors import GenlabError
 from genlab.identity import file_digest, tree_digest
 from genlab.io import atomic_dir
 
@@ -114,7 +116,9 @@ def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
     """(step, values, path) of the newest usable checkpoint for this run at or below max_step, or None.
 
     Unusable checkpoints are deleted, with one line on `log` (default stderr) saying why; so are
-    those beyond max_step (a longer run's: they would outlive this run's own checkpoints).
+    those beyond max_step (a longer run's: they would outlive this run's own checkpoints). The lines
+    say what was dropped, never where the run starts: the caller may still find a state in the run
+    store (genlab.training.loop says where it starts, once).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     remove_stale(ckpt_dir)
@@ -135,14 +139,12 @@ def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
             break
     if stale:  # deleted, so that they can never be mistaken for this run's newest checkpoint
         names = ", ".join(p.name for p in stale)
-        log(f"note: ignoring checkpoints in {ckpt_dir} made with other params, data or code ({names})"
-            + ("" if found else "; starting this run over"))
+        log(f"note: ignoring checkpoints in {ckpt_dir} made with other params, data or code ({names})")
         for path in stale:
             shutil.rmtree(path, ignore_errors=True)
     if longer:
         names = ", ".join(p.name for p in longer)
-        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {max_step} iterations ({names})"
-            + ("" if found or stale else "; starting this run over"))
+        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {max_step} iterations ({names})")
         for path in longer:
             shutil.rmtree(path, ignore_errors=True)
     return found
@@ -186,25 +188,117 @@ def load_stored(store, stage, run_fingerprint, shapes, max_step, log=None):
             log(f"note: run store entry {path} is unusable ({why}); deleted it")
             shutil.rmtree(path, ignore_errors=True)
         else:
+            used(path)
             return step, values, path
     return None
 
 
 def publish(path, store, stage, run_fingerprint, keep=2, log=None):
     """Copy the finished run's final checkpoint `path` into the store (atomically; the entry keeps
-    the `keep` longest runs). A store that cannot be written only costs a note: it is a cache."""
+    the `keep` longest runs), then hold the store to its cap (prune). A store that cannot be written
+    only costs a note: it is a cache. Another process publishing the same checkpoint at the same
+    moment (two queued experiments) writes the same bytes: the first complete copy stays."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     entry = store_entry(store, stage, run_fingerprint)
     dest = entry / Path(path).name
     if dest.is_dir() and (dest / "manifest.json").is_file() and \
             (dest / "manifest.json").read_bytes() == (Path(path) / "manifest.json").read_bytes():
+        used(dest)
         return  # already there (this run continued from it, or was run before)
     try:
         entry.mkdir(parents=True, exist_ok=True)
-        with atomic_dir(dest) as tmp:
+        with atomic_dir(dest, replace=False) as tmp:
             shutil.rmtree(tmp)
             shutil.copytree(path, tmp)
+        used(dest)
         for old in list_checkpoints(entry)[keep:]:
             shutil.rmtree(old, ignore_errors=True)
+        prune(store, keep=(dest,), log=log)
     except OSError as e:
         log(f"note: could not keep this run in the run store {store} ({e}); a longer run will start over")
+
+
+# ---- the store's size: a cap with least-recently-used eviction, a listing, clearing ----------------
+
+DEFAULT_STORE_MAX = "5G"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def store_limit():
+    """The run store's cap in bytes: GENLAB_RUN_STORE_MAX, a size such as 5G, 500M or 2000000 (default
+    DEFAULT_STORE_MAX); 0 = no cap."""
+    value = os.environ.get("GENLAB_RUN_STORE_MAX", "").strip().upper() or DEFAULT_STORE_MAX
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)B?", value)
+    if not match:
+        raise GenlabError(f"GENLAB_RUN_STORE_MAX must be a size such as 5G, 500M or 0 (no cap), got {value!r}: "
+                          f"fix it or unset it (default {DEFAULT_STORE_MAX})")
+    return int(float(match[1]) * _UNITS[match[2]])
+
+
+def used(path):
+    """Mark a store entry as just used (its time is what least-recently-used eviction goes by)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _size(path):
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+        except OSError:   # removed meanwhile (another process pruning)
+            pass
+    return total
+
+
+def store_items(store):
+    """[(path, bytes, last used)] of the store's entries, least recently used first: each kept
+    checkpoint (<stage>-<fingerprint>/ckpt-<step>) and each score-cache row (scores/<key>.json)."""
+    store, items = Path(store), []
+    candidates = [p for p in store.glob(f"*/{PREFIX}*") if p.is_dir()] + list(store.glob("scores/*.json"))
+    for path in candidates:
+        try:
+            items.append((path, _size(path), path.stat().st_mtime))
+        except OSError:
+            pass
+    return sorted(items, key=lambda item: (item[2], str(item[0])))
+
+
+def _remove(path):
+    if Path(path).is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
+def prune(store, limit=None, keep=(), log=None):
+    """Delete the least recently used entries until the store holds at most `limit` bytes (default
+    store_limit(); 0 = no cap), never those in `keep`. Returns the paths deleted."""
+    limit = store_limit() if limit is None else limit
+    items = store_items(store) if limit else []
+    total, removed = sum(size for _, size, _ in items), []
+    for path, size, _ in items:
+        if total <= limit:
+            break
+        if path not in keep:
+            _remove(path)
+            total, removed = total - size, removed + [path]
+    if removed and log:
+        log(f"note: the run store {store} is over GENLAB_RUN_STORE_MAX ({limit / (1 << 20):.1f} MiB): removed its "
+            f"{len(removed)} least recently used entries")
+    return removed
+
+
+def clear(store):
+    """Delete every entry of the store; returns (entries, bytes) deleted."""
+    items = store_items(store)
+    for path, _, _ in items:
+        _remove(path)
+    for entry in Path(store).glob("*"):
+        if entry.is_dir() and not any(entry.iterdir()):
+            entry.rmdir()
+    return len(items), sum(size for _, size, _ in items)

@@ -40,6 +40,7 @@ finished run instead of starting over (its fingerprint leaves out the iteration 
 workspace's checkpoints or from the run store (genlab.training.checkpoint.run_store).
 """
 
+import functools
 import os
 import shutil
 import sys
@@ -132,6 +133,15 @@ def _fmt_duration(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _own(method):
+    """`method` as a function of its own for tf.function. TensorFlow's frequent-retracing detector
+    counts the traces of a tf.function by its Python code, so the bound methods of every CompiledSteps
+    (one per training; the metrics train several classifiers in one process) would count as one
+    function traced again and again, and TensorFlow would warn. A functools.partial has no code of its
+    own: the detector counts it alone, and each instance, traced once, never warns. Nothing traced changes."""
+    return functools.partial(method)
+
+
 class CompiledSteps:
     """The training state (step counter, loss means, first-divergence record) and `run(n)`, the one
     compiled function that performs n iterations of the task's step (used by fit and the benchmarks).
@@ -155,12 +165,12 @@ class CompiledSteps:
                           + [v for m in self.means for v in m.variables])
         self._iterator = None
         if task.in_memory:
-            self._compiled = tf.function(self._run, jit_compile=jit_compile, autograph=False)
+            self._compiled = tf.function(_own(self._run), jit_compile=jit_compile, autograph=False)
         else:  # a tf.data iterator cannot be XLA-compiled: compile the iteration, loop outside XLA
             self._one_fn = self._one
             if jit_compile:
-                self._one_fn = tf.function(self._one, jit_compile=True, autograph=False)
-            self._compiled = tf.function(self._run, autograph=False)
+                self._one_fn = tf.function(_own(self._one), jit_compile=True, autograph=False)
+            self._compiled = tf.function(_own(self._run), autograph=False)
 
     def run(self, n):
         """n (int32 tensor) iterations; returns the step counter after them."""
@@ -327,6 +337,8 @@ class _Run:
             self.final_path = path if step == self.total else None
         elif self.chief and self.live_dir is not None:  # a fresh run: no snapshot of another run may stay
             shutil.rmtree(Path(self.live_dir) / SNAPSHOTS, ignore_errors=True)
+        if self.chief and self.live_dir is not None:  # there, even empty (train.snapshot_every 0): a DVC output
+            (Path(self.live_dir) / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
         if self.live_dir is not None:
             self.live = _open_live(self.live_dir, resume=bool(resumed))
         return bool(resumed)
@@ -426,14 +438,22 @@ class _Run:
 def _resume_point(name, state, total, ckpt_dir, store, run_fingerprint, say):
     """(step, values, path) to start from, or None: the newest usable checkpoint at or below
     `total` in ckpt_dir (this run's, or a shorter finished or interrupted run of the same params),
-    or in the run store if that one is further along. Says which, and why it continues."""
-    shapes = [v.shape for v in state.variables]
-    found = checkpoint.load_latest(ckpt_dir, run_fingerprint, shapes, log=say, max_step=total)
+    or in the run store if that one is further along. The checkpoint module's notes say what was
+    dropped; this says, once, where the run starts: from the state found, or (after a note) over
+    from iteration 0. A fresh run with nothing to drop says nothing."""
+    shapes, notes = [v.shape for v in state.variables], []
+
+    def note(msg):
+        notes.append(msg)
+        say(msg)
+    found = checkpoint.load_latest(ckpt_dir, run_fingerprint, shapes, log=note, max_step=total)
     if store is not None and (found is None or found[0] < total):
-        stored = checkpoint.load_stored(store, name, run_fingerprint, shapes, total, log=say)
+        stored = checkpoint.load_stored(store, name, run_fingerprint, shapes, total, log=note)
         if stored and (found is None or stored[0] > found[0]):
             found = stored
     if found is None:
+        if notes:
+            say(f"{name}: starting this run over from iteration 0 (no usable checkpoint at or below {total})")
         return None
     step, _, path = found
     ran = int(checkpoint.read_manifest(path).get("iterations", step))
