@@ -59,7 +59,7 @@ def read_settings(study, params, path=STUDY):
         raise GenlabError("the augmentation study needs a conditional GAN (labelled samples): set gan.conditional: "
                           "true in params.yaml")
     train = Train(**{**train.asdict(), "data_in_memory": True})   # the subsets are small arrays in memory
-    return {**s, "gan": gan.asdict(), "train": train, "classifier": {"batch_size": cas.batch_size, "lr": cas.lr}}
+    return {**s, "gan": gan, "train": train, "classifier": {"batch_size": cas.batch_size, "lr": cas.lr}}
 
 
 def main():
@@ -92,8 +92,8 @@ def main():
                "seconds": round(time.perf_counter() - start), "dataset": dataset["meta"]["dataset"],
                "n_test": len(test[0]), "rule": RULE, "rows": rows,
                "settings": {k: s[k] for k in ("fractions", "seeds", "gan_iterations", "n_generated",
-                                              "classifier_steps", "gan", "classifier")}
-               | {"train": {k: getattr(s["train"], k) for k in ("batch_size", "xla")}}}
+                                              "classifier_steps", "classifier")}
+               | {"gan": s["gan"].asdict(), "train": {k: getattr(s["train"], k) for k in ("batch_size", "xla")}}}
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["percent", "real_only", "augmented", "real_only_std", "augmented_std"])

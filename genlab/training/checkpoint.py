@@ -110,17 +110,17 @@ def _read(path, run_fingerprint, shapes):
     return step, values
 
 
-def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
-    """(step, values, path) of the newest usable checkpoint for this run at or below max_step, or None.
+def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, iterations=None):
+    """(step, values, path) of the newest usable checkpoint for this run at or below iterations, or None.
 
     Unusable checkpoints are deleted, with one line on `log` (default stderr) saying why; so are
-    those beyond max_step (a longer run's: they would outlive this run's own checkpoints).
+    those beyond iterations (a longer run's: they would outlive this run's own checkpoints).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     remove_stale(ckpt_dir)
     stale, longer, found = [], [], None
     for path in list_checkpoints(ckpt_dir):
-        if max_step is not None and int(path.name[len(PREFIX):]) > max_step:
+        if iterations is not None and int(path.name[len(PREFIX):]) > iterations:
             longer.append(path)
             continue
         try:
@@ -141,7 +141,7 @@ def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
             shutil.rmtree(path, ignore_errors=True)
     if longer:
         names = ", ".join(p.name for p in longer)
-        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {max_step} iterations ({names})"
+        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {iterations} iterations ({names})"
             + ("" if found or stale else "; starting this run over"))
         for path in longer:
             shutil.rmtree(path, ignore_errors=True)
@@ -172,12 +172,12 @@ def store_entry(store, stage, run_fingerprint):
     return Path(store) / f"{stage}-{run_fingerprint}"
 
 
-def load_stored(store, stage, run_fingerprint, shapes, max_step, log=None):
+def load_stored(store, stage, run_fingerprint, shapes, iterations, log=None):
     """(step, values, path) of the newest verified store checkpoint of this run at or below
-    max_step, or None. A corrupt or foreign entry is deleted with a note; longer runs' entries stay."""
+    iterations, or None. A corrupt or foreign entry is deleted with a note; longer runs' entries stay."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     for path in list_checkpoints(store_entry(store, stage, run_fingerprint)):
-        if int(path.name[len(PREFIX):]) > max_step:
+        if int(path.name[len(PREFIX):]) > iterations:
             continue
         try:
             step, values = _read(path, run_fingerprint, shapes)
