@@ -82,6 +82,7 @@ def child(name, args):
 
     from genlab.models.gan import GAN, gan_config
     from genlab.models.vae import VAE, vae_config
+    from genlab.params import Gan, Vae
     from genlab.training import devices
     from genlab.training.gan import GanTask
     from genlab.training.loop import CompiledSteps, TrainSettings, set_determinism
@@ -100,18 +101,17 @@ def child(name, args):
     shape, value_range = [28, 28, 1], [-1.0, 1.0]
     with placement.scope():
         if family == "gan":
-            cfg = gan_config(arch=arch, latent_dim=100, conditional=arch == "dcgan", hidden=128, filters=32,
-                             shape=shape, n_classes=10, value_range=value_range)
-            model = GAN(cfg)
+            gan = Gan.of(arch=arch, conditional=arch == "dcgan", latent_dim=100, hidden=128, filters=32, lr=2e-4,
+                         beta_1=0.5, d_lr=0.0, loss="ns", ema=0.0)
+            model = GAN(gan_config(gan, shape=shape, n_classes=10, value_range=value_range))
             if placement.replicas > 1:
                 devices.sync_batch_norm(model)
-            task = GanTask(model, x, y, 2e-4, 0.5, 0, in_memory=settings.data_in_memory,
-                           optimizer=placement.optimizer, loss="ns")
+            task = GanTask(model, x, y, gan, 0, in_memory=settings.data_in_memory, optimizer=placement.optimizer)
         else:
-            cfg = vae_config(arch=arch, variant="vae", latent_dim=16, hidden=512, filters=16, shape=shape,
-                             value_range=value_range)
-            task = VaeTask(VAE(cfg), x, x[:1000], 1e-3, 1.0, 0, in_memory=settings.data_in_memory,
-                           optimizer=placement.optimizer)
+            vae = Vae.of(arch=arch, variant="vae", latent_dim=16, beta=1.0, hidden=512, filters=16, lr=1e-3,
+                         prior="normal", prior_components=10)
+            task = VaeTask(VAE(vae_config(vae, shape=shape, value_range=value_range)), x, x[:1000], vae, 0,
+                           in_memory=settings.data_in_memory, optimizer=placement.optimizer)
         steps = CompiledSteps(task, settings, placement.jit_compile, placement)
         chunk = [1]
 

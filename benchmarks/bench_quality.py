@@ -98,7 +98,16 @@ def load_data(data_dir, params):
 
 def build(name, family, params, dataset):
     """(task, batch_size, jit_compile, description) for one benchmark row."""
-    from references import DCGAN, RECIPE_MLP, VAE_EXAMPLE, ReferenceDCGAN, ReferenceVAE
+    from references import (
+        DCGAN,
+        DCGAN_BATCH,
+        RECIPE_MLP,
+        RECIPE_MLP_BATCH,
+        VAE_EXAMPLE,
+        VAE_EXAMPLE_BATCH,
+        ReferenceDCGAN,
+        ReferenceVAE,
+    )
 
     from genlab.models.vae import VAE, vae_config
     from genlab.params import read
@@ -110,28 +119,25 @@ def build(name, family, params, dataset):
     value_range = dataset["meta"]["range"]
     (x, y), (x_val, _) = dataset["train"], dataset["val"]
     if name == "recipe_mlp_gan":
-        r = RECIPE_MLP
-        task = gan_task(dataset, arch="mlp", conditional=False, latent_dim=r["latent_dim"], hidden=r["hidden"],
-                        filters=1, lr=r["lr"], beta_1=r["beta_1"], seed=seed, loss="ns")
-        return task, r["batch_size"], use_xla("mlp"), "mlp 100-128-784, uncond., Adam 2e-4/0.5, batch 128"
+        task = gan_task(dataset, RECIPE_MLP, seed=seed)
+        return task, RECIPE_MLP_BATCH, use_xla("mlp"), "mlp 100-128-784, uncond., Adam 2e-4/0.5, batch 128"
     if name == "reference_dcgan":
-        task = GanTask(ReferenceDCGAN(value_range), x, y, DCGAN["lr"], DCGAN["beta_1"], seed, loss="ns")
-        return task, DCGAN["batch_size"], use_xla("dcgan"), "7x7x128-ConvT64-ConvT1 / Conv64-Conv128, batch 64"
+        task = GanTask(ReferenceDCGAN(value_range), x, y, DCGAN, seed)
+        return task, DCGAN_BATCH, use_xla("dcgan"), "7x7x128-ConvT64-ConvT1 / Conv64-Conv128, batch 64"
     if name == "reference_vae":
-        task = VaeTask(ReferenceVAE(value_range), x, x_val, VAE_EXAMPLE["lr"], 1.0, seed)
-        return task, VAE_EXAMPLE["batch_size"], use_xla("conv"), "Conv32-Conv64-Dense16, latent 2, batch 128"
+        task = VaeTask(ReferenceVAE(value_range), x, x_val, VAE_EXAMPLE, seed)
+        return task, VAE_EXAMPLE_BATCH, use_xla("conv"), "Conv32-Conv64-Dense16, latent 2, batch 128"
     batch = read(params, "train").batch_size
     if family == "gan":
-        g = read(params, "gan").asdict()
-        desc = (f"{g['arch']}, filters {g['filters']}, {'cond.' if g['conditional'] else 'uncond.'}, "
-                f"loss {g['loss']}, lr {g['lr']:g}/{g['d_lr'] or g['lr']:g}, ema {g['ema']:g}, batch {batch}")
-        return gan_task(dataset, seed=seed, **g), batch, use_xla(g["arch"]), desc
+        g = read(params, "gan")
+        desc = (f"{g.arch}, filters {g.filters}, {'cond.' if g.conditional else 'uncond.'}, "
+                f"loss {g.loss}, lr {g.lr:g}/{g.d_lr or g.lr:g}, ema {g.ema:g}, batch {batch}")
+        return gan_task(dataset, g, seed=seed), batch, use_xla(g.arch), desc
     v = read(params, "vae")
-    cfg = vae_config(arch=v.arch, variant=v.variant, latent_dim=v.latent_dim, hidden=v.hidden,
-                     filters=v.filters, shape=dataset["meta"]["shape"], value_range=value_range)
+    cfg = vae_config(v, shape=dataset["meta"]["shape"], value_range=value_range)
     desc = (f"{v.arch}, filters {v.filters}, latent {v.latent_dim}, lr {v.lr:g}, batch {batch}, samples from "
             + (f"a {v.prior_components}-component code mixture" if v.prior == "gmm" else "N(0, I)"))
-    task = VaeTask(VAE(cfg), x, x_val, v.lr, v.beta, seed, prior=v.prior, prior_components=v.prior_components)
+    task = VaeTask(VAE(cfg), x, x_val, v, seed)
     return task, batch, use_xla(v.arch), desc
 
 

@@ -58,10 +58,8 @@ def make_models(folder, iterations, data_dir):
     settings = TrainSettings(iterations=iterations, batch_size=train.batch_size, seed=0, log_every=100,
                              ckpt_every=iterations)
     dataset = load_training_data(data, ["train", "val"])
-    train_gan(dataset, folder / "gan", folder / "ck" / "gan", folder / "live" / "gan", settings=settings,
-              **gan.asdict())
-    train_vae(dataset, folder / "vae", folder / "ck" / "vae", folder / "live" / "vae", settings=settings,
-              **vae.asdict())
+    train_gan(dataset, folder / "gan", folder / "ck" / "gan", folder / "live" / "gan", gan=gan, settings=settings)
+    train_vae(dataset, folder / "vae", folder / "ck" / "vae", folder / "live" / "vae", vae=vae, settings=settings)
 
 
 def start(folder):

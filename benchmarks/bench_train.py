@@ -106,6 +106,7 @@ def bench_project(name, x, y, seconds):
 
     from genlab.models.gan import GAN, gan_config
     from genlab.models.vae import VAE, vae_config
+    from genlab.params import Gan, Vae
     from genlab.training.gan import GanTask
     from genlab.training.loop import CompiledSteps, TrainSettings, set_determinism
     from genlab.training.vae import VaeTask
@@ -115,15 +116,15 @@ def bench_project(name, x, y, seconds):
     shape, value_range = [28, 28, 1], [-1.0, 1.0]
     if name.startswith("gan"):
         arch = "mlp" if "mlp" in name else "dcgan"
-        cfg = gan_config(arch=arch, latent_dim=100, conditional=arch == "dcgan", hidden=128, filters=32,
-                         shape=shape, n_classes=10, value_range=value_range)
-        task = GanTask(GAN(cfg), x, y, 2e-4, 0.5, 0, loss="ns")
+        gan = Gan.of(arch=arch, conditional=arch == "dcgan", latent_dim=100, hidden=128, filters=32, lr=2e-4,
+                     beta_1=0.5, d_lr=0.0, loss="ns", ema=0.0)
+        task = GanTask(GAN(gan_config(gan, shape=shape, n_classes=10, value_range=value_range)), x, y, gan, 0)
         jit = name in ("gan_mlp", "gan_dcgan_xla")
     else:
         arch = name.split("_")[1]
-        cfg = vae_config(arch=arch, variant="vae", latent_dim=16, hidden=512, filters=16, shape=shape,
-                         value_range=value_range)
-        task = VaeTask(VAE(cfg), x, x[:1000], 1e-3, 1.0, 0)
+        vae = Vae.of(arch=arch, variant="vae", latent_dim=16, beta=1.0, hidden=512, filters=16, lr=1e-3, prior="normal",
+                     prior_components=10)
+        task = VaeTask(VAE(vae_config(vae, shape=shape, value_range=value_range)), x, x[:1000], vae, 0)
         jit = arch == "mlp"
     steps = CompiledSteps(task, settings, jit)
     chunk = {"gan_mlp": 200, "gan_mlp_noxla": 200, "vae_mlp": 50}.get(name, 2 if "xla" in name else 10)

@@ -19,10 +19,17 @@ from keras import layers
 
 from genlab.models.gan import GAN, gan_config
 from genlab.models.vae import VAE, vae_config
+from genlab.params import Gan, Vae
 
-DCGAN = {"latent_dim": 100, "lr": 2e-4, "beta_1": 0.5, "batch_size": 64}
-VAE_EXAMPLE = {"latent_dim": 2, "lr": 1e-3, "batch_size": 128}
-RECIPE_MLP = {"latent_dim": 100, "hidden": 128, "lr": 2e-4, "beta_1": 0.5, "batch_size": 128}
+# each reference's params as genlab's checked objects (hidden/filters 1: unused by its own networks), and batch
+DCGAN = Gan.of(arch="dcgan", conditional=False, latent_dim=100, hidden=1, filters=1, lr=2e-4, beta_1=0.5, d_lr=0.0,
+               loss="ns", ema=0.0)
+DCGAN_BATCH = 64
+VAE_EXAMPLE = Vae.of(arch="conv", variant="vae", latent_dim=2, beta=1.0, hidden=2, filters=1, lr=1e-3, prior="normal",
+                     prior_components=10)
+VAE_EXAMPLE_BATCH = 128
+RECIPE_MLP = DCGAN.replace(arch="mlp", hidden=128)   # the original recipe's networks, Adam 2e-4/0.5
+RECIPE_MLP_BATCH = 128
 
 
 def _dcgan_generator(latent_dim):
@@ -47,10 +54,8 @@ class ReferenceDCGAN(GAN):
     """The tutorial DCGAN (28x28x1 images), unconditional, with genlab's GAN interface."""
 
     def __init__(self, value_range):
-        cfg = gan_config(arch="dcgan", latent_dim=DCGAN["latent_dim"], conditional=False, hidden=1, filters=1,
-                         shape=[28, 28, 1], n_classes=10, value_range=value_range)
-        super().__init__(cfg)
-        self.generator = _dcgan_generator(DCGAN["latent_dim"])
+        super().__init__(gan_config(DCGAN, shape=[28, 28, 1], n_classes=10, value_range=value_range))
+        self.generator = _dcgan_generator(DCGAN.latent_dim)
         self.discriminator = _dcgan_discriminator()
 
 
@@ -75,8 +80,6 @@ class ReferenceVAE(VAE):
     """The Keras example's convolutional VAE (latent 2), with genlab's VAE interface."""
 
     def __init__(self, value_range):
-        cfg = vae_config(arch="conv", variant="vae", latent_dim=VAE_EXAMPLE["latent_dim"], hidden=2, filters=1,
-                         shape=[28, 28, 1], value_range=value_range)
-        super().__init__(cfg)
-        self.encoder = _vae_encoder(VAE_EXAMPLE["latent_dim"])
-        self.decoder = _vae_decoder(VAE_EXAMPLE["latent_dim"])
+        super().__init__(vae_config(VAE_EXAMPLE, shape=[28, 28, 1], value_range=value_range))
+        self.encoder = _vae_encoder(VAE_EXAMPLE.latent_dim)
+        self.decoder = _vae_decoder(VAE_EXAMPLE.latent_dim)

@@ -4,8 +4,11 @@ One class per section (Data, Validate, Normalize, Train, Gan, Vae, Evaluator, Sa
 fields named exactly as the section's keys, each field's check (kind, range, allowed values, or a
 function) declared once beside it. `read(params, "gan")` checks every value of the section and
 returns a Gan, or raises one GenlabError naming every bad value ("; "-joined); `read_all` reads
-several sections the same way. `fields=` reads only some keys of a section (a stage reads exactly the
-keys dvc.yaml lists for it): the others stay None. The keys are read through genlab.config.get
+several sections the same way; `Gan.of(lr=..., ...)` builds one from values given in code (tests,
+benchmarks) with the same checks. The library takes these objects whole (train_gan(..., gan=gan)),
+so a new param is a field here, the line of code that uses it, params.yaml and dvc.yaml. `fields=`
+reads only some keys of a section (a stage reads exactly the keys dvc.yaml lists for it): the
+others stay None. The keys are read through genlab.config.get
 (the GENLAB_PARAMS_AUDIT hook). No TensorFlow import: check_params runs every stage's checks in a second.
 
 The allowed values below are the only copy: the library modules (models.gan, models.vae,
@@ -99,7 +102,24 @@ def check_gates(gates, key="evaluate.min_evaluator_accuracy"):
 # ---- the sections ----------------------------------------------------------------------------------
 
 class Section:
-    """What every section object has: asdict() (the fields read) and check() (between its fields)."""
+    """What every section object has: of() (built from values in code), asdict() (the fields read) and
+    check() (between its fields)."""
+
+    @classmethod
+    def of(cls, **values):
+        """The section from values given in code (tests, benchmarks), every field required and checked
+        as read() checks params.yaml (ints accepted for floats): Gan.of(arch="mlp", ...)."""
+        name = next(k for k, c in SECTIONS.items() if c is cls)
+        names = [f.name for f in dataclass_fields(cls)]
+        unknown, missing = sorted(set(values) - set(names)), [n for n in names if n not in values]
+        if unknown or missing:
+            raise GenlabError(f"{cls.__name__}.of needs exactly the {name}.* params, got unknown {unknown}, "
+                              f"missing {missing}")
+        return read({name: values}, name)
+
+    def replace(self, **changes):
+        """A copy with some values changed, checked like of()."""
+        return type(self).of(**{**self.asdict(), **changes})
 
     def asdict(self):
         """{key: value} of the fields that were read (a partial read leaves the others None)."""
@@ -164,7 +184,7 @@ class Train(Section):
 
 @dataclass(frozen=True)
 class Gan(Section):
-    """gan: the GAN's networks and optimisers (keyword arguments of genlab.training.gan.train_gan)."""
+    """gan: the GAN's networks (genlab.models.gan.gan_config) and optimisers (genlab.training.gan.GanTask)."""
     arch: str = param(str, choices=GAN_ARCHS)
     conditional: bool = param(bool)
     latent_dim: int = param(int, lo=1)
@@ -179,7 +199,8 @@ class Gan(Section):
 
 @dataclass(frozen=True)
 class Vae(Section):
-    """vae: the (variational) autoencoder (keyword arguments of genlab.training.vae.train_vae)."""
+    """vae: the (variational) autoencoder's networks (genlab.models.vae.vae_config), optimiser and prior
+    (genlab.training.vae.VaeTask)."""
     arch: str = param(str, choices=VAE_ARCHS)
     variant: str = param(str, choices=VAE_VARIANTS)
     latent_dim: int = param(int, lo=1)

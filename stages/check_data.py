@@ -46,8 +46,8 @@ def _memory_problems(s, shape, n_train, n_classes, available):
     resident = n_train if train.data_in_memory else 0
     models = {
         "train_gan": ("train.batch_size", train.batch_size,
-                      budget.gan_counts(shape, n_classes=n_classes, **s["gan"].asdict()), resident),
-        "train_vae": ("train.batch_size", train.batch_size, budget.vae_counts(shape, **s["vae"].asdict()), resident),
+                      budget.gan_counts(shape, s["gan"], n_classes=n_classes), resident),
+        "train_vae": ("train.batch_size", train.batch_size, budget.vae_counts(shape, s["vae"]), resident),
         "train_evaluator": ("evaluator.batch_size", ev.batch_size,
                             budget.evaluator_counts(shape, filters=ev.filters, n_classes=n_classes,
                                                     feature_dim=ev.feature_dim), n_train),

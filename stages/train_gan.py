@@ -26,9 +26,7 @@ def main():
     from genlab.training import budget
 
     meta = load_meta(args.data)
-    _, n_params = budget.gan_counts(meta["shape"], n_classes=meta["n_classes"], arch=gan.arch,
-                                    latent_dim=gan.latent_dim, hidden=gan.hidden, filters=gan.filters,
-                                    conditional=gan.conditional)
+    _, n_params = budget.gan_counts(meta["shape"], gan, n_classes=meta["n_classes"])
     check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
                    args.live: budget.LIVE_DISK}, "train_gan")
 
@@ -37,8 +35,7 @@ def main():
 
     stage.sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train"], in_memory=train.data_in_memory)
-    train_gan(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings.from_params(train),
-              **gan.asdict())
+    train_gan(dataset, args.model, args.checkpoints, args.live, gan=gan, settings=TrainSettings.from_params(train))
     print(f"train_gan: {gan.arch} GAN trained for {train.epochs} iterations -> {args.model}")
 
 

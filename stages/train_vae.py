@@ -27,8 +27,7 @@ def main():
     from genlab.training import budget
 
     meta = load_meta(args.data)
-    _, n_params = budget.vae_counts(meta["shape"], arch=vae.arch, latent_dim=vae.latent_dim,
-                                    hidden=vae.hidden, filters=vae.filters)
+    _, n_params = budget.vae_counts(meta["shape"], vae)
     check_outputs({args.model: budget.model_disk(n_params), args.checkpoints: budget.checkpoint_disk(n_params),
                    args.live: budget.LIVE_DISK}, "train_vae")
 
@@ -37,8 +36,7 @@ def main():
 
     stage.sigterm_as_interrupt()
     dataset = load_training_data(args.data, ["train", "val"], in_memory=train.data_in_memory)
-    train_vae(dataset, args.model, args.checkpoints, args.live, settings=TrainSettings.from_params(train),
-              **vae.asdict())
+    train_vae(dataset, args.model, args.checkpoints, args.live, vae=vae, settings=TrainSettings.from_params(train))
     print(f"train_vae: {vae.arch} {vae.variant} trained for {train.epochs} iterations -> {args.model}")
 
 

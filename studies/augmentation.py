@@ -24,7 +24,8 @@ KEYS = ("fractions", "seeds", "gan_iterations", "n_generated", "classifier_steps
 
 def read_settings(study, params, path=STUDY):
     """Validate the study's numbers (study: the augmentation: section's file) and the params.yaml keys it
-    reads; return them as keyword arguments of genlab.evaluation.augmentation.run_study (train as a dict)."""
+    reads; return them as keyword arguments of genlab.evaluation.augmentation.run_study (gan as the
+    checked genlab.params.Gan, train as a genlab.params.Train)."""
     from genlab.params import Train, read_all
 
     def own():
@@ -59,7 +60,7 @@ def read_settings(study, params, path=STUDY):
         raise GenlabError("the augmentation study needs a conditional GAN (labelled samples): set gan.conditional: "
                           "true in params.yaml")
     train = Train(**{**train.asdict(), "data_in_memory": True})   # the subsets are small arrays in memory
-    return {**s, "gan": gan.asdict(), "train": train, "classifier": {"batch_size": cas.batch_size, "lr": cas.lr}}
+    return {**s, "gan": gan, "train": train, "classifier": {"batch_size": cas.batch_size, "lr": cas.lr}}
 
 
 def main():
@@ -91,8 +92,9 @@ def main():
     results = {"date": date.today().isoformat(), "command": "python -m studies.augmentation",
                "seconds": round(time.perf_counter() - start), "dataset": dataset["meta"]["dataset"],
                "n_test": len(test[0]), "rule": RULE, "rows": rows,
-               "settings": {k: s[k] for k in ("fractions", "seeds", "gan_iterations", "n_generated",
-                                              "classifier_steps", "gan", "classifier")}
+               "settings": {k: s[k].asdict() if k == "gan" else s[k] for k in
+                            ("fractions", "seeds", "gan_iterations", "n_generated", "classifier_steps", "gan",
+                             "classifier")}
                | {"train": {k: getattr(s["train"], k) for k in ("batch_size", "xla")}}}
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")

@@ -328,6 +328,7 @@ def tiny_models(processed_slice, tmp_path_factory):
     names. Returns {"gan", "vae", "meta", "data"} paths; treat them as read-only."""
     import json
 
+    from genlab.params import Gan, Vae
     from genlab.training.gan import train_gan
     from genlab.training.loop import TrainSettings, load_training_data
     from genlab.training.vae import train_vae
@@ -337,10 +338,11 @@ def tiny_models(processed_slice, tmp_path_factory):
     settings = TrainSettings(iterations=40, batch_size=64, seed=0, log_every=20, ckpt_every=40)
     quiet = Lines()
     train_gan(dataset, root / "gan", root / "ck" / "gan", root / "live" / "gan", out=quiet, settings=settings,
-              arch="dcgan", conditional=True, latent_dim=32, hidden=64, filters=8, lr=1e-3, beta_1=0.5,
-              loss="hinge")
+              gan=Gan.of(arch="dcgan", conditional=True, latent_dim=32, hidden=64, filters=8, lr=1e-3, beta_1=0.5,
+                         d_lr=0.0, loss="hinge", ema=0.0))
     train_vae(dataset, root / "vae", root / "ck" / "vae", root / "live" / "vae", out=quiet, settings=settings,
-              arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3)
+              vae=Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3,
+                         prior="normal", prior_components=10))
     meta = json.loads((processed_slice / "meta.json").read_text())
     (root / "meta.json").write_text(json.dumps({**meta, "class_names": FASHION_NAMES}))
     return {"gan": root / "gan", "vae": root / "vae", "meta": root / "meta.json", "data": processed_slice}

@@ -74,18 +74,21 @@ def main():
     dirs = dict(model_dir=work / "model", ckpt_dir=work / "ckpt", live_dir=work / "live")
     try:
         if family.startswith("gan"):
+            from genlab.params import Gan
             from genlab.training.gan import train_gan
             arch = "dcgan" if family == "gan_dcgan" else "mlp"
             options = dict(loss="hinge", ema=0.9, d_lr=2e-3) if family == "gan_options" else dict(loss="ns")
-            model = train_gan(dataset, **dirs, arch=arch, conditional=arch == "dcgan", latent_dim=16, hidden=64,
-                              filters=4, lr=1e-3, beta_1=0.5, settings=settings, on_log=on_log, out=sys.stderr,
-                              **options)
+            gan = Gan.of(arch=arch, conditional=arch == "dcgan", latent_dim=16, hidden=64, filters=4, lr=1e-3,
+                         beta_1=0.5, **{"d_lr": 0.0, "ema": 0.0, **options})
+            model = train_gan(dataset, **dirs, gan=gan, settings=settings, on_log=on_log, out=sys.stderr)
             nets = (model.generator, model.discriminator)
         else:
+            from genlab.params import Vae
             from genlab.training.vae import train_vae
             arch = "conv" if family == "vae_conv" else "mlp"
-            model = train_vae(dataset, **dirs, arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=64,
-                              filters=4, lr=1e-3, settings=settings, on_log=on_log, out=sys.stderr)
+            vae = Vae.of(arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=64, filters=4, lr=1e-3,
+                         prior="normal", prior_components=10)
+            model = train_vae(dataset, **dirs, vae=vae, settings=settings, on_log=on_log, out=sys.stderr)
             nets = (model.encoder, model.decoder)
     except Killed:
         print(f"killed at {kill_at}", file=sys.stderr)

@@ -26,6 +26,7 @@ def trained(fmnist_small, tmp_path_factory):
     """data/processed (normalize's layout), a conditional DCGAN, an unconditional MLP GAN, a conv VAE
     and the evaluator, all trained on the real slice."""
     from genlab.evaluation.evaluator import train_evaluator
+    from genlab.params import Gan, Vae
     from genlab.training.gan import train_gan
     from genlab.training.loop import TrainSettings
     from genlab.training.vae import train_vae
@@ -43,16 +44,17 @@ def trained(fmnist_small, tmp_path_factory):
     (data / "meta.json").write_text(json.dumps(meta))
     dataset = {"meta": meta, "train": (x, y), "val": (xt[:500], yt[:500])}
     quiet = type("Quiet", (), {"write": lambda self, s: None, "flush": lambda self: None})()
-    gan = dict(latent_dim=64, hidden=128, filters=16, lr=1e-3, beta_1=0.5, loss="hinge")
+    gan = Gan.of(arch="dcgan", conditional=True, latent_dim=64, hidden=128, filters=16, lr=1e-3, beta_1=0.5,
+                 d_lr=0.0, loss="hinge", ema=0.0)
     train_gan(dataset, root / "models" / "gan", root / "ck" / "gan", root / "live" / "gan", out=quiet,
-              settings=TrainSettings(iterations=600, batch_size=64, seed=0, log_every=300, ckpt_every=600),
-              arch="dcgan", conditional=True, **gan)
+              settings=TrainSettings(iterations=600, batch_size=64, seed=0, log_every=300, ckpt_every=600), gan=gan)
     train_gan(dataset, root / "models" / "ugan", root / "ck" / "ugan", root / "live" / "ugan", out=quiet,
               settings=TrainSettings(iterations=5, batch_size=32, seed=0, log_every=5, ckpt_every=5),
-              arch="mlp", conditional=False, **gan)
+              gan=gan.replace(arch="mlp", conditional=False))
     train_vae(dataset, root / "models" / "vae", root / "ck" / "vae", root / "live" / "vae", out=quiet,
               settings=TrainSettings(iterations=600, batch_size=64, seed=0, log_every=300, ckpt_every=600),
-              arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=128, filters=16, lr=1e-3)
+              vae=Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=128, filters=16, lr=1e-3,
+                         prior="normal", prior_components=10))
     evaluator, _ = train_evaluator(x, y, xt[:500], yt[:500], n_classes=10, filters=[8, 16],
                                    feature_dim=32, dropout=0.0, epochs=3, warmup_epochs=1, batch_size=64,
                                    lr=3e-3, seed=0, out=io.StringIO())

@@ -14,14 +14,15 @@ from genlab.evaluation.curves import COLUMNS, score_snapshots, to_tsv
 from genlab.evaluation.score_cache import RowCache, curve_context
 from genlab.models.store import list_snapshots, load_weights
 from genlab.outputs.report import read_curve, trend
-from genlab.params import Cas, Evaluate
+from genlab.params import Cas, Evaluate, Gan, Vae
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 from genlab.training.vae import train_vae
 
-GAN = dict(arch="dcgan", conditional=True, latent_dim=32, hidden=32, filters=16, lr=1e-3, beta_1=0.5, loss="hinge",
-           ema=0.9)
-VAE = dict(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=2e-3)
+GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=32, hidden=32, filters=16, lr=1e-3, beta_1=0.5, d_lr=0.0,
+             loss="hinge", ema=0.9)
+VAE = Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=2e-3, prior="normal",
+             prior_components=10)
 SCORE = Evaluate(kid_subset_size=100, kid_subsets=5, pr_k=3, coverage_min_share=0.1, two_sample_l2=1e-3,
                  two_sample_max_iter=200, pixel_detector_epochs=2, seed=0)
 
@@ -42,7 +43,7 @@ def gan_run(fmnist_small, tmp_path_factory, monkeypatch_module):
     x, y = fmnist_small["train"]
     settings = TrainSettings(iterations=330, batch_size=64, seed=0, log_every=50, ckpt_every=100, snapshot_every=100)
     model = train_gan({"meta": meta(len(x)), "train": (x, y)}, tmp / "model", tmp / "ckpt", tmp / "live",
-                      settings=settings, out=open("/dev/null", "w"), **GAN)
+                      settings=settings, out=open("/dev/null", "w"), gan=GAN)
     return tmp, model
 
 
@@ -104,7 +105,7 @@ def test_vae_snapshots_are_the_decoder(fmnist_small, tmp_path, monkeypatch, eval
     xv, yv = fmnist_small["test"][0][:500], fmnist_small["test"][1][:500]
     settings = TrainSettings(iterations=60, batch_size=64, seed=0, log_every=20, ckpt_every=20, snapshot_every=30)
     model = train_vae({"meta": meta(len(x), len(xv)), "train": (x, y), "val": (xv, yv)}, tmp_path / "model",
-                      tmp_path / "ckpt", tmp_path / "live", settings=settings, out=open("/dev/null", "w"), **VAE)
+                      tmp_path / "ckpt", tmp_path / "live", settings=settings, out=open("/dev/null", "w"), vae=VAE)
     snaps = list_snapshots(tmp_path / "live" / "snapshots")
     assert [it for it, _ in snaps] == [30, 60]
     for w, v in zip(load_weights(snaps[-1][1]), model.decoder.variables):

@@ -30,6 +30,7 @@ import pytest
 
 from conftest import ROOT, own_lines, published, tool_env
 from genlab.errors import GenlabError
+from genlab.params import Gan, Vae
 
 HELPER = ROOT / "tests" / "distributed_helper.py"
 ITERS = "iterations=20"
@@ -182,12 +183,12 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
         dirs = {k: tmp_path / f"{k}-{in_memory}" for k in ("model_dir", "ckpt_dir", "live_dir")}
         kw = dict(settings=settings, on_log=lambda s, v: logged.append(v), out=open(os.devnull, "w"), **dirs)
         if family == "gan":
-            model = train_gan(dataset, arch=arch, conditional=True, latent_dim=8, hidden=32, filters=4, lr=1e-3,
-                              beta_1=0.5, loss="ns", **kw)
+            model = train_gan(dataset, gan=Gan.of(arch=arch, conditional=True, latent_dim=8, hidden=32, filters=4,
+                                                  lr=1e-3, beta_1=0.5, d_lr=0.0, loss="ns", ema=0.0), **kw)
             nets = (model.generator, model.discriminator)
         else:
-            model = train_vae(dataset, arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=32, filters=4,
-                              lr=1e-3, **kw)
+            model = train_vae(dataset, vae=Vae.of(arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=32,
+                                                  filters=4, lr=1e-3, prior="normal", prior_components=10), **kw)
             nets = (model.encoder, model.decoder)
         results[in_memory] = logged, [v.numpy() for net in nets for v in net.variables]
     (log_a, w_a), (log_b, w_b) = results[True], results[False]
@@ -214,7 +215,8 @@ def test_streaming_resumes_mid_run(fmnist_small, tmp_path):
 
     def run(name, on_log=None):
         return train_vae(dataset, tmp_path / f"m-{name}", tmp_path / f"c-{name}", tmp_path / f"l-{name}",
-                         arch="mlp", variant="vae", latent_dim=4, beta=1.0, hidden=32, filters=4, lr=1e-3,
+                         vae=Vae.of(arch="mlp", variant="vae", latent_dim=4, beta=1.0, hidden=32, filters=4,
+                                    lr=1e-3, prior="normal", prior_components=10),
                          settings=settings, on_log=on_log, out=open(os.devnull, "w"))
 
     reference = run("ref")
@@ -242,9 +244,10 @@ def test_mixed_precision_code_path(fmnist_small, precision):
     set_determinism(0)
     x, y = fmnist_small["train"]
     with placement.scope():
-        model = GAN(gan_config(arch="mlp", latent_dim=8, conditional=True, hidden=16, filters=4, shape=[28, 28, 1],
-                               n_classes=10, value_range=[-1.0, 1.0]))
-        task = GanTask(model, x[:500], y[:500], 1e-3, 0.5, 0, optimizer=placement.optimizer, loss="ns")
+        gan = Gan.of(arch="mlp", conditional=True, latent_dim=8, hidden=16, filters=4, lr=1e-3, beta_1=0.5, d_lr=0.0,
+                     loss="ns", ema=0.0)
+        model = GAN(gan_config(gan, shape=[28, 28, 1], n_classes=10, value_range=[-1.0, 1.0]))
+        task = GanTask(model, x[:500], y[:500], gan, 0, optimizer=placement.optimizer)
         steps = CompiledSteps(task, settings, False, placement)
         steps.run(tf.constant(5, tf.int32))
         assert model.generator.get_layer("g_dense").compute_dtype == {"fp16": "float16", "bf16": "bfloat16"}[precision]

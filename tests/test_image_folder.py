@@ -119,20 +119,22 @@ def test_every_model_takes_its_shape_from_the_data(shape):
     """GAN mlp/dcgan (conditional, 4 classes) and VAE mlp/conv at the image folder's H x W x C."""
     from genlab.models.gan import GAN, gan_config
     from genlab.models.vae import VAE, vae_config
+    from genlab.params import Gan, Vae
 
+    GAN_PARAMS = Gan.of(arch="dcgan", conditional=True, latent_dim=8, hidden=16, filters=4, lr=2e-4, beta_1=0.5,
+                        d_lr=0.0, loss="hinge", ema=0.0)
+    VAE_PARAMS = Vae.of(arch="conv", variant="vae", latent_dim=4, beta=1.0, hidden=16, filters=4, lr=1e-3,
+                        prior="normal", prior_components=10)
     for arch in ("mlp", "dcgan"):
-        gan = GAN(gan_config(arch=arch, latent_dim=8, conditional=True, hidden=16, filters=4, shape=shape,
-                             n_classes=4, value_range=[-1.0, 1.0]))
+        gan = GAN(gan_config(GAN_PARAMS.replace(arch=arch), shape=shape, n_classes=4, value_range=[-1.0, 1.0]))
         x = gan.generate(8, seed=0, labels=np.arange(8) % 4)
         assert x.shape == (8, *shape) and tuple(gan.discriminator([x, np.arange(8) % 4]).shape) == (8, 1)
     for arch in ("mlp", "conv"):
-        vae = VAE(vae_config(arch=arch, variant="vae", latent_dim=4, hidden=16, filters=4, shape=shape,
-                             value_range=[-1.0, 1.0]))
+        vae = VAE(vae_config(VAE_PARAMS.replace(arch=arch), shape=shape, value_range=[-1.0, 1.0]))
         z_mean, _ = vae.encode(np.full((3, *shape), 0.5, np.float32))
         assert z_mean.shape == (3, 4) and vae.decode(z_mean).shape == (3, *shape)
     with pytest.raises(GenlabError, match=r"dcgan needs image sides divisible by 4"):
-        gan_config(arch="dcgan", latent_dim=8, conditional=False, hidden=16, filters=4, shape=[30, 30, 3],
-                   n_classes=4, value_range=[-1.0, 1.0])
+        gan_config(GAN_PARAMS.replace(conditional=False), shape=[30, 30, 3], n_classes=4, value_range=[-1.0, 1.0])
 
 
 def test_corrupt_raw_npy_is_named(folder, tmp_path):

@@ -47,7 +47,7 @@ def test_the_cap_evicts_the_least_recently_used(tmp_path, monkeypatch):
     size = checkpoint.store_items(store)[0][1]
     assert [p for p, _, _ in checkpoint.store_items(store)] == [a, b, row] and size > 256 * 256 * 4
     # using an entry makes it the most recent: the other one goes first
-    assert checkpoint.load_stored(store, "train_gan", FP, SHAPES, max_step=10)[0] == 10
+    assert checkpoint.load_stored(store, "train_gan", FP, SHAPES, iterations=10)[0] == 10
     notes = []
     monkeypatch.setenv("GENLAB_RUN_STORE_MAX", str(2 * size + 2000))
     c = published(store, tmp_path, "train_evaluator", 20)     # publishing holds the store to its cap
@@ -104,7 +104,7 @@ WRITER = textwrap.dedent("""
         stage = f"train_gan{i}"
         src = Path(sys.argv[4]) / f"ckpt-{10:09d}"      # the same finished run in both processes
         checkpoint.publish(src, store, stage, "f" * 64, log=notes.append)
-        found = checkpoint.load_stored(store, stage, "f" * 64, [(256, 256), (3,)], max_step=10, log=notes.append)
+        found = checkpoint.load_stored(store, stage, "f" * 64, [(256, 256), (3,)], iterations=10, log=notes.append)
         assert found is not None and found[0] == 10 and float(found[1][0][0, 0]) == 10.0, notes
         cache = RowCache(store, "context", log=notes.append)
         row = {"iteration": i, "fd": 1.5 + i}
@@ -130,7 +130,7 @@ def test_two_writers_of_one_entry_at_the_same_moment(tmp_path):
         assert p.returncode == 0 and out.strip() == "notes: []", out + err
     assert not [p for p in store.rglob("*") if ".tmp-" in p.name]
     for i in range(rounds):
-        assert checkpoint.load_stored(store, f"train_gan{i}", FP, SHAPES, max_step=10)[0] == 10
+        assert checkpoint.load_stored(store, f"train_gan{i}", FP, SHAPES, iterations=10)[0] == 10
         assert RowCache(store, "context").get(i, src / "ckpt-000000010" / "state.npz", ["iteration", "fd"]) == \
             {"iteration": i, "fd": 1.5 + i}
 

@@ -124,12 +124,12 @@ def test_checkpoints_beyond_a_shorter_run_are_deleted(tmp_path):
     save(tmp_path, 100)
     save(tmp_path, 200)
     messages = []
-    step, _, _ = checkpoint.load_latest(tmp_path, FP, SHAPES, log=messages.append, max_step=150)
+    step, _, _ = checkpoint.load_latest(tmp_path, FP, SHAPES, log=messages.append, iterations=150)
     assert step == 100
     assert messages == [f"note: ignoring checkpoints in {tmp_path} beyond this run's 150 iterations (ckpt-000000200)"]
     assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["ckpt-000000100"]
     messages = []
-    assert checkpoint.load_latest(tmp_path, FP, SHAPES, log=messages.append, max_step=50) is None
+    assert checkpoint.load_latest(tmp_path, FP, SHAPES, log=messages.append, iterations=50) is None
     assert messages == [f"note: ignoring checkpoints in {tmp_path} beyond this run's 50 iterations (ckpt-000000100)"]
 
 
@@ -155,14 +155,14 @@ def test_run_store_publish_and_load(tmp_path, monkeypatch):
         checkpoint.publish(save(tmp_path / f"ws{step}", step), store, "train_gan", FP)
     entry = checkpoint.store_entry(store, "train_gan", FP)
     assert [p.name for p in checkpoint.list_checkpoints(entry)] == ["ckpt-000000300", "ckpt-000000200"]
-    step, vals, path = checkpoint.load_stored(store, "train_gan", FP, SHAPES, max_step=250)
+    step, vals, path = checkpoint.load_stored(store, "train_gan", FP, SHAPES, iterations=250)
     assert step == 200 and float(vals[2]) == 200.0 and path.parent == entry
-    assert checkpoint.load_stored(store, "train_gan", FP, SHAPES, max_step=150) is None
-    assert checkpoint.load_stored(store, "train_vae", FP, SHAPES, max_step=1000) is None
+    assert checkpoint.load_stored(store, "train_gan", FP, SHAPES, iterations=150) is None
+    assert checkpoint.load_stored(store, "train_vae", FP, SHAPES, iterations=1000) is None
     # another run's checkpoint under this run's name: never used, deleted with a note
     other = save(tmp_path / "other", 250, fp="b" * 64)
     shutil.copytree(other, entry / other.name)
     messages = []
-    step, _, _ = checkpoint.load_stored(store, "train_gan", FP, SHAPES, max_step=260, log=messages.append)
+    step, _, _ = checkpoint.load_stored(store, "train_gan", FP, SHAPES, iterations=260, log=messages.append)
     assert step == 200 and "is unusable (it was made by another run); deleted it" in messages[0]
     assert not (entry / other.name).exists()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import Lines, copy_tree
+from genlab.params import Gan, Vae
 from genlab.training import checkpoint
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
@@ -19,9 +20,10 @@ from genlab.training.vae import train_vae
 # N1 = 30 is off both schedules (logs and checkpoints every 20): the hardest case for a continuation
 N1, N2 = 30, 60
 SETTINGS = dict(batch_size=32, seed=2, log_every=20, ckpt_every=20, snapshot_every=20)
-GAN = dict(arch="dcgan", conditional=True, latent_dim=16, hidden=32, filters=8, lr=5e-4, beta_1=0.5,
-           d_lr=1e-3, loss="hinge", ema=0.9)
-VAE = dict(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3)
+GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=16, hidden=32, filters=8, lr=5e-4, beta_1=0.5,
+             d_lr=1e-3, loss="hinge", ema=0.9)
+VAE = Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3, prior="normal",
+             prior_components=10)
 
 
 def gan_data(fmnist_small):
@@ -44,7 +46,7 @@ def run(kind, tmp, data, iterations, store=None, monkeypatch=None, settings=None
     settings = TrainSettings(iterations=iterations, **dict(SETTINGS, **(settings or {})))
     train, params = (train_gan, GAN) if kind == "gan" else (train_vae, VAE)
     model = train(data, tmp / "model", tmp / "ckpt", tmp / "live", settings=settings, out=lines,
-                  **dict(params, **overrides))
+                  **{kind: params.replace(**overrides)})
     return model, str(lines)
 
 

@@ -9,11 +9,13 @@ import pytest
 
 from genlab.errors import GenlabError
 from genlab.models.load import load_model
+from genlab.params import Gan
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 
 # The recipe's networks; lr 1e-3 instead of its 2e-4 so that 400 iterations show clear learning.
-RECIPE = dict(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5, loss="ns")
+RECIPE = Gan.of(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5, d_lr=0.0,
+                loss="ns", ema=0.0)
 SETTINGS = TrainSettings(iterations=400, batch_size=128, seed=3, log_every=50, ckpt_every=100)
 
 
@@ -31,7 +33,7 @@ def dataset_of(fmnist_small, x=None):
 def run(tmp, dataset, settings=SETTINGS, on_log=None, log=None, jit_compile="auto", **overrides):
     """train_gan into tmp/{model,ckpt,live}; progress lines go to `log`. jit_compile=False where a
     test is about the loop's logic, not XLA (it saves ~3 s of compilation per run)."""
-    kw = dict(RECIPE, **overrides)
+    gan = RECIPE.replace(**overrides)
     lines = log if log is not None else []
 
     class Out:
@@ -42,7 +44,7 @@ def run(tmp, dataset, settings=SETTINGS, on_log=None, log=None, jit_compile="aut
             pass
 
     return train_gan(dataset, tmp / "model", tmp / "ckpt", tmp / "live", settings=settings,
-                     on_log=on_log, out=Out(), jit_compile=jit_compile, **kw)
+                     on_log=on_log, out=Out(), jit_compile=jit_compile, gan=gan)
 
 
 def weights(model):
@@ -209,8 +211,7 @@ def test_unconditional_gan_refuses_labels(reference):
 
 def test_mlp_networks_are_the_recipes():
     from genlab.models.gan import GAN, gan_config
-    cfg = gan_config(arch="mlp", latent_dim=100, conditional=False, hidden=128, filters=8, shape=[28, 28, 1],
-                     n_classes=10, value_range=[-1.0, 1.0])
+    cfg = gan_config(RECIPE, shape=[28, 28, 1], n_classes=10, value_range=[-1.0, 1.0])
     model = GAN(cfg)
 
     def layers(net):
@@ -236,8 +237,8 @@ def test_mlp_networks_are_the_recipes():
 @pytest.mark.parametrize("conditional", [False, True])
 def test_every_gan_variant_builds_with_the_right_shapes(arch, conditional):
     from genlab.models.gan import GAN, gan_config
-    cfg = gan_config(arch=arch, latent_dim=12, conditional=conditional, hidden=16, filters=4, shape=[28, 28, 1],
-                     n_classes=10, value_range=[0.0, 1.0])
+    cfg = gan_config(RECIPE.replace(arch=arch, latent_dim=12, conditional=conditional, hidden=16, filters=4),
+                     shape=[28, 28, 1], n_classes=10, value_range=[0.0, 1.0])
     model = GAN(cfg)
     labels = np.arange(5) if conditional else None
     images = model.generate(5, seed=0, labels=labels)

@@ -10,11 +10,13 @@ import pytest
 from conftest import Lines
 from genlab.errors import GenlabError
 from genlab.models.load import load_model
+from genlab.params import Vae
 from genlab.training.loop import TrainSettings
 from genlab.training.vae import train_vae
 
 SETTINGS = TrainSettings(iterations=300, batch_size=128, seed=0, log_every=25, ckpt_every=100)
-MLP = dict(arch="mlp", variant="vae", latent_dim=8, beta=1.0, hidden=256, filters=8, lr=1e-3)
+MLP = Vae.of(arch="mlp", variant="vae", latent_dim=8, beta=1.0, hidden=256, filters=8, lr=1e-3, prior="normal",
+            prior_components=10)
 
 
 def dataset_of(fmnist_small):
@@ -26,7 +28,7 @@ def dataset_of(fmnist_small):
 
 def run(tmp, fmnist_small, settings=SETTINGS, jit_compile="auto", on_log=None, **overrides):
     return train_vae(dataset_of(fmnist_small), tmp / "model", tmp / "ckpt", tmp / "live", settings=settings,
-                     jit_compile=jit_compile, on_log=on_log, out=open("/dev/null", "w"), **dict(MLP, **overrides))
+                     jit_compile=jit_compile, on_log=on_log, out=open("/dev/null", "w"), vae=MLP.replace(**overrides))
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,7 @@ def test_gmm_prior_samples_where_the_codes_are_and_refits_without_training(mlp_v
     shutil.copytree(mlp_vae["tmp"] / "ckpt", tmp_path / "ckpt")
     lines = Lines()
     gmm = train_vae(dataset_of(fmnist_small), tmp_path / "model", tmp_path / "ckpt", tmp_path / "live",
-                    settings=SETTINGS, out=lines, prior="gmm", prior_components=5, **MLP)
+                    settings=SETTINGS, out=lines, vae=MLP.replace(prior="gmm", prior_components=5))
     assert "resuming from iteration 300 of 300" in str(lines)
     normal = mlp_vae["model"]
     for a, b in zip(normal.decoder.variables, gmm.decoder.variables):

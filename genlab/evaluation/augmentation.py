@@ -73,7 +73,7 @@ def run_study(dataset, test, *, fractions, seeds, gan_iterations, n_generated, c
     """The study's rows (see summarize), one per fraction.
 
     dataset: {"meta": meta, "train": (x, y)} (genlab.training.loop.load_training_data); test: (x, y), the
-    real test split. gan: the gan.* keyword arguments of genlab.training.gan.train_gan; train: a
+    real test split. gan: the genlab.params.Gan of genlab.training.gan.train_gan; train: a
     genlab.training.loop.TrainSettings whose iterations and seed are replaced by gan_iterations and each
     seed; classifier: {"batch_size", "lr"} of the CAS classifier (the cas.* params).
     work_dir: where the GANs' model, checkpoint and dvclive folders go (a temporary folder by default)."""
@@ -85,7 +85,7 @@ def run_study(dataset, test, *, fractions, seeds, gan_iterations, n_generated, c
     n_classes = meta["n_classes"]
     x_train, y_train = dataset["train"]
     x_test, y_test = test
-    if not gan["conditional"]:
+    if not gan.conditional:
         raise GenlabError("the augmentation study needs a conditional GAN (labelled samples): set gan.conditional: "
                           "true")
     labels = (np.arange(n_generated) % n_classes).astype(np.int32)
@@ -99,7 +99,7 @@ def run_study(dataset, test, *, fractions, seeds, gan_iterations, n_generated, c
                 n_real = len(idx)
                 run = Path(tmp) / f"{fraction:g}-{seed}"
                 model = train_gan({"meta": meta, "train": (x_sub, y_sub)}, run / "model", run / "checkpoints",
-                                  run / "live", settings=replace(train, iterations=gan_iterations, seed=seed), **gan)
+                                  run / "live", gan=gan, settings=replace(train, iterations=gan_iterations, seed=seed))
                 x_gen = model.generate(n_generated, seed, labels=labels)
                 args = dict(n_classes=n_classes, steps=classifier_steps, batch_size=classifier["batch_size"],
                             lr=classifier["lr"], seed=seed)

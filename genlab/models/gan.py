@@ -84,15 +84,16 @@ def build_discriminator(cfg):
     return keras.Model(inputs, out, name="discriminator")
 
 
-def gan_config(*, arch, latent_dim, conditional, hidden, filters, shape, n_classes, value_range):
-    """The construction arguments saved with a GAN (config.json) and used to rebuild it."""
-    if arch not in GAN_ARCHS:
-        raise GenlabError(f"gan.arch must be one of {', '.join(GAN_ARCHS)}, got {arch!r}")
+def gan_config(gan, *, shape, n_classes, value_range):
+    """The construction arguments saved with a GAN (config.json) and used to rebuild it: the network
+    params of gan (a genlab.params.Gan) and the data's shape, classes and value range."""
+    if gan.arch not in GAN_ARCHS:
+        raise GenlabError(f"gan.arch must be one of {', '.join(GAN_ARCHS)}, got {gan.arch!r}")
     shape = [int(s) for s in shape]
-    if arch == "dcgan" and (shape[0] % 4 or shape[1] % 4):
+    if gan.arch == "dcgan" and (shape[0] % 4 or shape[1] % 4):
         raise GenlabError(f"gan.arch dcgan needs image sides divisible by 4, got {shape}: use gan.arch mlp")
-    return {"arch": arch, "latent_dim": int(latent_dim), "conditional": bool(conditional),
-            "hidden": int(hidden), "filters": int(filters), "shape": shape,
+    return {"arch": gan.arch, "latent_dim": int(gan.latent_dim), "conditional": bool(gan.conditional),
+            "hidden": int(gan.hidden), "filters": int(gan.filters), "shape": shape,
             "n_classes": int(n_classes), "value_range": [float(v) for v in value_range]}
 
 

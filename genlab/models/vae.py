@@ -64,17 +64,18 @@ def build_decoder(cfg):
     return keras.Model(z, out, name="decoder")
 
 
-def vae_config(*, arch, variant, latent_dim, hidden, filters, shape, value_range):
-    """The construction arguments saved with a VAE (config.json) and used to rebuild it."""
-    if arch not in VAE_ARCHS:
-        raise GenlabError(f"vae.arch must be one of {', '.join(VAE_ARCHS)}, got {arch!r}")
-    if variant not in VAE_VARIANTS:
-        raise GenlabError(f"vae.variant must be one of {', '.join(VAE_VARIANTS)}, got {variant!r}")
+def vae_config(vae, *, shape, value_range):
+    """The construction arguments saved with a VAE (config.json) and used to rebuild it: the network
+    params of vae (a genlab.params.Vae) and the data's shape and value range."""
+    if vae.arch not in VAE_ARCHS:
+        raise GenlabError(f"vae.arch must be one of {', '.join(VAE_ARCHS)}, got {vae.arch!r}")
+    if vae.variant not in VAE_VARIANTS:
+        raise GenlabError(f"vae.variant must be one of {', '.join(VAE_VARIANTS)}, got {vae.variant!r}")
     shape = [int(s) for s in shape]
-    if arch == "conv" and (shape[0] % 4 or shape[1] % 4):
+    if vae.arch == "conv" and (shape[0] % 4 or shape[1] % 4):
         raise GenlabError(f"vae.arch conv needs image sides divisible by 4, got {shape}: use vae.arch mlp")
-    return {"arch": arch, "variant": variant, "latent_dim": int(latent_dim), "hidden": int(hidden),
-            "filters": int(filters), "shape": shape, "value_range": [float(v) for v in value_range],
+    return {"arch": vae.arch, "variant": vae.variant, "latent_dim": int(vae.latent_dim), "hidden": int(vae.hidden),
+            "filters": int(vae.filters), "shape": shape, "value_range": [float(v) for v in value_range],
             "code_gaussian": None, "code_gmm": None}
 
 

@@ -21,8 +21,10 @@ KEPT_CHECKPOINTS = 2
 LIVE_DISK = 1 << 20   # a dvclive folder or a metrics file: curves and a few small images
 
 
-def gan_counts(shape, *, arch, latent_dim, hidden, filters, n_classes, conditional=True):
-    """(activations per image of one training step, parameters) of the GAN (generator + discriminator)."""
+def gan_counts(shape, gan, *, n_classes):
+    """(activations per image of one training step, parameters) of the GAN (generator + discriminator)
+    that gan (a genlab.params.Gan) builds."""
+    arch, latent_dim, hidden, filters, conditional = gan.arch, gan.latent_dim, gan.hidden, gan.filters, gan.conditional
     h, w, c = shape
     pixels = h * w * c
     label = n_classes if conditional else 0
@@ -40,8 +42,10 @@ def gan_counts(shape, *, arch, latent_dim, hidden, filters, n_classes, condition
     return gen_act + 2 * disc_act, params      # the discriminator sees a real and a fake batch
 
 
-def vae_counts(shape, *, arch, latent_dim, hidden, filters):
-    """(activations per image of one training step, parameters) of the VAE (encoder + decoder)."""
+def vae_counts(shape, vae):
+    """(activations per image of one training step, parameters) of the VAE (encoder + decoder) that
+    vae (a genlab.params.Vae) builds."""
+    arch, latent_dim, hidden, filters = vae.arch, vae.latent_dim, vae.hidden, vae.filters
     h, w, c = shape
     pixels = h * w * c
     if arch == "mlp":

@@ -112,11 +112,11 @@ def _read(path, run_fingerprint, shapes):
     return step, values
 
 
-def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
-    """(step, values, path) of the newest usable checkpoint for this run at or below max_step, or None.
+def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, iterations=None):
+    """(step, values, path) of the newest usable checkpoint for this run at or below iterations, or None.
 
     Unusable checkpoints are deleted, with one line on `log` (default stderr) saying why; so are
-    those beyond max_step (a longer run's: they would outlive this run's own checkpoints). The lines
+    those beyond iterations (a longer run's: they would outlive this run's own checkpoints). The lines
     say what was dropped, never where the run starts: the caller may still find a state in the run
     store (genlab.training.loop says where it starts, once).
     """
@@ -124,7 +124,7 @@ def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
     remove_stale(ckpt_dir)
     stale, longer, found = [], [], None
     for path in list_checkpoints(ckpt_dir):
-        if max_step is not None and int(path.name[len(PREFIX):]) > max_step:
+        if iterations is not None and int(path.name[len(PREFIX):]) > iterations:
             longer.append(path)
             continue
         try:
@@ -144,7 +144,7 @@ def load_latest(ckpt_dir, run_fingerprint, shapes, log=None, max_step=None):
             shutil.rmtree(path, ignore_errors=True)
     if longer:
         names = ", ".join(p.name for p in longer)
-        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {max_step} iterations ({names})")
+        log(f"note: ignoring checkpoints in {ckpt_dir} beyond this run's {iterations} iterations ({names})")
         for path in longer:
             shutil.rmtree(path, ignore_errors=True)
     return found
@@ -174,12 +174,12 @@ def store_entry(store, stage, run_fingerprint):
     return Path(store) / f"{stage}-{run_fingerprint}"
 
 
-def load_stored(store, stage, run_fingerprint, shapes, max_step, log=None):
+def load_stored(store, stage, run_fingerprint, shapes, iterations, log=None):
     """(step, values, path) of the newest verified store checkpoint of this run at or below
-    max_step, or None. A corrupt or foreign entry is deleted with a note; longer runs' entries stay."""
+    iterations, or None. A corrupt or foreign entry is deleted with a note; longer runs' entries stay."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     for path in list_checkpoints(store_entry(store, stage, run_fingerprint)):
-        if int(path.name[len(PREFIX):]) > max_step:
+        if int(path.name[len(PREFIX):]) > iterations:
             continue
         try:
             step, values = _read(path, run_fingerprint, shapes)

@@ -5,12 +5,12 @@ the generator's tanh range [-1, 1]), runs genlab.training.loop.fit with `GanTask
 indices, noise and fake labels from stateless RNG keyed by (seed, iteration)), and writes the model
 folder atomically only when training has finished without divergence.
 
-Options (params gan.loss, gan.d_lr, gan.ema): `loss` "hinge" (params.yaml's choice, made with
-benchmarks/bench_quality.py) or "ns" (the recipe's non-saturating BCE); these functions have no
-default for it, so every caller says which; `d_lr` (a discriminator learning rate of its own, two
-time-scale update; 0 = the generator's `lr`); `ema` (decay of an exponential moving average of the
-generator's weights, Yazici et al. 2019; the averaged generator is what the grids show and what is
-saved; 0 = off).
+The gan.* params travel as one checked genlab.params.Gan (`gan`): gan_config takes the network's,
+GanTask the optimisers' and the rest, and the run's fingerprint covers them all. Options: `gan.loss`
+"hinge" (params.yaml's choice, made with benchmarks/bench_quality.py) or "ns" (the recipe's
+non-saturating BCE); `gan.d_lr` (a discriminator learning rate of its own, two time-scale update;
+0 = the generator's `lr`); `gan.ema` (decay of an exponential moving average of the generator's
+weights, Yazici et al. 2019; the averaged generator is what the grids show and what is saved; 0 = off).
 """
 
 import sys
@@ -32,16 +32,16 @@ EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early
 class GanTask:
     """GAN model + two Adam optimizers + the data (resident on the device, or streamed from a
     memory-mapped array when in_memory is False), and the per-iteration step (graph code).
+    gan: the genlab.params.Gan (lr, beta_1, d_lr, loss, ema are used here).
     optimizer: wraps each Adam (genlab.training.devices.Placement.optimizer: loss scaling for fp16)."""
 
     name = "train_gan"
     metric_names = ("d_loss", "g_loss", "d_real", "d_fake")
     hint = "lower gan.lr, or check the training data for NaN/Inf"
 
-    def __init__(self, model, x, y, lr, beta_1, seed, in_memory=True, optimizer=None, *, loss, d_lr=0.0,
-                 ema=0.0):
-        self.model, self.seed, self.in_memory, self.n = model, seed, in_memory, len(x)
-        self.loss, self.ema = loss, float(ema)
+    def __init__(self, model, x, y, gan, seed, in_memory=True, optimizer=None):
+        self.model, self.gan, self.seed, self.in_memory, self.n = model, gan, seed, in_memory, len(x)
+        self.loss, self.ema = gan.loss, float(gan.ema)
         lo, hi = model.config["value_range"]
         self._to_tanh = lambda rows: ((rows - lo) / (hi - lo) * 2.0 - 1.0).astype(np.float32)  # -> [-1, 1]
         if in_memory:
@@ -50,8 +50,8 @@ class GanTask:
         else:
             self.x_host, self.y_host = x, y
         wrap = optimizer or (lambda opt: opt)
-        self.opt_d = wrap(keras.optimizers.Adam(learning_rate=d_lr or lr, beta_1=beta_1))
-        self.opt_g = wrap(keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1))
+        self.opt_d = wrap(keras.optimizers.Adam(learning_rate=gan.d_lr or gan.lr, beta_1=gan.beta_1))
+        self.opt_g = wrap(keras.optimizers.Adam(learning_rate=gan.lr, beta_1=gan.beta_1))
         self.opt_d.build(model.discriminator.trainable_variables)
         self.opt_g.build(model.generator.trainable_variables)
         # EMA copies of every generator variable (weights and BatchNorm statistics)
@@ -127,37 +127,33 @@ class GanTask:
             self._use_ema()
 
 
-def gan_task(dataset, *, arch, conditional, latent_dim, hidden, filters, lr, beta_1, seed, loss, d_lr=0.0,
-             ema=0.0, placement=None, in_memory=True):
-    """A GanTask for dataset["train"] with a GAN built from these params (also used by benchmarks).
-    Call it inside placement.scope() when a placement (genlab.training.devices.Placement) is given."""
+def gan_task(dataset, gan, *, seed, placement=None, in_memory=True):
+    """A GanTask for dataset["train"] with a GAN built from gan (a genlab.params.Gan; also used by
+    benchmarks). Call it inside placement.scope() when a placement (genlab.training.devices.Placement)
+    is given."""
     meta = dataset["meta"]
-    cfg = gan_config(arch=arch, latent_dim=latent_dim, conditional=conditional, hidden=hidden, filters=filters,
-                     shape=meta["shape"], n_classes=meta["n_classes"], value_range=meta["range"])
+    cfg = gan_config(gan, shape=meta["shape"], n_classes=meta["n_classes"], value_range=meta["range"])
     x, y = dataset["train"]
     model = GAN(cfg)
     if placement is not None and placement.replicas > 1:
         devices.sync_batch_norm(model)
-    return GanTask(model, x, y, lr, beta_1, seed, in_memory=in_memory,
-                   optimizer=placement.optimizer if placement is not None else None, d_lr=d_lr, loss=loss, ema=ema)
+    return GanTask(model, x, y, gan, seed, in_memory=in_memory,
+                   optimizer=placement.optimizer if placement is not None else None)
 
 
-def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, arch, conditional, latent_dim, hidden, filters,
-              lr, beta_1, settings: TrainSettings, loss, d_lr=0.0, ema=0.0, jit_compile=None, on_log=None,
-              out=None):
+def train_gan(dataset, model_dir, ckpt_dir, live_dir, *, gan, settings: TrainSettings, jit_compile=None,
+              on_log=None, out=None):
     """Train a GAN on dataset["train"], save it to model_dir, return it.
 
     dataset: {"meta": meta, "train": (x, y)} (genlab.training.loop.load_training_data), x in meta["range"]
-    (a memory-mapped x with settings.data_in_memory False). Every keyword except
-    jit_compile/on_log/out is a param of the stage and part of the run's fingerprint, so a
-    checkpoint made with other values is not resumed (settings.iterations aside: a longer run continues a
-    finished shorter one, genlab.training.loop). settings.strategy, mixed_precision and xla
-    decide where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla.
+    (a memory-mapped x with settings.data_in_memory False). gan (a genlab.params.Gan) and settings are
+    the stage's params, and every gan.* value is part of the run's fingerprint, so a checkpoint made
+    with other values is not resumed (settings.iterations aside: a longer run continues a finished
+    shorter one, genlab.training.loop). settings.strategy, mixed_precision and xla decide where and how
+    it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla.
     """
-    args = dict(arch=arch, conditional=conditional, latent_dim=latent_dim, hidden=hidden, filters=filters,
-                lr=lr, beta_1=beta_1, d_lr=d_lr, loss=loss, ema=ema)
-    return train(lambda placement: gan_task(dataset, seed=settings.seed, placement=placement,
-                                            in_memory=settings.data_in_memory, **args),
-                 stage="train_gan", args=args, arch=arch, settings=settings, dataset=dataset, splits=["train"],
-                 modules=[gan_model, sys.modules[__name__]], model_dir=model_dir, ckpt_dir=ckpt_dir,
-                 live_dir=live_dir, jit_compile=jit_compile, on_log=on_log, out=out)
+    return train(lambda placement: gan_task(dataset, gan, seed=settings.seed, placement=placement,
+                                            in_memory=settings.data_in_memory),
+                 stage="train_gan", args=gan.asdict(), arch=gan.arch, settings=settings, dataset=dataset,
+                 splits=["train"], modules=[gan_model, sys.modules[__name__]], model_dir=model_dir,
+                 ckpt_dir=ckpt_dir, live_dir=live_dir, jit_compile=jit_compile, on_log=on_log, out=out)

@@ -293,7 +293,7 @@ class _Run:
         # several workers: each must find the same checkpoint, so only the shared ckpt_dir is used
         use_store = store is None and self.adaptive and ckpt_dir is not None
         self.store = checkpoint.run_store() if use_store else (store or None)
-        self.total, self.every = settings.iterations, settings.snapshot_every
+        self.iterations, self.every = settings.iterations, settings.snapshot_every
         self.last_saved, self.final_path = -1, None
         self.chunk, self.t_first, self.steps_after_first = 1, None, 0
 
@@ -306,7 +306,7 @@ class _Run:
         try:
             if resumed:
                 self.boundary(step)  # after a resume at the end, this also runs task.finish()
-            while step < self.total:
+            while step < self.iterations:
                 step = self.advance(step)
                 self.boundary(step)
         except KeyboardInterrupt:
@@ -325,7 +325,7 @@ class _Run:
         """Restore the newest usable checkpoint, if any, and open the logger; True if it resumed."""
         resumed = None
         if self.ckpt_dir is not None:
-            resumed = _resume_point(self.task.name, self.state, self.total, self.ckpt_dir, self.store,
+            resumed = _resume_point(self.task.name, self.state, self.iterations, self.ckpt_dir, self.store,
                                     self.fingerprint, self.say)
         if resumed:
             step, values, path = resumed
@@ -334,7 +334,7 @@ class _Run:
             if self.live_dir is not None:
                 checkpoint.restore_live(path, self.live_dir)
             self.last_saved = step if Path(path).parent == Path(self.ckpt_dir) else -1
-            self.final_path = path if step == self.total else None
+            self.final_path = path if step == self.iterations else None
         elif self.chief and self.live_dir is not None:  # a fresh run: no snapshot of another run may stay
             shutil.rmtree(Path(self.live_dir) / SNAPSHOTS, ignore_errors=True)
         if self.chief and self.live_dir is not None:  # there, even empty (train.snapshot_every 0): a DVC output
@@ -347,7 +347,7 @@ class _Run:
         """Run the compiled chunk up to the next boundary (or about CHUNK_SECONDS); return the new step."""
         s = self.settings
         nearest = min(_next_multiple(step, s.log_every), _next_multiple(step, s.ckpt_every),
-                      _next_multiple(step, self.every) if self.every else self.total, self.total)
+                      _next_multiple(step, self.every) if self.every else self.iterations, self.iterations)
         n = min(nearest - step, self.chunk) if self.adaptive else nearest - step
         t0 = time.perf_counter()
         step = int(self.state.run(tf.constant(n, tf.int32)).numpy())
@@ -372,9 +372,9 @@ class _Run:
             self.log(at)
         if every and at % every == 0 and at > 0:
             self.save_snapshot(at)   # before the checkpoint, which carries it (in live/) to a resumed run
-        if (at % s.ckpt_every == 0 or at == self.total) and self.last_saved != at:
+        if (at % s.ckpt_every == 0 or at == self.iterations) and self.last_saved != at:
             self.save_checkpoint(at)
-        if at == self.total:
+        if at == self.iterations:
             if self.state.pending():
                 self.log(at)
             self.task.finish()
@@ -396,9 +396,9 @@ class _Run:
             self.live.make_summary()
         done = self.steps_after_first
         rate = done / max(time.perf_counter() - self.t_first, 1e-6) if done else 0.0
-        eta = _fmt_duration((self.total - at) / rate) if rate else "?"
+        eta = _fmt_duration((self.iterations - at) / rate) if rate else "?"
         losses = " ".join(f"{k} {v:.4g}" for k, v in values.items())
-        self.say(f"{self.task.name} {at}/{self.total} {losses} | {rate:.1f} it/s | ETA {eta}")
+        self.say(f"{self.task.name} {at}/{self.iterations} {losses} | {rate:.1f} it/s | ETA {eta}")
         if self.on_log:
             self.on_log(at, values)
 
@@ -409,8 +409,8 @@ class _Run:
             values = [np.asarray(v.numpy()) for v in self.state.variables]  # on every worker: may all-reduce
             if self.chief:
                 path = checkpoint.save(self.ckpt_dir, at, self.fingerprint, values, live_dir=self.live_dir,
-                                       iterations=self.total)
-                self.final_path = path if at == self.total else self.final_path
+                                       iterations=self.iterations)
+                self.final_path = path if at == self.iterations else self.final_path
         self.last_saved = at  # only once written: an interrupt during the save saves again on the way out
 
     def save_snapshot(self, at):
@@ -435,9 +435,9 @@ class _Run:
                 else "no checkpoint yet, run the stage again to start over"))
 
 
-def _resume_point(name, state, total, ckpt_dir, store, run_fingerprint, say):
+def _resume_point(name, state, iterations, ckpt_dir, store, run_fingerprint, say):
     """(step, values, path) to start from, or None: the newest usable checkpoint at or below
-    `total` in ckpt_dir (this run's, or a shorter finished or interrupted run of the same params),
+    `iterations` in ckpt_dir (this run's, or a shorter finished or interrupted run of the same params),
     or in the run store if that one is further along. The checkpoint module's notes say what was
     dropped; this says, once, where the run starts: from the state found, or (after a note) over
     from iteration 0. A fresh run with nothing to drop says nothing."""
@@ -446,23 +446,23 @@ def _resume_point(name, state, total, ckpt_dir, store, run_fingerprint, say):
     def note(msg):
         notes.append(msg)
         say(msg)
-    found = checkpoint.load_latest(ckpt_dir, run_fingerprint, shapes, log=note, max_step=total)
-    if store is not None and (found is None or found[0] < total):
-        stored = checkpoint.load_stored(store, name, run_fingerprint, shapes, total, log=note)
+    found = checkpoint.load_latest(ckpt_dir, run_fingerprint, shapes, log=note, iterations=iterations)
+    if store is not None and (found is None or found[0] < iterations):
+        stored = checkpoint.load_stored(store, name, run_fingerprint, shapes, iterations, log=note)
         if stored and (found is None or stored[0] > found[0]):
             found = stored
     if found is None:
         if notes:
-            say(f"{name}: starting this run over from iteration 0 (no usable checkpoint at or below {total})")
+            say(f"{name}: starting this run over from iteration 0 (no usable checkpoint at or below {iterations})")
         return None
     step, _, path = found
     ran = int(checkpoint.read_manifest(path).get("iterations", step))
     where = f"run store {path}" if store is not None and Path(path).is_relative_to(store) else str(path)
-    if step == ran < total:
-        say(f"{name}: continuing the finished run at iteration {step} to {total} ({total - step} iterations)"
+    if step == ran < iterations:
+        say(f"{name}: continuing the finished run at iteration {step} to {iterations} ({iterations - step} iterations)"
             f" ({where})")
     else:
-        say(f"{name}: resuming from iteration {step} of {total} ({where})")
+        say(f"{name}: resuming from iteration {step} of {iterations} ({where})")
     return found
 
 

@@ -24,23 +24,24 @@ from genlab.training.loop import RNG_ALG, TrainSettings, device_data, train
 class VaeTask:
     """VAE model + Adam + the data (resident on the device, or streamed from a memory-mapped array
     when in_memory is False), the per-iteration step (graph code) and validation losses.
+    vae: the genlab.params.Vae (lr, beta, prior, prior_components are used here).
     optimizer: wraps the Adam (genlab.training.devices.Placement.optimizer: loss scaling for fp16)."""
 
     name = "train_vae"
     hint = "lower vae.lr, or check the training data for NaN/Inf"
     val_batch = 1000
 
-    def __init__(self, model, x, x_val, lr, beta, seed, in_memory=True, optimizer=None, prior="normal",
-                 prior_components=10):
-        self.model, self.beta, self.seed, self.in_memory, self.n = model, float(beta), seed, in_memory, len(x)
-        self.prior, self.prior_components = prior, int(prior_components)
+    def __init__(self, model, x, x_val, vae, seed, in_memory=True, optimizer=None):
+        self.model, self.vae, self.seed, self.in_memory, self.n = model, vae, seed, in_memory, len(x)
+        self.beta = float(vae.beta)
+        self.prior, self.prior_components = vae.prior, int(vae.prior_components)
         self.value_range = model.config["value_range"]
         self._to_unit = lambda rows: processed.to_unit(rows, self.value_range)   # (N, H, W, C) in [0, 1]
         self.x_host = x                                                      # in the data range
         if in_memory:
             self.x = device_data(self._to_unit(x))
         self.x_val = x_val
-        self.opt = (optimizer or (lambda opt: opt))(keras.optimizers.Adam(learning_rate=lr))
+        self.opt = (optimizer or (lambda opt: opt))(keras.optimizers.Adam(learning_rate=vae.lr))
         self.opt.build(model.encoder.trainable_variables + model.decoder.trainable_variables)
         self.metric_names = ("loss", "reconstruction", "kl") if model.variational else ("loss", "reconstruction")
         spec = tf.TensorSpec([None, *model.config["shape"]], tf.float32)
@@ -108,23 +109,23 @@ class VaeTask:
             self.model.fit_code_gaussian(codes=codes)
 
 
-def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, arch, variant, latent_dim, beta, hidden, filters,
-              lr, settings: TrainSettings, prior="normal", prior_components=10, jit_compile=None, on_log=None,
-              out=None):
+AFTER_TRAINING = ("prior", "prior_components")   # vae.* params used only after the last iteration
+
+
+def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, vae, settings: TrainSettings, jit_compile=None,
+              on_log=None, out=None):
     """Train a VAE (or plain AE) on dataset["train"], validating on dataset["val"]; save it to
-    model_dir and return it. Every keyword except jit_compile/on_log/out is a param of the stage and
-    part of the run's fingerprint (settings.iterations aside: a longer run continues a finished shorter one;
-    prior and prior_components aside too: they only decide what is fitted after the last iteration,
-    so changing them refits from the finished run's final checkpoint).
+    model_dir and return it. vae (a genlab.params.Vae) and settings are the stage's params; every
+    vae.* value is part of the run's fingerprint (settings.iterations aside: a longer run continues a
+    finished shorter one; AFTER_TRAINING aside too: they only decide what is fitted after the last
+    iteration, so changing them refits from the finished run's final checkpoint).
     settings.strategy, mixed_precision, xla and data_in_memory decide
     where and how it runs (genlab.training.devices); jit_compile ("auto", True, False) overrides xla."""
-    args = dict(arch=arch, variant=variant, latent_dim=latent_dim, beta=beta, hidden=hidden, filters=filters, lr=lr)
+    args = {k: v for k, v in vae.asdict().items() if k not in AFTER_TRAINING}
     meta = dataset["meta"]
-    cfg = vae_config(arch=arch, variant=variant, latent_dim=latent_dim, hidden=hidden, filters=filters,
-                     shape=meta["shape"], value_range=meta["range"])
-    return train(lambda placement: VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], lr, beta, settings.seed,
-                                           in_memory=settings.data_in_memory, optimizer=placement.optimizer,
-                                           prior=prior, prior_components=prior_components),
-                 stage="train_vae", args=args, arch=arch, settings=settings, dataset=dataset, splits=["train", "val"],
-                 modules=[vae_model, sys.modules[__name__]], model_dir=model_dir, ckpt_dir=ckpt_dir,
-                 live_dir=live_dir, jit_compile=jit_compile, on_log=on_log, out=out)
+    cfg = vae_config(vae, shape=meta["shape"], value_range=meta["range"])
+    return train(lambda placement: VaeTask(VAE(cfg), dataset["train"][0], dataset["val"][0], vae, settings.seed,
+                                           in_memory=settings.data_in_memory, optimizer=placement.optimizer),
+                 stage="train_vae", args=args, arch=vae.arch, settings=settings, dataset=dataset,
+                 splits=["train", "val"], modules=[vae_model, sys.modules[__name__]], model_dir=model_dir,
+                 ckpt_dir=ckpt_dir, live_dir=live_dir, jit_compile=jit_compile, on_log=on_log, out=out)
