@@ -255,7 +255,7 @@ def test_snapshots_off_leave_an_empty_folder_and_no_curve(gan_run, evaluator, fm
     for iterations in (20, 30):     # a fresh run, then one continuing it from its checkpoint
         settings = TrainSettings(iterations=iterations, batch_size=64, seed=0, log_every=10, ckpt_every=10)
         train_gan(data, tmp_path / "model", tmp_path / "ckpt", live, settings=settings, out=open(os.devnull, "w"),
-                  **GAN)
+                  gan=GAN)
         assert (live / "snapshots").is_dir() and not any((live / "snapshots").iterdir())
     tmp, _ = gan_run
     lines = []
