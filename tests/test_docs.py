@@ -225,8 +225,9 @@ def dotted_problem(name):
 
 @lru_cache(maxsize=None)
 def code_strings():
-    """Every string literal of the project's Python files (a GENLAB_* name the code reads is one)."""
-    out = set()
+    """Every string literal of the project's Python files (a GENLAB_* name the code reads is one), and
+    the variables bootstrap.sh reads (`${GENLAB_…}`)."""
+    out = set(re.findall(r"\$\{(GENLAB_\w+)", (ROOT / "bootstrap.sh").read_text()))
     for folder in ("genlab", "stages", "tests", "benchmarks"):
         for f in (ROOT / folder).rglob("*.py"):
             if f.name == Path(__file__).name:
