@@ -83,6 +83,6 @@ test_workers() {
 case "$mode" in
   install) ;;
   repro) install_dataset_package; exec dvc repro "$@" ;;
-  test) install_browser; workers=$(test_workers); exec python -m pytest -n "$workers" --dist loadscope "$@" ;;
+  test) install_browser; workers=$(test_workers); exec python -m pytest -n "$workers" --dist loadgroup --no-loadscope-reorder "$@" ;;
   *) echo "error: unknown mode '$mode': use repro, test or install" >&2; exit 2 ;;
 esac

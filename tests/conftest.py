@@ -26,6 +26,29 @@ def shared_data_dir():
                 "or set GENLAB_TEST_DATA to a folder holding fashion-mnist/*.gz")
 
 
+
+# How `bash bootstrap.sh test` shares the suite between its workers (pytest-xdist, --dist loadgroup
+# --no-loadscope-reorder). A module's tests go to one worker together, so its module fixtures are built
+# once, unless the module sets SPREAD_OVER_WORKERS = True: then its tests go to the workers one by one
+# (such a module keeps its fixtures session-scoped or shared_once, so they are not rebuilt when a worker
+# runs another module's test in between). Workers take the queue from its head: the modules of FIRST (the
+# longest first), then the modules with slow tests, so that the short ones fill the gaps at the end.
+FIRST = ["test_spread.py", "test_train_extend.py", "test_experiments.py", "test_faults.py", "test_cml_workflow.py",
+         "test_pipeline_image_folder.py"]
+
+
+@pytest.hookimpl(tryfirst=True)      # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    slow = {item.path.name for item in items if item.get_closest_marker("slow")}
+
+    def place(item):
+        name = item.path.name
+        return (FIRST.index(name) if name in FIRST else len(FIRST)), name not in slow
+    items.sort(key=place)          # stable: a module's tests stay together and in their order
+    for item in items:
+        if not getattr(item.module, "SPREAD_OVER_WORKERS", False):
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+
 @pytest.fixture(scope="session")
 def shared_data():
     return shared_data_dir()
@@ -274,33 +297,56 @@ def shared_once(tmp_path_factory, name, build):
         return json.loads(done.read_text())
 
 
+def _smoke(tmp_path_factory, shared_data):
+    """The smoke pipeline's build, once per run: its project, audit file and run store (as strings)."""
+    def build(base):
+        base.mkdir(parents=True)
+        audit, store = base / "params-read.txt", base / "store"
+        proj, _ = run_smoke_pipeline(base / "proj", shared_data, GENLAB_PARAMS_AUDIT=str(audit),
+                                     GENLAB_RUN_STORE=str(store))
+        return {"proj": str(proj), "audit": str(audit), "store": str(store)}
+    return shared_once(tmp_path_factory, "smoke", build)
+
+
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory, shared_data):
     """A clean clone with the whole pipeline reproduced at smoke size (params changed, not committed),
     built once per run (shared_once). Shared by several test modules and workers: treat it as read-only,
     and copy it with copy_tree before running dvc in it. Returns (project dir, env, audit file): the audit
     file lists "<stage> <key>" for every param key each stage read (GENLAB_PARAMS_AUDIT)."""
-    def build(base):
-        audit = base / "params-read.txt"
-        proj, _ = run_smoke_pipeline(base / "proj", shared_data, GENLAB_PARAMS_AUDIT=str(audit))
-        return [str(proj), str(audit)]
-    proj, audit = shared_once(tmp_path_factory, "smoke", build)
-    return Path(proj), tool_env(GENLAB_MIRROR=str(shared_data)), Path(audit)
+    built = _smoke(tmp_path_factory, shared_data)
+    return Path(built["proj"]), tool_env(GENLAB_MIRROR=str(shared_data)), Path(built["audit"])
 
 
 @pytest.fixture(scope="session")
-def smoke_pipeline_again(tmp_path_factory, shared_data):
-    """The smoke pipeline a second time, from scratch in another clone, with a run store of its own
-    (empty at the start, so it changes nothing about the run): test_faults compares its metrics with
-    smoke_pipeline's byte for byte, test_train_extend extends copies of it. Read-only like smoke_pipeline.
-    Returns (project dir, env, run store)."""
-    def build(base):
-        base.mkdir(parents=True)
-        store = base / "store"
-        proj, _ = run_smoke_pipeline(base / "proj", shared_data, GENLAB_RUN_STORE=str(store))
-        return [str(proj), str(store)]
-    proj, store = shared_once(tmp_path_factory, "smoke-again", build)
-    return Path(proj), tool_env(GENLAB_MIRROR=str(shared_data)), Path(store)
+def smoke_store(tmp_path_factory, shared_data):
+    """The run store the smoke pipeline ran with (its own, empty at the start: a store changes nothing about
+    a run, which test_faults checks): the finished trainings and the quality-curve rows it scored, which
+    test_train_extend continues from. Read-only: copy it to use it."""
+    return Path(_smoke(tmp_path_factory, shared_data)["store"])
+
+
+@pytest.fixture(scope="session")
+def cml_workflow(tmp_path_factory, shared_data):
+    """.github/workflows/cml.yaml's run steps in a fresh clone of a pull-request branch with the smoke params
+    (tests/workflow_runner.py): the whole pipeline from scratch a second time, in another clone. Built once
+    per run; test_cml_workflow checks the comment, test_faults that its metrics equal smoke_pipeline's byte
+    for byte. Returns (result of run_workflow, its record folder)."""
+    from workflow_runner import run_workflow
+
+    def build(work):
+        flat = {}
+
+        def walk(tree, prefix=""):
+            for k, v in tree.items():
+                if isinstance(v, dict) and k != "min_evaluator_accuracy":
+                    walk(v, prefix + k + ".")
+                else:
+                    flat[prefix + k] = v
+        walk(SMOKE)
+        return run_workflow(work, flat, project_files(), env=tool_env(GENLAB_MIRROR=str(shared_data)))
+    result = shared_once(tmp_path_factory, "cml", build)
+    return result, Path(result["record"])
 
 
 def copy_tree(src, dest):

@@ -6,38 +6,23 @@ import re
 from pathlib import Path
 
 import pytest
-from workflow_runner import run_workflow, steps
+from workflow_runner import steps
 
-from conftest import ROOT, SMOKE, project_files, shared_data_dir, tool_env
+from conftest import ROOT
 
 pytestmark = pytest.mark.slow   # the whole pipeline at smoke size (about 3 minutes)
 
 
-def flat(tree, prefix=""):
-    for k, v in tree.items():
-        if isinstance(v, dict) and k != "min_evaluator_accuracy":
-            yield from flat(v, prefix + k + ".")
-        else:
-            yield prefix + k, v
-
-
-@pytest.fixture(scope="module")
-def workflow_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("cml")
-    result = run_workflow(work, dict(flat(SMOKE)), project_files(), env=tool_env(GENLAB_MIRROR=str(shared_data_dir())))
-    return result, work / "record"
-
-
-def test_every_run_step_succeeds(workflow_run):
-    result, record = workflow_run
+def test_every_run_step_succeeds(cml_workflow):
+    result, record = cml_workflow
     ran = [s for s in result["steps"] if "returncode" in s]
     logs = {p.name: p.read_text()[-1500:] for p in record.glob("step*.log")}
     assert len(ran) == sum(1 for _, script, _ in steps() if script) and all(s["returncode"] == 0 for s in ran), \
         (result["steps"], logs)
 
 
-def test_the_comment_holds_the_diffs_against_main_and_the_report(workflow_run):
-    result, record = workflow_run
+def test_the_comment_holds_the_diffs_against_main_and_the_report(cml_workflow):
+    result, record = cml_workflow
     comment = (record / "comment.md").read_text()
     assert (record / "cml-args.txt").read_text().split() == \
         ["comment", "update", "--target=pr", "--publish", "reports/cml-comment.md"]
@@ -52,18 +37,18 @@ def test_the_comment_holds_the_diffs_against_main_and_the_report(workflow_run):
     assert report.startswith("# Generative models on") and comment.rstrip().endswith(report.rstrip())
 
 
-def test_every_image_of_the_report_is_published(workflow_run):
-    result, record = workflow_run
+def test_every_image_of_the_report_is_published(cml_workflow):
+    result, record = cml_workflow
     published = (record / "published.txt").read_text().split()
     missing = (record / "missing.txt").read_text().split()
     assert missing == [] and len(published) >= 8, (published, missing)
     assert any("figures/gan/" in p for p in published) and any("figures/vae/" in p for p in published)
 
 
-def test_the_comment_puts_each_change_beside_the_seed_noise(workflow_run):
+def test_the_comment_puts_each_change_beside_the_seed_noise(cml_workflow):
     """main is the committed default run, whose params the committed seed spread was measured at: every
     changed metric of evaluate.json gets the spread's sd and a verdict (smoke-size training is far worse)."""
-    result, record = workflow_run
+    result, record = cml_workflow
     comment = (record / "comment.md").read_text()
     section = comment.split("Seed noise: changes from main beside the spread over")[1].split("# Generative models")[0]
     rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
@@ -73,13 +58,13 @@ def test_the_comment_puts_each_change_beside_the_seed_noise(workflow_run):
     assert all(r[4] in ("beyond noise", "within noise", "no spread") for r in rows.values())
 
 
-def test_the_comment_shows_the_curves_of_the_branch_over_main_as_images(workflow_run):
+def test_the_comment_shows_the_curves_of_the_branch_over_main_as_images(cml_workflow):
     """`dvc plots diff main --json` rendered by `genlab plots`: one published PNG per curve plot of dvc.yaml,
     in the comment under its title, drawing both revisions (the smoke branch's and main's)."""
     import json
 
     import yaml
-    result, record = workflow_run
+    result, record = cml_workflow
     comment = (record / "comment.md").read_text()
     section = comment.split("## Curves: this branch over main (dvc plots diff main)")[1].split("# Generative models")[0]
     titles = [next(iter(p)) for p in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] if isinstance(p, dict)]

@@ -70,19 +70,25 @@ def set_params(proj, changes):
 dvc = functools.partial(conftest.dvc, check=True)   # every dvc call here must succeed unless check=False
 
 
-@pytest.fixture(scope="module")
+SPREAD_OVER_WORKERS = True     # the tests go to the pytest-xdist workers one by one (conftest)
+
+
+@pytest.fixture(scope="session")
 def prepared(tmp_path_factory, fmnist_raw):
     """A clone with fetch, validate, normalize and check_data reproduced on the small slice and FAULT_PARAMS
-    set (check_data too, so an interrupted training run leaves dvc.lock as it was)."""
-    root = tmp_path_factory.mktemp("faults")
-    npz = root / "small.npz"
-    np.savez(npz, x_train=fmnist_raw["x_train"][:3000], y_train=fmnist_raw["y_train"][:3000],
-             x_test=fmnist_raw["x_test"][:1000], y_test=fmnist_raw["y_test"][:1000])
-    digest = hashlib.sha256(npz.read_bytes()).hexdigest()
-    proj = copy_project(root / "proj")
-    set_params(proj, {"data": {"name": "url", "url": npz.as_uri(), "sha256": digest}, **FAULT_PARAMS})
-    dvc(proj, "repro", "check_data")
-    return proj
+    set (check_data too, so an interrupted training run leaves dvc.lock as it was). Built once per test run
+    (shared_once); read-only: tests work on a copy (clone)."""
+    def build(root):
+        root.mkdir(parents=True)
+        npz = root / "small.npz"
+        np.savez(npz, x_train=fmnist_raw["x_train"][:3000], y_train=fmnist_raw["y_train"][:3000],
+                 x_test=fmnist_raw["x_test"][:1000], y_test=fmnist_raw["y_test"][:1000])
+        digest = hashlib.sha256(npz.read_bytes()).hexdigest()
+        proj = copy_project(root / "proj")
+        set_params(proj, {"data": {"name": "url", "url": npz.as_uri(), "sha256": digest}, **FAULT_PARAMS})
+        dvc(proj, "repro", "check_data")
+        return str(proj)
+    return Path(conftest.shared_once(tmp_path_factory, "faults-prepared", build))
 
 
 @pytest.fixture
@@ -576,13 +582,13 @@ EVAL_ARGS = dict(n_classes=10, filters=[4, 8], feature_dim=16, dropout=0.3, epoc
 EVAL_STEPS = 1280 // 64   # iterations per epoch
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def eval_slice(fmnist_small):
     (x, y), (xv, yv) = fmnist_small["train"], fmnist_small["test"]
     return x[:1280], y[:1280], xv[:200], yv[:200]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def uninterrupted(eval_slice):
     from genlab.evaluation.evaluator import train_evaluator
     model, info = train_evaluator(*eval_slice, **EVAL_ARGS, out=io.StringIO())
@@ -653,11 +659,12 @@ def without_timestamps(tsv):
 
 
 @pytest.mark.slow   # the smoke pipeline twice
-def test_two_smoke_runs_give_byte_identical_metrics(smoke_pipeline, smoke_pipeline_again):
-    """The whole pipeline at smoke size twice, in two clones (both runs are shared with other tests: the
-    first with test_pipeline_report, the second with test_train_extend), same params and seeds, same
-    machine: the metrics files are byte-identical, and so are the curves but for their timestamps."""
-    first, second = smoke_pipeline[0], smoke_pipeline_again[0]
+def test_two_smoke_runs_give_byte_identical_metrics(smoke_pipeline, cml_workflow):
+    """The whole pipeline at smoke size twice, from scratch in two clones (both runs are shared with other
+    tests: the first is conftest.smoke_pipeline, run with a run store of its own, the second the CML
+    workflow's run on a pull-request branch with the same params, without one), same seeds, same machine:
+    the metrics files are byte-identical, and so are the curves but for their timestamps."""
+    first, second = smoke_pipeline[0], Path(cml_workflow[0]["clone"])
     for name in METRICS_FILES:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     curves = sorted(p.relative_to(first) for p in first.glob("dvclive/*/plots/metrics/*.tsv"))

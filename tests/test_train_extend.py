@@ -2,15 +2,17 @@
 from the run store, gives the files of a fresh N2 run byte for byte (weights, saved model, dvclive
 curves apart from timestamps, sample grids, summary); anything else starts over and says so."""
 
+import hashlib
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import Lines, copy_tree
+from conftest import Lines, copy_tree, shared_once
 from genlab.params import Gan, Vae
 from genlab.training import checkpoint
 from genlab.training.gan import train_gan
@@ -83,7 +85,10 @@ def data_for(kind, fmnist_small):
     return gan_data(fmnist_small) if kind == "gan" else vae_data(fmnist_small)
 
 
-@pytest.fixture(scope="module")
+SPREAD_OVER_WORKERS = True     # the tests go to the pytest-xdist workers one by one (conftest)
+
+
+@pytest.fixture(scope="session")
 def fresh(fmnist_small, tmp_path_factory):
     """A fresh N2 run of each kind (no store), the reference of every comparison."""
     mp = pytest.MonkeyPatch()
@@ -266,39 +271,55 @@ def continued(text, start, stop):
                in text for s in ("train_gan", "train_vae"))
 
 
+def digests(files):
+    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+
+@pytest.fixture(scope="session")
+def extension_base(smoke_pipeline, smoke_store, tmp_path_factory):
+    """The smoke pipeline (60 iterations, run with a run store of its own) committed as a user's repo is,
+    and the reference: the digests of a fresh 90-iteration pipeline's files (its checkpoints removed,
+    no run store). Built once per test run (shared_once), whichever worker asks first; read-only."""
+    shared, env, _ = smoke_pipeline
+    shared_store = smoke_store
+
+    def build(root):
+        base = copy_tree(shared, root / "base")
+        shutil.copytree(shared_store, root / "store")
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+        subprocess.run(git + ["add", "-A"], cwd=base, check=True)
+        subprocess.run(git + ["commit", "-qm", "smoke pipeline"], cwd=base, check=True)
+        fresh = copy_tree(base, root / "fresh")      # the reference: 90 iterations from scratch
+        shutil.rmtree(fresh / "checkpoints")
+        set_epochs(fresh, 90)
+        out = dvc(fresh, "repro", env={**env, "GENLAB_RUN_STORE": "off"})
+        assert "continuing" not in out and "resuming" not in out
+        return {"base": str(base), "store": str(root / "store"), "reference": digests(pipeline_files(fresh))}
+    built = shared_once(tmp_path_factory, "extension-base", build)
+    return Path(built["base"]), Path(built["store"]), built["reference"], env
+
+
 @pytest.mark.slow
-def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(smoke_pipeline_again, tmp_path):
-    """After the smoke pipeline (60 iterations), raising train.epochs to 90 continues both trainings
-    and gives a fresh 90-iteration pipeline's files: with `dvc repro` after editing params.yaml,
-    `dvc exp run -S` in the workspace, and a queued experiment (DVC checks the persisted checkpoints
-    out of its cache into the queue's temporary workspace: no run store needed). A temporary
-    experiment of a longer run continues from the run store, which holds the queued run's end.
-    With the run store on, evaluate takes the quality-curve rows of the snapshots the base run scored
-    from its score cache, and the curves stay those of the fresh run."""
-    shared, env, shared_store = smoke_pipeline_again        # run with a run store of its own: copy both
-    base, store = copy_tree(shared, tmp_path / "base"), tmp_path / "store"
-    shutil.copytree(shared_store, store)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
-    subprocess.run(git + ["add", "-A"], cwd=base, check=True)
-    subprocess.run(git + ["commit", "-qm", "smoke pipeline"], cwd=base, check=True)
-    off, on = {**env, "GENLAB_RUN_STORE": "off"}, {**env, "GENLAB_RUN_STORE": str(store)}
-
-    fresh = copy_tree(base, tmp_path / "fresh")      # the reference: 90 iterations from scratch
-    shutil.rmtree(fresh / "checkpoints")
-    set_epochs(fresh, 90)
-    out = dvc(fresh, "repro", env=off)
-    assert "continuing" not in out and "resuming" not in out
-    reference = pipeline_files(fresh)
-
-    repro = copy_tree(base, tmp_path / "repro")
-    set_epochs(repro, 90)
-    assert continued(dvc(repro, "repro", env=off), 60, 90)
-    assert_same_files(reference, pipeline_files(repro))
-
+def test_exp_run_in_the_workspace_continues_the_finished_run(extension_base, tmp_path):
+    """After the smoke pipeline (60 iterations), `dvc exp run -S train.epochs=90` in the workspace continues
+    both trainings from the persisted checkpoints and gives the fresh 90-iteration pipeline's files. (`dvc repro`
+    after editing params.yaml is the same path: `exp run` in the workspace sets the value and runs it.)"""
+    base, _, reference, env = extension_base
     ws = copy_tree(base, tmp_path / "ws")
-    assert continued(dvc(ws, "exp", "run", "-S", "train.epochs=90", env=off), 60, 90)
-    assert_same_files(reference, pipeline_files(ws))
+    assert continued(dvc(ws, "exp", "run", "-S", "train.epochs=90", env={**env, "GENLAB_RUN_STORE": "off"}), 60, 90)
+    assert_same_files(reference, digests(pipeline_files(ws)))
 
+
+@pytest.mark.slow
+def test_queued_and_temp_experiments_continue_the_finished_run(extension_base, tmp_path):
+    """A queued experiment continues from the persisted checkpoints (DVC checks them out of its cache into the
+    queue's temporary workspace: no run store needed). A temporary experiment of a longer run continues from
+    the run store, which holds the queued run's end. With the run store on, evaluate takes the quality-curve
+    rows of the snapshots the base run scored from its score cache, and the curves stay those of the fresh run."""
+    base, shared_store, reference, env = extension_base
+    store = tmp_path / "store"
+    shutil.copytree(shared_store, store)
+    on = {**env, "GENLAB_RUN_STORE": str(store)}
     queued = copy_tree(base, tmp_path / "queued")
     dvc(queued, "exp", "run", "--queue", "-n", "ext90", "-S", "train.epochs=90", env=on)
     dvc(queued, "exp", "run", "--run-all", env=on)    # = dvc queue start, waiting for the end
@@ -307,7 +328,7 @@ def test_dvc_repro_exp_run_queue_and_temp_continue_the_finished_run(smoke_pipeli
     for name in ("gan", "vae"):   # the snapshots at 20, 40, 60 were scored by the base run: only 80, 90 are new
         assert f"evaluate: {name} quality curve over 5 snapshots (3 from the score cache)" in logs, logs
     dvc(queued, "exp", "apply", "ext90", env=on)
-    assert_same_files(reference, pipeline_files(queued))
+    assert_same_files(reference, digests(pipeline_files(queued)))
 
     temp = copy_tree(base, tmp_path / "temp")       # its dvc.lock has the 60-iteration checkpoints
     out = dvc(temp, "exp", "run", "--temp", "-S", "train.epochs=100", env=on)
