@@ -69,10 +69,12 @@ install_browser() {
     echo "bootstrap: could not install chromium; the browser tests will say so (and fail under CI=true)" >&2
 }
 
-# 4. The test run's workers (pytest-xdist): one per core, at most 4 (each holds a TensorFlow); GENLAB_TEST_WORKERS
-# sets another number (0 = no workers, everything in this process). Tests go to workers a module at a time.
+# 4. The test run's workers (pytest-xdist): one more than the cores, at most 4 (each holds a TensorFlow; the
+# pipeline tests spend part of their time waiting on DVC, subprocess start-up and the disk, which the extra
+# worker fills); GENLAB_TEST_WORKERS sets another number (0 = no workers, everything in this process). How the
+# tests are shared between them: tests/conftest.py (pytest_xdist_make_scheduler).
 test_workers() {
-  local n="${GENLAB_TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}"
+  local n="${GENLAB_TEST_WORKERS:-$(( $(nproc 2>/dev/null || echo 1) + 1 ))}"
   if ! [[ "$n" =~ ^[0-9]+$ ]]; then
     echo "error: GENLAB_TEST_WORKERS must be a whole number >= 0, got '$n'" >&2; exit 2
   fi
@@ -83,6 +85,6 @@ test_workers() {
 case "$mode" in
   install) ;;
   repro) install_dataset_package; exec dvc repro "$@" ;;
-  test) install_browser; workers=$(test_workers); exec python -m pytest -n "$workers" --dist loadgroup --no-loadscope-reorder "$@" ;;
+  test) install_browser; workers=$(test_workers); exec python -m pytest -n "$workers" --dist loadscope --no-loadscope-reorder "$@" ;;
   *) echo "error: unknown mode '$mode': use repro, test or install" >&2; exit 2 ;;
 esac

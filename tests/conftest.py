@@ -27,27 +27,40 @@ def shared_data_dir():
 
 
 
-# How `bash bootstrap.sh test` shares the suite between its workers (pytest-xdist, --dist loadgroup
-# --no-loadscope-reorder). A module's tests go to one worker together, so its module fixtures are built
-# once, unless the module sets SPREAD_OVER_WORKERS = True: then its tests go to the workers one by one
-# (such a module keeps its fixtures session-scoped or shared_once, so they are not rebuilt when a worker
-# runs another module's test in between). Workers take the queue from its head: the modules of FIRST (the
-# longest first), then the modules with slow tests, so that the short ones fill the gaps at the end.
-FIRST = ["test_spread.py", "test_train_extend.py", "test_experiments.py", "test_faults.py", "test_cml_workflow.py",
-         "test_pipeline_image_folder.py"]
+# How `bash bootstrap.sh test` shares the suite between its workers (pytest-xdist, --dist loadscope
+# --no-loadscope-reorder). A module's tests go to one worker together, so its module fixtures are built once,
+# except in the modules of SPREAD (the longest), whose tests go to the workers one by one: their fixtures are
+# session-scoped or shared_once, so they are not rebuilt when a worker runs another module's test in between.
+# Workers take the queue from its head: the modules of FIRST (the longest first), then the modules with slow
+# tests, so that the quick ones fill the gaps at the end.
+SPREAD = {"test_experiments.py", "test_faults.py", "test_train_extend.py"}
+FIRST = ["test_spread.py", "test_train_extend.py", "test_pipeline_image_folder.py", "test_cml_workflow.py",
+         "test_experiments.py", "test_faults.py"]
 
 
-@pytest.hookimpl(tryfirst=True)      # before xdist reads the groups
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's loadscope scheduling with the scopes above (xdist's own loadgroup marks do not reach
+    its scheduler under pytest 9, which no longer lets a plugin rename a test)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return nodeid if Path(module).name in SPREAD else module
+    return Scheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
+    """The queue's order (FIRST, then the modules with slow tests, then the rest)."""
     slow = {item.path.name for item in items if item.get_closest_marker("slow")}
 
     def place(item):
         name = item.path.name
         return (FIRST.index(name) if name in FIRST else len(FIRST)), name not in slow
     items.sort(key=place)          # stable: a module's tests stay together and in their order
-    for item in items:
-        if not getattr(item.module, "SPREAD_OVER_WORKERS", False):
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
+
 
 @pytest.fixture(scope="session")
 def shared_data():

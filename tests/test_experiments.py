@@ -109,9 +109,6 @@ def output_digests(proj, stages):
 ALL_STAGES = ["check_params", "fetch", "validate", *AFTER_NORMALIZE]
 
 
-SPREAD_OVER_WORKERS = True     # the tests go to the pytest-xdist workers one by one (conftest)
-
-
 @pytest.fixture(scope="session")
 def baseline(smoke_pipeline, tmp_path_factory):
     """The smoke pipeline copied and committed (dvc.lock, metrics, smoke params) as a user's repo is. Built
@@ -152,11 +149,12 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
 # --- every key: dvc status names exactly the stages that list it ---------------------------------
 
 @pytest.mark.slow   # the smoke pipeline, then dvc
-def test_dvc_status_names_exactly_the_stages_of_each_key(project):
+def test_dvc_status_names_exactly_the_stages_of_each_key(project, monkeypatch):
     """`dvc status` (DVC's own Repo.status, what the command prints with --json, called in this process: a
     command per key would spend most of its time starting DVC) after each key alone is changed."""
     from dvc.repo import Repo
     base, _ = project
+    monkeypatch.chdir(base)                      # stage names as the command prints them from the project root
     params_text = (base / "params.yaml").read_text()
     keys = list(flat_keys(yaml.safe_load(params_text), leaves=True))
     assert len(keys) >= 40

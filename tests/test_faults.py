@@ -70,9 +70,6 @@ def set_params(proj, changes):
 dvc = functools.partial(conftest.dvc, check=True)   # every dvc call here must succeed unless check=False
 
 
-SPREAD_OVER_WORKERS = True     # the tests go to the pytest-xdist workers one by one (conftest)
-
-
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory, fmnist_raw):
     """A clone with fetch, validate, normalize and check_data reproduced on the small slice and FAULT_PARAMS

@@ -85,9 +85,6 @@ def data_for(kind, fmnist_small):
     return gan_data(fmnist_small) if kind == "gan" else vae_data(fmnist_small)
 
 
-SPREAD_OVER_WORKERS = True     # the tests go to the pytest-xdist workers one by one (conftest)
-
-
 @pytest.fixture(scope="session")
 def fresh(fmnist_small, tmp_path_factory):
     """A fresh N2 run of each kind (no store), the reference of every comparison."""
