@@ -148,32 +148,53 @@ def test_each_stage_reads_exactly_the_params_dvc_yaml_lists(baseline):
 
 # --- every key: dvc status names exactly the stages that list it ---------------------------------
 
+# One process for every key's `dvc status` (DVC's Repo.status: what the command prints with --json): a command
+# per key would spend most of its time starting DVC, and DVC used inside the test process would leave its
+# logging bound to pytest's closed capture streams.
+STATUS_PER_KEY = """
+import json, sys
+from pathlib import Path
+from dvc.repo import Repo
+variants = json.loads(Path(sys.argv[1]).read_text())
+original = Path("params.yaml").read_text()
+seen = {}
+try:
+    for key, text in variants.items():
+        Path("params.yaml").write_text(text)
+        with Repo(".") as repo:
+            seen[key] = sorted(repo.status())
+finally:
+    Path("params.yaml").write_text(original)
+print(json.dumps(seen))
+"""
+
+
 @pytest.mark.slow   # the smoke pipeline, then dvc
-def test_dvc_status_names_exactly_the_stages_of_each_key(project, monkeypatch):
-    """`dvc status` (DVC's own Repo.status, what the command prints with --json, called in this process: a
-    command per key would spend most of its time starting DVC) after each key alone is changed."""
-    from dvc.repo import Repo
-    base, _ = project
-    monkeypatch.chdir(base)                      # stage names as the command prints them from the project root
+def test_dvc_status_names_exactly_the_stages_of_each_key(project, tmp_path):
+    base, env = project
     params_text = (base / "params.yaml").read_text()
     keys = list(flat_keys(yaml.safe_load(params_text), leaves=True))
     assert len(keys) >= 40
-    (base.parent / "other-images").mkdir(exist_ok=True)      # data.path must name a folder that exists
-    (base.parent / "other-images" / "a.txt").write_text("a")
-
-    def status():
-        with Repo(str(base)) as repo:
-            return repo.status()
+    (tmp_path / "other-images").mkdir()                      # data.path must name a folder that exists
+    (tmp_path / "other-images" / "a.txt").write_text("a")
+    variants = {}
     for key in keys:
         old = set_param(base, key, None)
-        set_param(base, key, str(base.parent / "other-images") if key == "data.path" else changed(old))
+        set_param(base, key, str(tmp_path / "other-images") if key == "data.path" else changed(old))
+        variants[key] = (base / "params.yaml").read_text()
+        (base / "params.yaml").write_text(params_text)
+    (tmp_path / "variants.json").write_text(json.dumps(variants))
+    r = subprocess.run([sys.executable, "-c", STATUS_PER_KEY, str(tmp_path / "variants.json")], cwd=base, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in keys:
         expected = {s for s in ALL_STAGES if key in declared(s)} | {"check_params", "report"}
-        assert set(status()) == expected, f"{key}: dvc status names {sorted(status())}, expected {sorted(expected)}"
+        assert set(seen[key]) == expected, f"{key}: dvc status names {seen[key]}, expected {sorted(expected)}"
         first = min(reruns(key) - {"check_params"}, key=ALL_STAGES.index)
         assert first in expected, f"{key}: the docs/experiments.md table starts at {first}, dvc.yaml disagrees"
-        (base / "params.yaml").write_text(params_text)
-    assert status() == {}
-    assert json.loads(dvc(base, "status", "--json").stdout) == {}      # the command says the same
+    assert (base / "params.yaml").read_text() == params_text
+    assert json.loads(dvc(base, "status", "--json", env=env).stdout) == {}      # the command: nothing changed
 
 
 # --- representative keys: a real repro re-runs exactly the table's stages --------------------------
