@@ -348,15 +348,7 @@ def cml_workflow(tmp_path_factory, shared_data):
     from workflow_runner import run_workflow
 
     def build(work):
-        flat = {}
-
-        def walk(tree, prefix=""):
-            for k, v in tree.items():
-                if isinstance(v, dict) and k != "min_evaluator_accuracy":
-                    walk(v, prefix + k + ".")
-                else:
-                    flat[prefix + k] = v
-        walk(SMOKE)
+        flat = {f"{section}.{key}": v for section, values in SMOKE.items() for key, v in values.items()}
         return run_workflow(work, flat, project_files(), env=tool_env(GENLAB_MIRROR=str(shared_data)))
     result = shared_once(tmp_path_factory, "cml", build)
     return result, Path(result["record"])
