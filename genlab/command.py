@@ -249,20 +249,18 @@ def codes(model, n, seed):
     return np.random.default_rng(seed).standard_normal((n, model.latent_dim)).astype(np.float32)
 
 
-def vae_class_codes(model, data_dir, per_class=2000):
-    """Mean code of each class of the training split (data_dir, normalize's output): (K, latent_dim)."""
+def vae_class_codes(model, data_dir):
+    """Mean code of each class of the training split (data_dir, normalize's output): (K, latent_dim),
+    as the pipeline's attribute figure finds them (genlab.outputs.sampling.vae_class_codes)."""
     from genlab.data.processed import load_split, to_unit
+    from genlab.outputs.sampling import vae_class_codes as class_codes
     try:
         x, y = load_split(data_dir, "train")
         meta = json.loads((Path(data_dir) / "meta.json").read_text())
     except (OSError, ValueError) as e:
         raise GenlabError(f"a VAE needs the training data to find a class's codes, and {data_dir} cannot be "
                           f"read ({type(e).__name__}): run `dvc repro normalize`, or pass --data") from None
-    means = []
-    for k in range(int(meta["n_classes"])):
-        idx = np.flatnonzero(y == k)[:per_class]
-        means.append(model.encode(to_unit(x[idx], meta["range"]))[0].mean(axis=0))
-    return np.stack(means).astype(np.float32)
+    return class_codes(model, to_unit(x, meta["range"]), y, int(meta["n_classes"]))
 
 
 def chosen_class(model, args, names):

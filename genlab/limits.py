@@ -6,7 +6,33 @@ the fix. stages/check_data.py calls every rule at once, right after normalize, s
 same function through `require`, so a stage run by hand says the same thing.
 """
 
+from pathlib import Path
+
+import yaml
+
 from genlab.errors import GenlabError
+
+DVC_YAML = Path(__file__).resolve().parents[1] / "dvc.yaml"   # the project's, beside genlab/
+
+
+def declared_params(stage=None, dvc_yaml=DVC_YAML):
+    """The param keys dvc.yaml lists: for one stage ({section: (key, ...)} in dvc.yaml's order), or for
+    every stage (a set of dotted keys). dvc.yaml is the one list: check_data checks exactly the keys DVC
+    re-runs it for, and tests/test_dvc_yaml.py checks each stage reads exactly the keys listed for it."""
+    try:
+        stages = yaml.safe_load(Path(dvc_yaml).read_text()).get("stages", {})
+    except (OSError, yaml.YAMLError, AttributeError) as e:
+        raise GenlabError(f"cannot read the stages' params from {dvc_yaml} ({type(e).__name__}): "
+                          "restore it with `git checkout dvc.yaml`") from None
+    keys = [p for name, d in stages.items() if stage in (None, name) and isinstance(d, dict)
+            for p in d.get("params", []) if isinstance(p, str)]
+    if stage is None:
+        return set(keys)
+    sections = {}
+    for key in keys:
+        section, _, field = key.partition(".")
+        sections.setdefault(section, []).append(field)
+    return {section: tuple(fields) for section, fields in sections.items()}
 
 
 def require(*problems):

@@ -15,21 +15,14 @@ from genlab import limits, stage
 from genlab.limits import require
 from genlab.params import Evaluate, read_all
 
-# The keys whose limits depend on the data (exactly the params dvc.yaml lists for check_data).
-KEYS = {"train": ("batch_size", "data_in_memory", "snapshot_every"),
-        "gan": ("arch", "conditional", "latent_dim", "hidden", "filters"),
-        "vae": ("arch", "latent_dim", "hidden", "filters"),
-        "evaluator": ("batch_size", "filters", "feature_dim"),
-        "sample": ("n", "attribute"),
-        "evaluate": ("n_samples", "kid_subset_size", "pr_k", "curve_n"),
-        "cas": ("n",)}
-
 
 def read_settings(params):
-    """The params whose limits depend on the data ({section: genlab.params object of KEYS[section]}),
-    each checked on its own; and the checks between them that need no data (sample.n >=
-    evaluate.n_samples, KID subset and pr_k <= evaluate.n_samples, cas.n <= sample.n for a conditional GAN)."""
-    s = dict(zip(KEYS, read_all(params, *KEYS.items())))
+    """The params whose limits depend on the data, exactly those dvc.yaml lists for check_data
+    ({section: genlab.params object of those keys}), each checked on its own; and the checks between
+    them that need no data (sample.n >= evaluate.n_samples, KID subset and pr_k <= evaluate.n_samples,
+    cas.n <= sample.n for a conditional GAN)."""
+    keys = limits.declared_params("check_data")
+    s = dict(zip(keys, read_all(params, *keys.items())))
     sample, ev = s["sample"], s["evaluate"]
     require(limits.samples_hold_scored(sample.n, ev.n_samples),
             limits.kid_subset_fits(ev.kid_subset_size, ev.n_samples),

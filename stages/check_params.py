@@ -10,11 +10,8 @@ It imports no TensorFlow or Keras (the read_settings functions stay light), so i
 
 import argparse
 import difflib
-from pathlib import Path
 
-import yaml
-
-from genlab import config, stage
+from genlab import config, limits, stage
 from genlab.errors import GenlabError
 from genlab.io import atomic_file, write_json
 from stages import (
@@ -31,22 +28,6 @@ from stages import (
 )
 
 STAGES = (fetch, validate, normalize, check_data, train_gan, train_vae, train_evaluator, floor, sample, evaluate)
-
-
-def declared_keys(dvc_yaml="dvc.yaml"):
-    """The param keys dvc.yaml lists per stage (tests/test_experiments.py checks they are exactly the keys
-    each stage reads). Used beside the keys read here, for a stage whose checks stopped at a bad value
-    before reading all of its keys."""
-    try:
-        stages = yaml.safe_load(Path(dvc_yaml).read_text()).get("stages", {})
-    except (OSError, yaml.YAMLError, AttributeError):
-        return set()
-    keys = set()
-    for definition in stages.values():
-        for p in definition.get("params", []) if isinstance(definition, dict) else []:
-            if isinstance(p, str):
-                keys.add(p)
-    return keys
 
 
 def unknown_keys(params, known):
@@ -75,7 +56,7 @@ def unknown_keys(params, known):
     return problems
 
 
-def check(params, dvc_yaml="dvc.yaml"):
+def check(params, dvc_yaml=limits.DVC_YAML):
     """Every stage's checks on params, and no unknown key; raise one GenlabError listing every problem
     (each message once, even when several stages read the same bad key)."""
     errors = []
@@ -84,7 +65,7 @@ def check(params, dvc_yaml="dvc.yaml"):
             module.read_settings(params)
         except GenlabError as e:
             errors += str(e).split("; ")      # a stage may report several values, joined by "; "
-    errors += unknown_keys(params, config.keys_read() | declared_keys(dvc_yaml))
+    errors += unknown_keys(params, config.keys_read() | limits.declared_params(dvc_yaml=dvc_yaml))
     errors = list(dict.fromkeys(errors))
     if errors:
         raise GenlabError("; ".join(errors))

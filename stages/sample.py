@@ -30,7 +30,7 @@ def main():
     from genlab.evaluation.evaluator import load_evaluator, predict_proba
     from genlab.io import atomic_dir, check_outputs, write_npz
     from genlab.models.load import load_model
-    from genlab.outputs.sampling import draw, gan_figures, vae_figures
+    from genlab.outputs.sampling import draw, gan_figures, vae_class_codes, vae_figures
 
     meta = load_meta(args.data)
     names = meta["class_names"]
@@ -58,9 +58,11 @@ def main():
                                 classify=classify, class_names=names)
         else:
             x_test, y_test = load_split(args.data, "test")
-            stats = vae_figures(model, fig_dir, x_test01=to_unit(x_test, value_range), y_test=y_test, seed=seed,
-                                grid=grid, steps=steps, rows=rows, edit=edit, classify=classify,
-                                class_names=names)
+            x_train, y_train = load_split(args.data, "train")
+            codes = vae_class_codes(model, to_unit(x_train, value_range), y_train, len(names))
+            stats = vae_figures(model, fig_dir, x_test01=to_unit(x_test, value_range), y_test=y_test,
+                                class_codes=codes, seed=seed, grid=grid, steps=steps, rows=rows, edit=edit,
+                                classify=classify, class_names=names)
     print(f"sample: {n} images -> {args.samples}; figures -> {args.figures}; {stats}")
 
 

@@ -170,6 +170,29 @@ def test_vae_edit_moves_an_image_toward_the_class(trained, tmp_path):
     assert np.mean(gain) > 0.3, gain                      # the edit makes the evaluator see a bag
 
 
+
+def test_the_pipelines_attribute_figure_and_genlab_edit_move_along_one_vector(trained, tmp_path):
+    """The sample stage's attribute.png and `genlab edit` take the same vector (training-split class
+    means, genlab.outputs.sampling.vae_class_codes): the command's last frame is the figure's +1 v row."""
+    from genlab.models.load import load_model
+    from genlab.outputs.sampling import vae_class_codes, vae_figures
+    vae = load_model(trained["root"] / "models" / "vae")
+    x, y = np.load(trained["data"] / "train_x.npy"), np.load(trained["data"] / "train_y.npy")
+    xt, yt = trained["test"]
+    codes = vae_class_codes(vae, (x + 1.0) / 2.0, y, 10)
+    stats = vae_figures(vae, tmp_path, x_test01=(xt + 1.0) / 2.0, y_test=yt, class_codes=codes, seed=0, grid=2,
+                        steps=4, rows=1, edit=(1, 8), classify=lambda im: proba(trained, im).argmax(axis=1),
+                        class_names=NAMES)
+    assert stats["attribute_edit"]["to_share_after"] > stats["attribute_edit"]["to_share_before"]
+    first_trouser = int(np.flatnonzero(yt == 1)[0])     # the figure's first edited row
+    Image.fromarray(((xt[first_trouser, :, :, 0] + 1) * 127.5 + 0.5).astype(np.uint8)).save(tmp_path / "t.png")
+    genlab(trained, "edit", str(trained["root"] / "models" / "vae"), "--image", str(tmp_path / "t.png"),
+           "--from", "Trouser", "--to", "Bag", "--steps", "2", "-o", str(tmp_path / "e.npz"))
+    z = vae.encode(np.asarray(Image.open(tmp_path / "t.png"), np.float32)[None, :, :, None] / 255.0)[0][0]
+    with np.load(tmp_path / "e.npz") as e:
+        np.testing.assert_allclose(e["x"][-1], vae.decode((z + codes[8] - codes[1])[None])[0], atol=1e-5)
+
+
 EXPORT_CHECK = r"""
 import json, sys
 import numpy as np, keras, tensorflow as tf

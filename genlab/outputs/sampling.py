@@ -5,7 +5,8 @@ Figures (PNG, in one folder per model):
   interpolation.png  latent interpolation strips (GAN: slerp between Gaussian codes; VAE: straight
                      lines between the codes of two real test images of different classes)
   attribute.png      attribute-vector edit: codes of class A moved along mean(code | B) - mean(code | A)
-                     (VAE: codes of real images; GAN: codes whose samples the evaluator labels A/B;
+                     (VAE: test images' codes moved along the class means of the training codes, the
+                     vector `genlab edit` uses too; GAN: codes whose samples the evaluator labels A/B;
                      conditional GAN: the same code with the label switched)
   classes.png        conditional GAN: one row per class
   reconstructions.png, latent_map.png   VAE: originals above reconstructions; 2-D map of test codes
@@ -33,6 +34,20 @@ def draw(model, n, seed):
     if model.family == "gan":
         return model.generate(n, seed, return_labels=True)
     return model.generate(n, seed), None
+
+
+def vae_class_codes(model, x01, y, n_classes, per_class=2000):
+    """Mean code of each class over its first per_class images (x01 in [0, 1], labels y): (K, latent_dim).
+    The ends of every VAE attribute edit: the pipeline's attribute.png, and `genlab edit`, `interpolate`
+    and `serve` (genlab.command.vae_class_codes, on the training split)."""
+    y = np.asarray(y)
+    means = []
+    for k in range(n_classes):
+        idx = np.flatnonzero(y == k)[:per_class]
+        if not len(idx):
+            raise ValueError(f"no image of class {k} to find its mean code from")
+        means.append(model.encode(x01[idx])[0].mean(axis=0))
+    return np.stack(means).astype(np.float32)
 
 
 def _edit_rows(model, codes, vec, labels=None):
@@ -87,8 +102,10 @@ def gan_figures(model, fig_dir, *, seed, grid, steps, rows, edit, classify, clas
     return stats
 
 
-def vae_figures(model, fig_dir, *, x_test01, y_test, seed, grid, steps, rows, edit, classify, class_names):
-    """Figures of a VAE/AE; x_test01, y_test: real test images in [0, 1] and their labels."""
+def vae_figures(model, fig_dir, *, x_test01, y_test, class_codes, seed, grid, steps, rows, edit, classify,
+                class_names):
+    """Figures of a VAE/AE; x_test01, y_test: real test images in [0, 1] and their labels; class_codes:
+    the training split's class means (vae_class_codes), the ends of the attribute vector."""
     rng = np.random.default_rng(seed)
     a, b = edit
     x = model.generate(grid * grid, seed)
@@ -108,11 +125,11 @@ def vae_figures(model, fig_dir, *, x_test01, y_test, seed, grid, steps, rows, ed
     save_rows(fig_dir / "interpolation.png", list(strip),
               [f"{class_names[y_test[i]]} -> {class_names[y_test[j]]}" for i, j in ends],
               title="latent interpolation between two test images")
-    vec = attribute_vector(z_test, y_test, b, a)
+    vec = class_codes[b] - class_codes[a]
     src = z_test[np.flatnonzero(y_test == a)[:steps]]
     edited = _edit_rows(model, src, vec)
     save_rows(fig_dir / "attribute.png", edited, [f"+{t:g} v" for t in EDIT_STEPS],
-              title=f"attribute vector v = mean z({class_names[b]}) - mean z({class_names[a]})")
+              title=f"attribute vector v = mean training z({class_names[b]}) - mean training z({class_names[a]})")
     save_latent_map(fig_dir / "latent_map.png", project_2d(z_test), y_test, class_names,
                     title="test codes" + (" (first two principal components)" if model.latent_dim != 2 else ""))
     stats = {"attribute_edit": {"from": class_names[a], "to": class_names[b],
