@@ -35,7 +35,7 @@ from genlab.evaluation.metrics import (
     precision_recall,
 )
 from genlab.evaluation.scoring import score_images
-from genlab.params import Evaluate
+from genlab.params import Evaluate, Evaluator
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 
@@ -88,9 +88,9 @@ def main():
         model = load_evaluator(args.evaluator)
     else:
         model, _ = timed(rows, f"(train quick evaluator, 1+{args.epochs} epochs on 10k)", lambda: train_evaluator(
-            x_train[:10000], y_train[:10000], x_train[10000:11000], y_train[10000:11000], n_classes=10,
-            filters=[16, 32], feature_dim=128, dropout=0.3, epochs=args.epochs + 1, warmup_epochs=1,
-            batch_size=128, lr=0.003, seed=0, out=io.StringIO()))
+            x_train[:10000], y_train[:10000], x_train[10000:11000], y_train[10000:11000], Evaluator.of(
+                filters=[16, 32], feature_dim=128, dropout=0.3, epochs=args.epochs + 1, warmup_epochs=1,
+                batch_size=128, lr=0.003, seed=0), n_classes=10, out=io.StringIO()))
     rng = np.random.default_rng(0)
     gen = np.clip(x_train[-n:] + 0.2 * rng.standard_normal((n, 28, 28, 1)), -1, 1).astype(np.float32)
     real = x_test[:n]

@@ -242,14 +242,13 @@ def evaluator_for(args, params, dataset):
         save_evaluator,
         train_evaluator,
     )
+    from genlab.params import Evaluator
     path = Path(args.evaluator)
     if not (path / "evaluator.json").exists():
         e = params["evaluator"]
         print(f"bench_quality: training the evaluator ({e['epochs']} epochs) -> {path}", flush=True)
         (x, y), (xv, yv), (xt, yt) = dataset["train"], dataset["val"], dataset["test"]
-        model, info = train_evaluator(x, y, xv, yv, n_classes=10, filters=e["filters"], feature_dim=e["feature_dim"],
-                                      dropout=e["dropout"], epochs=e["epochs"], warmup_epochs=e["warmup_epochs"],
-                                      batch_size=e["batch_size"], lr=e["lr"], seed=e["seed"])
+        model, info = train_evaluator(x, y, xv, yv, Evaluator.of(**e), n_classes=10)
         info.update(dataset="fashion_mnist", input_range=dataset["meta"]["range"],
                     test_accuracy=accuracy(model, xt, yt), n_test=len(xt))
         save_evaluator(model, path, info)

@@ -43,8 +43,8 @@ def main():
     x, y = load_split(args.data, "train")
     x_val, y_val = load_split(args.data, "val")
     x_test, y_test = load_split(args.data, "test")
-    model, info = train_evaluator(x, y, x_val, y_val, n_classes=int(meta["n_classes"]),
-                                  ckpt_dir=args.checkpoints, **settings.asdict())
+    model, info = train_evaluator(x, y, x_val, y_val, settings, n_classes=int(meta["n_classes"]),
+                                  ckpt_dir=args.checkpoints)
     test_acc = accuracy(model, x_test, y_test)
     print(f"evaluator test accuracy {test_acc:.4f} on {len(x_test)} {meta['dataset']} test images")
     info.update(dataset=meta["dataset"], input_range=list(meta["range"]),

@@ -100,9 +100,10 @@ def small_evaluator(fmnist_small):
     from genlab.evaluation.evaluator import train_evaluator
     x, y = fmnist_small["train"]
     xt, yt = fmnist_small["test"]
-    model, _ = train_evaluator(x, y, xt[:200], yt[:200], n_classes=10, filters=[16, 32], feature_dim=64,
-                               dropout=0.3, epochs=2, warmup_epochs=1, batch_size=128, lr=0.003, seed=0,
-                               out=io.StringIO())
+    from genlab.params import Evaluator
+    model, _ = train_evaluator(x, y, xt[:200], yt[:200], Evaluator.of(
+        filters=[16, 32], feature_dim=64, dropout=0.3, epochs=2, warmup_epochs=1, batch_size=128, lr=0.003, seed=0),
+        n_classes=10, out=io.StringIO())
     return model
 
 

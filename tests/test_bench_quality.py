@@ -28,9 +28,10 @@ def tiny_evaluator(fmnist_small, tmp_path_factory):
     """An evaluator trained for one epoch on 2,000 real images (scores only need its features)."""
     from genlab.evaluation.evaluator import accuracy, save_evaluator, train_evaluator
     (x, y), (xt, yt) = fmnist_small["train"], fmnist_small["test"]
-    model, info = train_evaluator(x[:2000], y[:2000], xt[:200], yt[:200], n_classes=10, filters=[8, 16],
-                                  feature_dim=32, dropout=0.0, epochs=1, warmup_epochs=0, batch_size=64,
-                                  lr=3e-3, seed=0, out=io.StringIO())
+    from genlab.params import Evaluator
+    model, info = train_evaluator(x[:2000], y[:2000], xt[:200], yt[:200], Evaluator.of(
+        filters=[8, 16], feature_dim=32, dropout=0.0, epochs=1, warmup_epochs=0, batch_size=64, lr=3e-3, seed=0),
+        n_classes=10, out=io.StringIO())
     info.update(dataset="fashion_mnist", input_range=[-1.0, 1.0], test_accuracy=accuracy(model, xt, yt))
     d = tmp_path_factory.mktemp("evaluator")
     save_evaluator(model, d, info)

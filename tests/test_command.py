@@ -26,7 +26,7 @@ def trained(fmnist_small, tmp_path_factory):
     """data/processed (normalize's layout), a conditional DCGAN, an unconditional MLP GAN, a conv VAE
     and the evaluator, all trained on the real slice."""
     from genlab.evaluation.evaluator import train_evaluator
-    from genlab.params import Gan, Vae
+    from genlab.params import Evaluator, Gan, Vae
     from genlab.training.gan import train_gan
     from genlab.training.loop import TrainSettings
     from genlab.training.vae import train_vae
@@ -55,9 +55,9 @@ def trained(fmnist_small, tmp_path_factory):
               settings=TrainSettings(iterations=600, batch_size=64, seed=0, log_every=300, ckpt_every=600),
               vae=Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=128, filters=16, lr=1e-3,
                          prior="normal", prior_components=10))
-    evaluator, _ = train_evaluator(x, y, xt[:500], yt[:500], n_classes=10, filters=[8, 16],
-                                   feature_dim=32, dropout=0.0, epochs=3, warmup_epochs=1, batch_size=64,
-                                   lr=3e-3, seed=0, out=io.StringIO())
+    evaluator, _ = train_evaluator(x, y, xt[:500], yt[:500], Evaluator.of(
+        filters=[8, 16], feature_dim=32, dropout=0.0, epochs=3, warmup_epochs=1, batch_size=64, lr=3e-3, seed=0),
+        n_classes=10, out=io.StringIO())
     return {"root": root, "data": data, "meta": data / "meta.json", "evaluator": evaluator, "test": (xt, yt)}
 
 

@@ -26,10 +26,15 @@ from genlab.evaluation.evaluator import (
     save_evaluator,
     train_evaluator,
 )
-from genlab.params import check_gates
+from genlab.params import Evaluator, check_gates
 
 SLICE_GATE = 0.85
-ARCH = dict(n_classes=10, filters=[16, 32], feature_dim=128, dropout=0.3)
+ARCH = dict(filters=[16, 32], feature_dim=128, dropout=0.3)
+
+
+def evaluator_params(**run):
+    """The checked evaluator.* params (genlab.params.Evaluator): ARCH and the given run values."""
+    return Evaluator.of(**ARCH, **run)
 QUIET = dict(out=io.StringIO())
 
 
@@ -40,8 +45,8 @@ def scaled(x):
 @pytest.fixture(scope="module")
 def trained(fmnist_raw):
     x, y = scaled(fmnist_raw["x_train"][:11000]), fmnist_raw["y_train"][:11000].astype(np.int32)
-    model, info = train_evaluator(x[:10000], y[:10000], x[10000:], y[10000:], epochs=4, warmup_epochs=1,
-                                  batch_size=128, lr=0.003, seed=0, **ARCH, **QUIET)
+    model, info = train_evaluator(x[:10000], y[:10000], x[10000:], y[10000:], evaluator_params(
+        epochs=4, warmup_epochs=1, batch_size=128, lr=0.003, seed=0), n_classes=10, **QUIET)
     return model, info
 
 
@@ -77,8 +82,9 @@ def test_save_load_round_trip(trained, fmnist_raw, tmp_path):
 
 def test_training_is_deterministic(fmnist_small):
     x, y = fmnist_small["train"]
-    runs = [train_evaluator(x[:600], y[:600], x[1000:1100], y[1000:1100], epochs=1, warmup_epochs=0,
-                            batch_size=100, lr=0.003, seed=7, **ARCH, **QUIET)[0] for _ in range(2)]
+    params = evaluator_params(epochs=1, warmup_epochs=0, batch_size=100, lr=0.003, seed=7)
+    runs = [train_evaluator(x[:600], y[:600], x[1000:1100], y[1000:1100], params, n_classes=10, **QUIET)[0]
+            for _ in range(2)]
     for a, b in zip(runs[0].weights, runs[1].weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
@@ -124,15 +130,14 @@ def test_load_refuses_missing_or_corrupt(tmp_path):
 
 def test_refuses_bad_inputs(fmnist_small):
     x, y = fmnist_small["train"]
+    run = dict(epochs=1, warmup_epochs=0, lr=0.01, seed=0)
     with pytest.raises(GenlabError, match="labels must lie in 0..9"):
-        train_evaluator(x[:10], y[:10] + 10, x[:5], y[:5], epochs=1, warmup_epochs=0, batch_size=5, lr=0.01,
-                        seed=0, **ARCH)
-    with pytest.raises(GenlabError, match="batch size 64 exceeds the 10 training images"):
-        train_evaluator(x[:10], y[:10], x[:5], y[:5], epochs=1, warmup_epochs=0, batch_size=64, lr=0.01,
-                        seed=0, **ARCH)
-    with pytest.raises(GenlabError, match="warm-up of 2 epochs must be shorter than the 2 training epochs"):
-        train_evaluator(x[:10], y[:10], x[:5], y[:5], epochs=2, warmup_epochs=2, batch_size=5, lr=0.01,
-                        seed=0, **ARCH)
+        train_evaluator(x[:10], y[:10] + 10, x[:5], y[:5], evaluator_params(batch_size=5, **run), n_classes=10)
+    with pytest.raises(GenlabError, match=r"evaluator.batch_size \(64\) is larger than the training split "
+                                          r"\(10 images\): lower evaluator.batch_size to at most 10"):
+        train_evaluator(x[:10], y[:10], x[:5], y[:5], evaluator_params(batch_size=64, **run), n_classes=10)
+    with pytest.raises(GenlabError, match=r"evaluator.warmup_epochs \(2\) must be less than evaluator.epochs"):
+        evaluator_params(epochs=2, warmup_epochs=2, batch_size=5, lr=0.01, seed=0)   # checked where it is read
 
 
 # ---- the stage script -----------------------------------------------------------------------------

@@ -42,6 +42,7 @@ import yaml
 
 import conftest
 from conftest import copy_project, tool_env
+from genlab.params import Evaluator
 
 ITERATIONS, EVAL_EPOCHS = 400, 8
 FAULT_PARAMS = {
@@ -574,8 +575,8 @@ def test_mutated_idx_and_npz_files_load_or_are_refused_never_crash_or_hang(tmp_p
 
 # ---- the evaluator's checkpoints (library level, a small real slice) -------------------------------
 
-EVAL_ARGS = dict(n_classes=10, filters=[4, 8], feature_dim=16, dropout=0.3, epochs=3, warmup_epochs=1,
-                 batch_size=64, lr=0.003, seed=0)
+EVAL_PARAMS = Evaluator.of(filters=[4, 8], feature_dim=16, dropout=0.3, epochs=3, warmup_epochs=1, batch_size=64,
+                           lr=0.003, seed=0)
 EVAL_STEPS = 1280 // 64   # iterations per epoch
 
 
@@ -588,7 +589,7 @@ def eval_slice(fmnist_small):
 @pytest.fixture(scope="session")
 def uninterrupted(eval_slice):
     from genlab.evaluation.evaluator import train_evaluator
-    model, info = train_evaluator(*eval_slice, **EVAL_ARGS, out=io.StringIO())
+    model, info = train_evaluator(*eval_slice, EVAL_PARAMS, n_classes=10, out=io.StringIO())
     return [w.numpy() for w in model.weights], info
 
 
@@ -617,18 +618,18 @@ def test_evaluator_resumes_from_its_last_good_checkpoint(eval_slice, uninterrupt
     from genlab.evaluation.evaluator import train_evaluator
     ckpt = tmp_path / "ckpt"
     with pytest.raises(KeyboardInterrupt):
-        train_evaluator(*eval_slice, **EVAL_ARGS, ckpt_dir=ckpt, out=_StopAt(2 * EVAL_STEPS))
+        train_evaluator(*eval_slice, EVAL_PARAMS, n_classes=10, ckpt_dir=ckpt, out=_StopAt(2 * EVAL_STEPS))
     newest = sorted(ckpt.glob("ckpt-*"))[-1]
     assert newest.name == f"ckpt-{2 * EVAL_STEPS:09d}"
     if damage == "truncate the newest":
         state = newest / "state.npz"
         state.write_bytes(state.read_bytes()[:1000])
     elif damage == "other params":
-        args = {**EVAL_ARGS, "lr": 0.002}
         with pytest.raises(KeyboardInterrupt):   # the same folder, a run of other params
-            train_evaluator(*eval_slice, **args, ckpt_dir=ckpt, out=_StopAt(EVAL_STEPS))
+            train_evaluator(*eval_slice, EVAL_PARAMS.replace(lr=0.002), n_classes=10, ckpt_dir=ckpt,
+                            out=_StopAt(EVAL_STEPS))
     out = io.StringIO()
-    model, info = train_evaluator(*eval_slice, **EVAL_ARGS, ckpt_dir=ckpt, out=out)
+    model, info = train_evaluator(*eval_slice, EVAL_PARAMS, n_classes=10, ckpt_dir=ckpt, out=out)
     logs = out.getvalue()
     if resumes_at:
         assert f"train_evaluator: resuming from iteration {resumes_at} of {3 * EVAL_STEPS}" in logs, logs

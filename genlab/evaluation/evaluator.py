@@ -27,6 +27,7 @@ import tensorflow as tf
 from genlab import identity
 from genlab.errors import GenlabError
 from genlab.io import write_json
+from genlab.limits import batch_fits, require
 from genlab.training.loop import TrainSettings, fit, set_determinism
 
 FORMAT = "genlab-evaluator/1"
@@ -64,9 +65,9 @@ def _check_xy(x, y, n_classes, what):
         raise GenlabError(f"{what} labels must lie in 0..{n_classes - 1}, got {y.min()}..{y.max()}")
 
 
-def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, dropout,
-                    epochs, warmup_epochs, batch_size, lr, seed, ckpt_dir=None, out=None):
-    """Train the evaluator on (x, y); return (model, info) with the weights of the best epoch.
+def train_evaluator(x, y, x_val, y_val, evaluator, *, n_classes, ckpt_dir=None, out=None):
+    """Train the evaluator on (x, y) with the checked evaluator.* params (genlab.params.Evaluator);
+    return (model, info) with the weights of the best epoch.
 
     Adam; the learning rate rises linearly from 0 to `lr` over the first warmup_epochs, then
     follows a cosine decay to 0 at the last step. Epoch e visits a permutation of the training
@@ -84,17 +85,13 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
     x_val, y_val = np.asarray(x_val, dtype=np.float32), np.asarray(y_val, dtype=np.int32)
     _check_xy(x, y, n_classes, "training")
     _check_xy(x_val, y_val, n_classes, "validation")
-    if not 0 <= warmup_epochs < epochs:
-        raise GenlabError(f"evaluator warm-up of {warmup_epochs} epochs must be shorter than the {epochs} "
-                          "training epochs: lower evaluator.warmup_epochs or raise evaluator.epochs")
+    e = evaluator
+    require(batch_fits("evaluator.batch_size", e.batch_size, len(x)))   # warmup < epochs: Evaluator.check
+    epochs, batch_size, seed = e.epochs, e.batch_size, e.seed
     steps_per_epoch = len(x) // batch_size
-    if steps_per_epoch < 1:
-        raise GenlabError(f"evaluator batch size {batch_size} exceeds the {len(x)} training images: "
-                          "lower evaluator.batch_size")
-    build = dict(n_classes=n_classes, filters=list(filters), feature_dim=feature_dim, dropout=dropout)
-    run = dict(epochs=epochs, warmup_epochs=warmup_epochs, batch_size=batch_size, lr=lr, seed=seed)
-    start = time.perf_counter()
-    task = EvaluatorTask(x, y, x_val, y_val, build=build, **run)
+    build = dict(n_classes=n_classes, filters=list(e.filters), feature_dim=e.feature_dim, dropout=e.dropout)
+    run = dict(epochs=epochs, warmup_epochs=e.warmup_epochs, batch_size=batch_size, lr=e.lr, seed=seed)
+    task = EvaluatorTask(x, y, x_val, y_val, e, n_classes=n_classes)
     settings = TrainSettings(iterations=epochs * steps_per_epoch, batch_size=batch_size, seed=seed,
                              log_every=steps_per_epoch, ckpt_every=steps_per_epoch)
     fingerprint = _run_fingerprint(build, run, x, y, x_val, y_val)
@@ -103,9 +100,8 @@ def train_evaluator(x, y, x_val, y_val, *, n_classes, filters, feature_dim, drop
     model, history, best_epoch, best_acc = task.result()
     info = {
         "build": {"input_shape": list(x.shape[1:]), **build, "n_classes": int(n_classes),
-                  "feature_dim": int(feature_dim), "dropout": float(dropout)},
-        "train": {**run, "n_train": len(x), "n_val": len(x_val), "best_epoch": best_epoch,
-                  "seconds": time.perf_counter() - start},
+                  "feature_dim": int(e.feature_dim), "dropout": float(e.dropout)},
+        "train": {**run, "n_train": len(x), "n_val": len(x_val), "best_epoch": best_epoch},
         "val_accuracy": best_acc if len(x_val) else None,
         "history": history,
     }
@@ -132,10 +128,13 @@ class EvaluatorTask:
     hint = "lower evaluator.lr"
     in_memory = True
 
-    def __init__(self, x, y, x_val, y_val, *, build, epochs, warmup_epochs, batch_size, lr, seed):
+    def __init__(self, x, y, x_val, y_val, evaluator, *, n_classes):
+        e = evaluator
+        epochs, warmup_epochs, batch_size, lr, seed = e.epochs, e.warmup_epochs, e.batch_size, e.lr, e.seed
         self.spe, self.seed, self.x_val, self.y_val = len(x) // batch_size, seed, x_val, y_val
         set_determinism(seed)
-        self.model = net = build_evaluator(x.shape[1:], **build)
+        self.model = net = build_evaluator(x.shape[1:], n_classes, filters=list(e.filters), feature_dim=e.feature_dim,
+                                           dropout=e.dropout)
         # linear warm-up from 0 to lr (fewer ReLU features die early), then cosine decay to 0 at the end
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0 if warmup_epochs else lr, decay_steps=(epochs - warmup_epochs) * self.spe,
@@ -203,7 +202,8 @@ class EvaluatorTask:
         """(net with the best weights, history, best epoch, best validation accuracy)."""
         for v, b in zip(self.model.weights, self.best):
             v.assign(b.value())
-        history = [{"epoch": e + 1, "loss": float(row[0]), "val_accuracy": float(row[1]), "seconds": float(row[2])}
+        # (no wall times: they would make the saved evaluator differ byte-wise between identical runs)
+        history = [{"epoch": e + 1, "loss": float(row[0]), "val_accuracy": float(row[1])}
                    for e, row in enumerate(self.history.numpy())]
         return self.model, history, int(self.best_epoch.numpy()), float(self.best_acc.numpy())
 
