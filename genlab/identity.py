@@ -136,9 +136,11 @@ def _cpu_model():
 def environment():
     """What a deterministic result depends on besides its inputs and code: the numeric libraries'
     versions, the CPU model and count, and the thread cap (GENLAB_THREADS)."""
+    from importlib.metadata import version
+
     import keras
     import scipy
     import tensorflow as tf
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "cpu": _cpu_model(), "cpus": os.cpu_count(),
-            "threads": os.environ.get("GENLAB_THREADS", "")}
+            "scipy": scipy.__version__, "scikit-learn": version("scikit-learn"), "cpu": _cpu_model(),
+            "cpus": os.cpu_count(), "threads": os.environ.get("GENLAB_THREADS", "")}

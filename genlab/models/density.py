@@ -4,32 +4,16 @@
 A VAE's aggregate posterior (the codes of the training images) does not fill its N(0, I) prior:
 prior samples land in holes between the classes and decode to blends. Sampling from a density
 fitted to the codes after training keeps the decoder and the ELBO as they are and draws codes where
-the decoder has seen them. Full-covariance EM in NumPy (float64, seeded k-means++-style start),
-deterministic for a given input and seed.
+the decoder has seen them. The fit is scikit-learn's GaussianMixture (full covariances, k-means++
+start, seeded), deterministic for a given input and seed on one machine. It replaced a hand-written
+EM: on the default run's 10,000 training codes (20 components) it reaches a slightly higher
+log-likelihood on the validation images' codes (-12.81 vs -12.85 nats per code) in 12.0 s instead of
+6.6 s (benchmarks/bench_library.py), about 5 s once per training, for 60 fewer lines of our own.
 """
 
 import numpy as np
 
 from genlab.errors import GenlabError
-
-_LOG_2PI = np.log(2.0 * np.pi)
-
-
-def _log_prob(x, weights, means, chols):
-    """log w_k + log N(x | mean_k, L_k L_k^T), shape (N, K)."""
-    n, d = x.shape
-    k = len(weights)
-    inv = np.linalg.inv(chols)                                              # (K, d, d): whitening maps
-    # (x - m_k) A_k^T for every k in one product: x @ [A_1^T ... A_K^T] minus each m_k A_k^T
-    y = (x @ inv.transpose(0, 2, 1).transpose(1, 0, 2).reshape(d, k * d)).reshape(n, k, d)
-    y -= np.einsum("kj,kij->ki", means, inv)[None]
-    log_det = np.log(np.diagonal(chols, axis1=1, axis2=2)).sum(axis=1)      # log |L_k|
-    return np.log(weights)[None] - 0.5 * (y * y).sum(axis=2) - log_det[None] - 0.5 * d * _LOG_2PI
-
-
-def _logsumexp(a):
-    m = a.max(axis=1, keepdims=True)
-    return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
 
 
 def fit_gmm(x, k, *, seed, iters=200, tol=1e-5, reg=1e-4):
@@ -39,41 +23,17 @@ def fit_gmm(x, k, *, seed, iters=200, tol=1e-5, reg=1e-4):
     the mean log-likelihood per row. reg is added to every covariance's diagonal (relative to the
     data's overall variance), so that no component collapses onto a few points.
     """
+    from sklearn.mixture import GaussianMixture
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or not np.isfinite(x).all():
         raise GenlabError("the code density needs finite codes shaped (N, latent_dim)")
-    n, d = x.shape
-    if not 1 <= k <= n:
-        raise GenlabError(f"a mixture of {k} components needs between 1 and {n} codes' worth of components")
-    rng = np.random.default_rng(seed)
-    scale = x.var(axis=0).mean()
-    # start: means spread over the data (k-means++ seeding), shared covariance, equal weights
-    idx = [int(rng.integers(n))]
-    d2 = ((x - x[idx[0]]) ** 2).sum(axis=1)
-    for _ in range(1, k):
-        idx.append(int(rng.choice(n, p=d2 / d2.sum())) if d2.sum() > 0 else int(rng.integers(n)))
-        d2 = np.minimum(d2, ((x - x[idx[-1]]) ** 2).sum(axis=1))
-    means = x[idx].copy()
-    cov0 = np.cov(x, rowvar=False).reshape(d, d) + reg * scale * np.eye(d)
-    chols = np.repeat(np.linalg.cholesky(cov0)[None], k, axis=0)
-    weights = np.full(k, 1.0 / k)
-    prev = -np.inf
-    for _ in range(iters):
-        logp = _log_prob(x, weights, means, chols)
-        ll = _logsumexp(logp)
-        resp = np.exp(logp - ll[:, None])                                   # (N, K)
-        nk = resp.sum(axis=0) + 1e-12
-        weights = nk / n
-        means = (resp.T @ x) / nk[:, None]
-        for j in range(k):
-            r = x - means[j]
-            cov = (resp[:, j, None] * r).T @ r / nk[j] + reg * scale * np.eye(d)
-            chols[j] = np.linalg.cholesky(cov)
-        if ll.mean() - prev < tol:
-            break
-        prev = ll.mean()
-    ll = float(_logsumexp(_log_prob(x, weights, means, chols)).mean())
-    return {"weights": weights.tolist(), "means": means.tolist(), "scale_trils": chols.tolist()}, ll
+    if not 1 <= k <= len(x):
+        raise GenlabError(f"a mixture of {k} components needs between 1 and {len(x)} codes' worth of components")
+    g = GaussianMixture(n_components=k, covariance_type="full", tol=tol, reg_covar=reg * x.var(axis=0).mean(),
+                        max_iter=iters, init_params="k-means++", random_state=seed).fit(x)
+    gmm = {"weights": g.weights_.tolist(), "means": g.means_.tolist(),
+           "scale_trils": np.linalg.cholesky(g.covariances_).tolist()}
+    return gmm, float(g.score(x))
 
 
 def sample_gmm(gmm, n, seed):

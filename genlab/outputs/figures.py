@@ -89,10 +89,9 @@ def attribute_vector(codes, labels, to_class, from_class):
 
 
 def project_2d(codes):
-    """Codes -> 2-D: themselves when 2-D, else their first two principal components."""
+    """Codes -> 2-D: themselves when 2-D, else their first two principal components (scikit-learn's PCA)."""
     codes = np.asarray(codes, np.float64)
     if codes.shape[1] == 2:
         return codes
-    centred = codes - codes.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T
+    from sklearn.decomposition import PCA
+    return PCA(n_components=2).fit_transform(codes)
