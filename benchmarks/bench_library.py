@@ -1,7 +1,8 @@
-"""The project's hand-written numerics against scikit-learn's, on the default run's own models (issue 25,
-item 6): the VAE's code mixture (genlab.models.density vs GaussianMixture), the feature-level
-real-vs-generated detector (genlab.evaluation.detect vs StandardScaler + LogisticRegression) and the
-latent map's projection (SVD vs PCA).
+"""scikit-learn's numerics (today's genlab) against the hand-written code they replaced (issue 25, item 6),
+on the default run's own models: the VAE's code mixture (GaussianMixture vs a NumPy EM), the
+feature-level real-vs-generated detector (StandardScaler + LogisticRegression vs an L-BFGS fit in
+SciPy) and the latent map's projection (PCA vs an SVD). The hand-written baseline is the code of
+commit BASELINE, read from git history (so this script runs in a git checkout).
 
     .venv/bin/python benchmarks/bench_library.py [--project .] [--repeats 3]
 
@@ -16,7 +17,9 @@ images against the GAN's and the VAE's samples; the projections' largest differe
 
 import argparse
 import os
+import subprocess
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +38,21 @@ def best_time(fn, repeats):
     return out, best
 
 
-def sklearn_gmm(codes, k, seed, reg=1e-4):
-    from sklearn.mixture import GaussianMixture
-    scale = np.asarray(codes, np.float64).var(axis=0).mean()
-    return GaussianMixture(n_components=k, covariance_type="full", tol=1e-5, reg_covar=reg * scale,
-                           max_iter=200, init_params="k-means++", random_state=seed).fit(codes)
+BASELINE = "2e0ca74"   # the last commit with the hand-written mixture, detector and projection
+
+
+def baseline(module):
+    """genlab's `module` (e.g. "genlab.models.density") as it was at commit BASELINE."""
+    path = module.replace(".", "/") + ".py"
+    src = subprocess.run(["git", "show", f"{BASELINE}:{path}"], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    m = types.ModuleType(f"baseline_{module}")
+    exec(compile(src, f"{BASELINE}:{path}", "exec"), m.__dict__)
+    return m
 
 
 def as_sklearn(gmm):
-    """A fitted GaussianMixture holding the hand-written fit's parameters (to score both the same way)."""
+    """A fitted GaussianMixture holding a fit's parameters (to score both fits the same way)."""
     from sklearn.mixture import GaussianMixture
     g = GaussianMixture(n_components=len(gmm["weights"]), covariance_type="full")
     g.weights_, g.means_ = np.asarray(gmm["weights"]), np.asarray(gmm["means"])
@@ -51,22 +60,6 @@ def as_sklearn(gmm):
     g.covariances_ = chol @ chol.transpose(0, 2, 1)
     g.precisions_cholesky_ = np.linalg.inv(chol).transpose(0, 2, 1)
     return g
-
-
-def sklearn_detector(real, fake, *, l2, max_iter, seed):
-    """two_sample_accuracy's protocol (seeded halves, standardised, balanced held-out accuracy) with
-    scikit-learn: C = 1 / (l2 * n) gives the same objective (mean log loss + l2/2 |w|^2, bias free)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    rng = np.random.default_rng(seed)
-    real, fake = real[rng.permutation(len(real))], fake[rng.permutation(len(fake))]
-    hr, hf = len(real) // 2, len(fake) // 2
-    x = np.concatenate([real[:hr], fake[:hf]]).astype(np.float64)
-    y = np.concatenate([np.zeros(hr), np.ones(hf)])
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 / (l2 * len(x)), max_iter=max_iter))
-    clf.fit(x, y)
-    return float(0.5 * ((clf.predict(real[hr:]) == 0).mean() + (clf.predict(fake[hf:]) == 1).mean()))
 
 
 def main():
@@ -110,38 +103,34 @@ def main():
         p, r = precision_recall(f_val, f, k=ev_p.pr_k)
         return frechet_distance(f_val, f), p, r, f
 
-    print("| mixture | fit s | iterations | LL fit codes | LL val codes | FD vs val | precision | recall |")
-    print("|---|---|---|---|---|---|---|---|")
-    (hand, _), t_hand = best_time(lambda: fit_gmm(codes, k, seed=seed), args.repeats)
-    g_hand = as_sklearn(hand)
-    fd, p, r, f_vae = downstream(sample_gmm(hand, args.n, seed + 1))
-    print(f"| hand-written EM (genlab.models.density) | {t_hand:.2f} | – | {g_hand.score(codes):.4f} | "
-          f"{g_hand.score(val_codes):.4f} | {fd:.3f} | {p:.4f} | {r:.4f} |")
-    sk, t_sk = best_time(lambda: sklearn_gmm(codes, k, seed), args.repeats)
-    z_sk, _ = sk.sample(args.n)
-    fd, p, r, _ = downstream(np.random.default_rng(seed + 1).permutation(z_sk))
-    print(f"| scikit-learn GaussianMixture (k-means++ start) | {t_sk:.2f} | {sk.n_iter_} | {sk.score(codes):.4f} | "
-          f"{sk.score(val_codes):.4f} | {fd:.3f} | {p:.4f} | {r:.4f} |")
+    old_density, old_detect = baseline("genlab.models.density"), baseline("genlab.evaluation.detect")
+    old_figures = baseline("genlab.outputs.figures")
+    print("| mixture | fit s | LL fit codes | LL val codes | FD vs val | precision | recall |")
+    print("|---|---|---|---|---|---|---|")
+    f_vae = {}
+    for name, fit in ((f"hand-written EM ({BASELINE})", old_density.fit_gmm),
+                      ("scikit-learn GaussianMixture (genlab.models.density)", fit_gmm)):
+        (gmm, _), t = best_time(lambda: fit(codes, k, seed=seed), args.repeats)
+        g = as_sklearn(gmm)
+        fd, p, r, f_vae[name] = downstream(sample_gmm(gmm, args.n, seed + 1))
+        print(f"| {name} | {t:.2f} | {g.score(codes):.4f} | {g.score(val_codes):.4f} | {fd:.3f} | {p:.4f} | {r:.4f} |")
 
     print("\n| detector (real: validation features) | against | fit s | held-out accuracy |")
     print("|---|---|---|---|")
     with np.load(root / "samples/gan.npz") as z:
         f_gan = features(evaluator, z["x"][:len(xv)])
-    for name, fake in (("GAN samples", f_gan), ("VAE samples (hand mixture)", f_vae[:len(xv)])):
-        kw = dict(l2=ev_p.two_sample_l2, max_iter=ev_p.two_sample_max_iter, seed=ev_p.seed)
-        acc, t = best_time(lambda: two_sample_accuracy(f_val, fake, **kw), args.repeats)
-        print(f"| hand-written L-BFGS (genlab.evaluation.detect) | {name} | {t:.3f} | {acc:.4f} |")
-        acc, t = best_time(lambda: sklearn_detector(f_val, fake, **kw), args.repeats)
-        print(f"| scikit-learn StandardScaler + LogisticRegression | {name} | {t:.3f} | {acc:.4f} |")
+    kw = dict(l2=ev_p.two_sample_l2, max_iter=ev_p.two_sample_max_iter, seed=ev_p.seed)
+    for against, fake in (("GAN samples", f_gan), ("VAE samples (the new mixture)", f_vae[name][:len(xv)])):
+        for impl, detect in ((f"hand-written L-BFGS ({BASELINE})", old_detect.two_sample_accuracy),
+                             ("scikit-learn (genlab.evaluation.detect)", two_sample_accuracy)):
+            acc, t = best_time(lambda: detect(f_val, fake, **kw), args.repeats)
+            print(f"| {impl} | {against} | {t:.3f} | {acc:.4f} |")
 
-    from sklearn.decomposition import PCA
-    test_like = val_codes
-    mine, t_mine = best_time(lambda: project_2d(test_like), args.repeats)
-    theirs, t_theirs = best_time(lambda: PCA(2).fit_transform(test_like), args.repeats)
-    diff = np.abs(np.abs(mine) - np.abs(theirs)).max()
-    print(f"\nprojection of {len(test_like)} codes to 2-D: SVD {t_mine * 1000:.1f} ms, PCA {t_theirs * 1000:.1f} ms, "
-          f"largest |difference| up to sign {diff:.2e}")
-
+    (old, t_old), (new, t_new) = (best_time(lambda: f(val_codes), args.repeats)
+                                  for f in (old_figures.project_2d, project_2d))
+    diff = np.abs(np.abs(old) - np.abs(new)).max()
+    print(f"\nprojection of {len(val_codes)} codes to 2-D: SVD ({BASELINE}) {t_old * 1000:.1f} ms, PCA (genlab) "
+          f"{t_new * 1000:.1f} ms, largest |difference| up to sign {diff:.2e}")
 
 if __name__ == "__main__":
     main()
