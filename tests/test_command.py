@@ -239,6 +239,23 @@ def test_export_round_trip_in_a_fresh_interpreter(trained, tmp_path):
             np.testing.assert_allclose(c["saved"], ours, atol=1e-5)
 
 
+def test_an_exported_vae_says_how_genlab_draws_its_codes(trained, tmp_path):
+    """A VAE with the code mixture (vae.prior gmm, the default) exports the mixture and the recipe
+    genlab's generate() follows, so a user without genlab draws the same images; not N(0, I)."""
+    from genlab.models.export import export
+    from genlab.models.load import load_model
+    vae = load_model(trained["root"] / "models" / "vae")
+    x = np.load(trained["data"] / "train_x.npy")[:2000]
+    vae.fit_code_gmm(vae.encode((x + 1.0) / 2.0)[0], 5, seed=0)
+    info = export(vae, tmp_path / "e")
+    assert "N(0, I)" not in info["sampling"] and "default_rng(seed)" in info["sampling"]
+    g = info["code_gmm"]
+    rng, w = np.random.default_rng(3), np.asarray(g["weights"])
+    k = rng.choice(len(w), 8, p=w / w.sum())
+    eps = rng.standard_normal((8, info["latent_dim"]))
+    z = (np.asarray(g["means"])[k] + np.einsum("nij,nj->ni", np.asarray(g["scale_trils"])[k], eps)).astype(np.float32)
+    np.testing.assert_allclose(vae.decode(z) * 2.0 - 1.0, vae.generate(8, 3), atol=1e-5)
+
 @pytest.mark.parametrize("argv,message", [
     (["generate", "{root}/data", "-o", "{tmp}/x.png"], "/data/config.json not found: train the model first"),
     (["generate", "{root}/nowhere", "-o", "{tmp}/x.png"], "nowhere is not a folder: give a model folder"),

@@ -96,9 +96,16 @@ def export(model, out_dir, class_names=None, extra=None, source_dir=None):
         info["variant"] = model.config["variant"]
         info["signatures"] = {"serving_default": "z -> images", "decode": "z -> images",
                               "encode": "x01 -> z_mean" + (", z_log_var" if model.variational else "")}
-        info["sampling"] = ("z ~ N(0, I)" if model.variational else
-                            "z = mean + scale_tril @ eps, eps ~ N(0, I) (code_gaussian)")
-        if not model.variational:
+        if model.config.get("code_gmm"):   # vae.prior gmm (the default): what genlab's generate() draws from
+            info["sampling"] = ("rng = numpy.random.default_rng(seed); w = numpy.asarray(weights); "
+                                "k = rng.choice(len(w), n, p=w / w.sum()); "
+                                "eps = rng.standard_normal((n, latent_dim)); z = means[k] + scale_trils[k] @ eps "
+                                "per row (code_gmm, float64, then float32)")
+            info["code_gmm"] = model.config["code_gmm"]
+        elif model.variational:
+            info["sampling"] = "z ~ N(0, I)"
+        else:
+            info["sampling"] = "z = mean + scale_tril @ eps, eps ~ N(0, I) (code_gaussian)"
             info["code_gaussian"] = model.config.get("code_gaussian")
     with atomic_dir(out) as tmp:
         for name, net in nets.items():
