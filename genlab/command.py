@@ -78,7 +78,7 @@ def class_names(meta_path, n_classes=None):
 # files that tell what else a folder holds: (file or glob, what the folder is)
 OTHER_KINDS = (
     ("evaluator.json", "the evaluator (the classifier evaluate scores with, train_evaluator's output)"),
-    ("evaluator.keras", "the evaluator (the classifier evaluate scores with, train_evaluator's output)"),
+    ("evaluator.weights.h5", "the evaluator (the classifier evaluate scores with, train_evaluator's output)"),
     ("saved_model.pb", "a TensorFlow SavedModel (the export's saved_model/)"),
     ("ckpt-*", "training checkpoints"),
     ("snapshots", "a training's logs (dvclive)"),
@@ -439,6 +439,9 @@ def cmd_generate(model, args, names):
 def _gan_end(model, value, names, args, which):
     """--from/--to of a GAN -> (code, class weights or None): seed:N is the code of seed N (with
     --class for a conditional GAN), a class is the code of --seed with that class."""
+    if Path(value).suffix.lower() in (".png", ".jpg", ".jpeg") or Path(value).is_file():
+        raise GenlabError(f"--{which} {value}: a GAN has no encoder, so its ends cannot be images: give a class "
+                          "or seed:<integer> (a VAE model takes images)")
     if value.startswith("seed:"):
         if not value[5:].isdigit():
             raise GenlabError(f"--{which} {value}: a seed end is seed:<non-negative integer>")

@@ -274,6 +274,8 @@ def test_an_exported_vae_says_how_genlab_draws_its_codes(trained, tmp_path):
     (["edit", "{root}/models/gan", "--image", "{tmp}/rgb.png", "--to", "Bag", "-o", "{tmp}/x.png"],
      "a GAN has no encoder, so it cannot edit a given image"),
     (["edit", "{root}/models/ugan", "--to", "Bag", "-o", "{tmp}/x.png"], "this GAN is unconditional"),
+    (["interpolate", "{root}/models/gan", "--from", "{tmp}/rgb.png", "--to", "Bag", "-o", "{tmp}/x.png"],
+     "rgb.png: a GAN has no encoder, so its ends cannot be images: give a class or seed:<integer>"),
     (["interpolate", "{root}/models/ugan", "--from", "Bag", "--to", "seed:2", "-o", "{tmp}/x.png"],
      "--from Bag: this GAN is unconditional, so its ends are codes: give seed:<integer>"),
     (["generate", "{root}/models/gan", "-o", "{tmp}/text.png/x.png"],

@@ -7,6 +7,7 @@ evaluator must reach >= 0.85 accuracy on the first 2,000 test images (full data 
 import io
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import yaml
 from genlab.errors import GenlabError
 from genlab.evaluation.evaluator import (
     accuracy,
+    build_evaluator,
     check_evaluator,
     check_gate,
     features,
@@ -121,11 +123,26 @@ def test_check_evaluator_matches_dataset_and_gate():
 def test_load_refuses_missing_or_corrupt(tmp_path):
     with pytest.raises(GenlabError, match="run `dvc repro train_evaluator` first"):
         load_evaluator(tmp_path / "nothing")
-    (tmp_path / "ev").mkdir()
-    (tmp_path / "ev" / "evaluator.json").write_text('{"format": "genlab-evaluator/1"}')
-    (tmp_path / "ev" / "evaluator.keras").write_bytes(b"not a zip")
+    (tmp_path / "old").mkdir()   # an evaluator of the previous format (a whole-model .keras file)
+    (tmp_path / "old" / "evaluator.json").write_text('{"format": "genlab-evaluator/1"}')
+    with pytest.raises(GenlabError, match=r"is not a genlab-evaluator/2 description: run `dvc repro -f "
+                                          r"train_evaluator`"):
+        load_evaluator(tmp_path / "old")
+    save_evaluator(build_evaluator((28, 28, 1), 10, filters=[4], feature_dim=8, dropout=0.0), tmp_path / "ev", {})
+    (tmp_path / "ev" / "evaluator.weights.h5").write_bytes(b"not an HDF5 file")
     with pytest.raises(GenlabError, match="cannot be loaded"):
         load_evaluator(tmp_path / "ev")
+
+
+def test_an_evaluator_saved_twice_is_byte_identical(trained, tmp_path):
+    """Saving the same evaluator later gives the same bytes (a .keras archive carries its save time), so a
+    retrain to the same weights leaves models/evaluator's DVC hash, and everything after it, unchanged."""
+    model, info = trained
+    save_evaluator(model, tmp_path / "a", info)
+    time.sleep(2.1)
+    save_evaluator(model, tmp_path / "b", info)
+    for name in ("evaluator.json", "evaluator.weights.h5"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
 def test_refuses_bad_inputs(fmnist_small):

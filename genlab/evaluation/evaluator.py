@@ -2,9 +2,12 @@
 
 Its penultimate-layer features and its class probabilities are the yardstick for every
 generative model (genlab.evaluation.metrics, genlab.evaluation.scoring). It is saved self-describingly as
-  evaluator.keras  the whole Keras model (architecture + weights; Keras's own serialization)
-  evaluator.json   construction arguments, input shape/range, dataset, accuracies, history
-so sample/evaluate never restate the architecture.
+  evaluator.weights.h5  the weights (Keras's HDF5 weights file)
+  evaluator.json   the Keras architecture (model.to_json()), construction arguments, input shape/range,
+                   dataset, accuracies, history
+so sample/evaluate never restate the architecture. Both files are byte-identical for identical runs
+(a whole-model .keras archive is not: it carries its save time), so an evaluator retrained to the same
+weights does not make DVC re-run what depends on it.
 
 Architecture (build_evaluator): for each entry of `filters` a 3x3 conv (same padding, no bias)
 + batch norm (momentum 0.9: usable statistics even after short runs) + ReLU + 2x2 max-pool;
@@ -30,8 +33,8 @@ from genlab.io import write_json
 from genlab.limits import batch_fits, require
 from genlab.training.loop import TrainSettings, fit, set_determinism
 
-FORMAT = "genlab-evaluator/1"
-MODEL_FILE = "evaluator.keras"
+FORMAT = "genlab-evaluator/2"
+MODEL_FILE = "evaluator.weights.h5"
 INFO_FILE = "evaluator.json"
 FEATURES_LAYER = "features"
 
@@ -274,11 +277,11 @@ def accuracy(model, x, y, batch_size=1000):
 
 
 def save_evaluator(model, directory, info):
-    """Write evaluator.keras and evaluator.json (info + format tag) into `directory`."""
+    """Write evaluator.weights.h5 and evaluator.json (format tag, architecture, info) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / MODEL_FILE)
-    write_json(directory / INFO_FILE, {"format": FORMAT, **info})
+    model.save_weights(directory / MODEL_FILE)
+    write_json(directory / INFO_FILE, {"format": FORMAT, "architecture": json.loads(model.to_json()), **info})
 
 
 def load_evaluator_info(directory):
@@ -297,14 +300,16 @@ def load_evaluator_info(directory):
 
 def load_evaluator(directory):
     """The evaluator keras.Model saved by save_evaluator (its description: load_evaluator_info)."""
-    load_evaluator_info(directory)
+    info = load_evaluator_info(directory)
     path = Path(directory) / MODEL_FILE
     if not path.exists():
         raise GenlabError(f"{path} not found: run `dvc repro train_evaluator` first")
 
     try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:  # Keras raises many types (ValueError, OSError, zipfile errors)
+        model = keras.models.model_from_json(json.dumps(info["architecture"]))
+        model.load_weights(path)
+        return model
+    except Exception as e:  # Keras and h5py raise many types (ValueError, OSError, KeyError)
         raise GenlabError(f"{path} cannot be loaded ({e.__class__.__name__}): "
                           "run `dvc repro -f train_evaluator`") from None
 
