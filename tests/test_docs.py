@@ -64,7 +64,7 @@ def params_keys(code_chunks):
     for chunk in code_chunks:
         for m in pattern.finditer(chunk):
             key = m.group(0)
-            if key.split(".")[1] not in FILE_EXT:      # evaluate.json, sample.py: file names
+            if key.split(".")[-1] not in FILE_EXT:     # evaluate.json, evaluator.weights.h5: file names
                 keys.add(key)
     return keys
 
