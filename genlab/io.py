@@ -34,7 +34,7 @@ def _sibling_tmp(path, kind):
     return Path(name)
 
 
-def _writer_alive(tmp):
+def writer_alive(tmp):
     """Whether the process that made temporary sibling `tmp` (its id is in the name) still runs."""
     pid = tmp.name.rsplit(".tmp-", 1)[-1].split("-")[0]
     if not pid.isdigit() or int(pid) == os.getpid():
@@ -54,7 +54,7 @@ def remove_stale_tmp(path):
     path = Path(path)
     if path.parent.is_dir():
         for stale in path.parent.glob(f".{path.name}.tmp-*"):
-            if _writer_alive(stale):
+            if writer_alive(stale):
                 continue
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)

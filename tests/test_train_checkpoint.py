@@ -151,6 +151,7 @@ def test_run_store_publish_and_load(tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_RUN_STORE", str(tmp_path / "store"))
     store = checkpoint.run_store()
     assert store == tmp_path / "store"
+    monkeypatch.setattr(checkpoint, "STATES_PER_RUN", 2)    # an entry keeps its highest steps
     for step in (100, 300, 200):
         checkpoint.publish(save(tmp_path / f"ws{step}", step), store, "train_gan", FP)
     entry = checkpoint.store_entry(store, "train_gan", FP)

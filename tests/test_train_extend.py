@@ -109,32 +109,106 @@ def test_extended_run_equals_a_fresh_run(kind, fresh, fmnist_small, tmp_path, mo
     model, log = run(kind, tmp_path / "ws", data, N2, None, monkeypatch)
     assert f"train_{kind}: continuing the finished run at iteration {N1} to {N2} ({N2 - N1} iterations)" in log
     assert_same_run(ref_tmp, tmp_path / "ws", ref_model, model)
-    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "ws" / "ckpt")] == \
-        [f"ckpt-{N2:09d}", f"ckpt-{N2 - 20:09d}"]
+    assert names(tmp_path / "ws" / "ckpt") == names(ref_tmp / "ckpt") == [N2]   # a finished run keeps its end
 
     _, log = run(kind, tmp_path / "first", data, N1, store, monkeypatch)
     assert f"train_{kind} {N1}/{N1} " in log
     (entry,) = store.iterdir()
     assert entry.name.startswith(f"train_{kind}-")
-    assert [p.name for p in checkpoint.list_checkpoints(entry)] == [f"ckpt-{N1:09d}"]
+    assert names(entry) == [N1, 20]     # its end and the snapshot point it passed
     model, log = run(kind, tmp_path / "queued", data, N2, store, monkeypatch)
     assert f"continuing the finished run at iteration {N1} to {N2} ({N2 - N1} iterations) (run store {entry}/" in log
     assert_same_run(ref_tmp, tmp_path / "queued", ref_model, model)
-    assert [p.name for p in checkpoint.list_checkpoints(entry)] == [f"ckpt-{N2:09d}", f"ckpt-{N1:09d}"]
+    assert names(entry) == [N2, 40, N1, 20]
     model, log = run(kind, tmp_path / "again", data, N2, store, monkeypatch)   # nothing left to train
     assert f"resuming from iteration {N2} of {N2} (run store {entry}/" in log
     assert_same_run(ref_tmp, tmp_path / "again", ref_model, model)
 
-def test_other_params_or_a_shorter_run_start_over(fresh, fmnist_small, tmp_path, monkeypatch):
+def names(folder):
+    """The steps of the checkpoints in a folder, newest first."""
+    return [int(p.name.split("-")[1]) for p in checkpoint.list_checkpoints(folder)]
+
+
+@pytest.fixture(scope="session")
+def fresh_of(fmnist_small, tmp_path_factory):
+    """fresh_of(kind, n): (folder, model) of a fresh n-iteration run without a store, made once per session."""
+    made = {}
+
+    def get(kind, n):
+        if (kind, n) not in made:
+            mp = pytest.MonkeyPatch()
+            tmp = tmp_path_factory.mktemp(f"fresh_{kind}_{n}")
+            model, log = run(kind, tmp, data_for(kind, fmnist_small), n, monkeypatch=mp)
+            mp.undo()
+            assert f"train_{kind}: training from scratch, iterations 0 to {n}" in log, log
+            made[kind, n] = tmp, model
+        return made[kind, n]
+    return get
+
+
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_a_shorter_run_starts_from_the_newest_stored_state(kind, fresh_of, fmnist_small, tmp_path, monkeypatch):
+    """After a 60-iteration run (snapshots every 20) the store holds its states at 20, 40 and 60. A 40-iteration
+    run in empty folders (a queued or temporary experiment) trains nothing; a 50-iteration one in the longer
+    run's workspace drops that run's checkpoint and trains 40 -> 50, and another 50 after it trains nothing.
+    Each equals a fresh run of its length, checkpoints/ included (issue 28)."""
+    data, store = data_for(kind, fmnist_small), tmp_path / "store"
+    run(kind, tmp_path / "ws", data, 60, store, monkeypatch)
+    (entry,) = store.iterdir()
+    assert names(entry) == [60, 40, 20]
+    model, log = run(kind, tmp_path / "at40", data, 40, store, monkeypatch)
+    assert where_it_starts(log) == [f"train_{kind}: nothing to train: this run's end is iteration 40 of a "
+                                    f"60-iteration run of the same params (run store {entry}/ckpt-000000040)"]
+    assert f"train_{kind} " not in log.replace(f"train_{kind}: ", "")     # not one iteration, not one log line
+    ref, ref_model = fresh_of(kind, 40)
+    assert_same_run(ref, tmp_path / "at40", ref_model, model)
+    assert names(tmp_path / "at40" / "ckpt") == names(ref / "ckpt") == [40]
+
+    ref, ref_model = fresh_of(kind, 50)
+    model, log = run(kind, tmp_path / "ws", data, 50, store, monkeypatch)
+    assert where_it_starts(log) == [
+        f"note: ignoring checkpoints in {tmp_path / 'ws' / 'ckpt'} beyond this run's 50 iterations (ckpt-000000060)",
+        f"train_{kind}: starting from iteration 40 of a 60-iteration run of the same params, to 50 (10 iterations) "
+        f"(run store {entry}/ckpt-000000040)"]
+    assert_same_run(ref, tmp_path / "ws", ref_model, model)
+    assert names(tmp_path / "ws" / "ckpt") == names(ref / "ckpt") == [50]
+    assert names(entry) == [60, 50, 40, 20]
+    model, log = run(kind, tmp_path / "at50", data, 50, store, monkeypatch)   # its end is stored now
+    assert where_it_starts(log) == [f"train_{kind}: resuming from iteration 50 of 50 (run store {entry}/"
+                                    "ckpt-000000050)"]
+    assert_same_run(ref, tmp_path / "at50", ref_model, model)
+    assert names(tmp_path / "at50" / "ckpt") == [50]
+
+
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_a_sweep_over_lengths_trains_each_iteration_once(kind, fresh_of, fmnist_small, tmp_path, monkeypatch):
+    """Lengths 30, 50, 70 run one after another, each in folders of its own with one store (a queued sweep,
+    `-S train.epochs=30,50,70`): the second continues the first, the third the second, and each equals a
+    fresh run of its length."""
+    data, store = data_for(kind, fmnist_small), tmp_path / "store"
+    starts = []
+    for n in (30, 50, 70):
+        model, log = run(kind, tmp_path / str(n), data, n, store, monkeypatch)
+        starts += where_it_starts(log)
+        ref, ref_model = fresh_of(kind, n)
+        assert_same_run(ref, tmp_path / str(n), ref_model, model)
+    entry = next(store.iterdir())
+    assert [line.split(" (run store")[0] for line in starts] == [
+        f"train_{kind}: training from scratch, iterations 0 to 30 (no stored state of these params)",
+        f"train_{kind}: continuing the finished run at iteration 30 to 50 (20 iterations)",
+        f"train_{kind}: continuing the finished run at iteration 50 to 70 (20 iterations)"]
+    assert names(entry) == [70, 60, 50, 40, 30, 20]
+
+
+def test_other_params_or_a_shorter_run_without_the_store_start_over(fresh, fmnist_small, tmp_path, monkeypatch):
     data, store = gan_data(fmnist_small), tmp_path / "store"
     run("gan", tmp_path / "ws", data, N1, store, monkeypatch)
     _, log = run("gan", tmp_path / "ws", data, N2, store, monkeypatch, lr=4e-4)      # another lr
     assert "note: ignoring checkpoints" in log and "made with other params, data or code" in log
     assert "continuing" not in log and "resuming" not in log and "train_gan 20/60 " in log
-    _, log = run("gan", tmp_path / "ws", data, 20, store, monkeypatch, lr=4e-4)     # shorter than 60
+    _, log = run("gan", tmp_path / "ws", data, 20, None, monkeypatch, lr=4e-4)  # shorter than 60, store off
     assert where_it_starts(log) == [
-        f"note: ignoring checkpoints in {tmp_path / 'ws' / 'ckpt'} beyond this run's 20 iterations (ckpt-000000060, "
-        "ckpt-000000040)",
+        f"note: ignoring checkpoints in {tmp_path / 'ws' / 'ckpt'} beyond this run's 20 iterations (ckpt-000000060)",
         "train_gan: starting this run over from iteration 0 (no usable checkpoint at or below 20)"]
     assert "train_gan 20/20 " in log
 
@@ -146,7 +220,7 @@ def where_it_starts(log):
 
 def test_a_shorter_run_after_a_longer_one_says_one_true_thing(fmnist_small, tmp_path, monkeypatch):
     """40 iterations, then 70 (continued), then 50 in the same workspace: the workspace holds only the
-    70 run's checkpoints 60 and 70 (beyond 50), the run store the finished 40 run too. The run drops the
+    70 run's final checkpoint (beyond 50), the run store the finished 40 run too. The run drops the
     former and continues the latter, and says that, never also that it starts over (issue 26, item 8)."""
     data, store = gan_data(fmnist_small), tmp_path / "store"
     run("gan", tmp_path / "ws", data, 40, store, monkeypatch)
@@ -156,8 +230,7 @@ def test_a_shorter_run_after_a_longer_one_says_one_true_thing(fmnist_small, tmp_
     model, log = run("gan", tmp_path / "ws", data, 50, store, monkeypatch)
     entry = checkpoint.store_entry(store, "train_gan", next(store.iterdir()).name.split("-", 1)[1])
     assert where_it_starts(log) == [
-        f"note: ignoring checkpoints in {tmp_path / 'ws' / 'ckpt'} beyond this run's 50 iterations (ckpt-000000070, "
-        "ckpt-000000060)",
+        f"note: ignoring checkpoints in {tmp_path / 'ws' / 'ckpt'} beyond this run's 50 iterations (ckpt-000000070)",
         f"train_gan: continuing the finished run at iteration 40 to 50 (10 iterations) (run store {entry}/"
         "ckpt-000000040)"]
     ref, _ = run("gan", tmp_path / "fresh", data, 50, None, monkeypatch)
@@ -165,7 +238,9 @@ def test_a_shorter_run_after_a_longer_one_says_one_true_thing(fmnist_small, tmp_
 
 
 @pytest.mark.parametrize("damage", ["state", "live", "manifest", "foreign"])
-def test_a_bad_store_entry_starts_over_with_the_right_result(damage, fresh, fmnist_small, tmp_path, monkeypatch):
+def test_a_bad_store_entry_is_dropped_for_the_state_before_it(damage, fresh, fmnist_small, tmp_path, monkeypatch):
+    """A damaged or foreign state in the store (its end at 30) is deleted with a note, and the run starts from
+    the stored state before it (20) with the result of a fresh run."""
     data, store = gan_data(fmnist_small), tmp_path / "store"
     run("gan", tmp_path / "first", data, N1, store, monkeypatch)
     entry = next(p for p in store.iterdir())
@@ -186,7 +261,9 @@ def test_a_bad_store_entry_starts_over_with_the_right_result(damage, fresh, fmni
         shutil.copytree(other / f"ckpt-{N1:09d}", ckpt)
     model, log = run("gan", tmp_path / "queued", data, N2, store, monkeypatch)
     assert re.search(rf"note: run store entry {re.escape(str(ckpt))} is unusable \(.+\); deleted it", log), log
-    assert "continuing" not in log and "train_gan 20/60 " in log
+    assert where_it_starts(log)[-1] == ("train_gan: starting from iteration 20 of a 30-iteration run of the same "
+                                        f"params, to 60 (40 iterations) (run store {entry}/ckpt-000000020)")
+    assert "train_gan 20/60 " not in log and "train_gan 40/60 " in log
     ref_tmp, ref_model = fresh["gan"]
     assert_same_run(ref_tmp, tmp_path / "queued", ref_model, model)
 
@@ -330,3 +407,26 @@ def test_queued_and_temp_experiments_continue_the_finished_run(extension_base, t
     temp = copy_tree(base, tmp_path / "temp")       # its dvc.lock has the 60-iteration checkpoints
     out = dvc(temp, "exp", "run", "--temp", "-S", "train.epochs=100", env=on)
     assert continued(out, 90, 100) and "(run store" in out, out
+
+
+@pytest.mark.slow
+def test_a_shorter_exp_run_after_the_pipeline_trains_nothing(extension_base, tmp_path):
+    """After the smoke pipeline (60 iterations, snapshots every 20, checkpoints every 30), `dvc exp run -S
+    train.epochs=40` in the workspace trains neither network: both start and end at the state the 60-iteration
+    run stored at 40 (a snapshot point, not a checkpoint one). Its files and checkpoints/ equal those of a fresh
+    40-iteration pipeline (issue 28)."""
+    base, shared_store, _, env = extension_base
+    fresh = copy_tree(base, tmp_path / "fresh")
+    shutil.rmtree(fresh / "checkpoints")
+    set_epochs(fresh, 40)
+    out = dvc(fresh, "repro", env={**env, "GENLAB_RUN_STORE": "off"})
+    assert "continuing" not in out and "nothing to train" not in out
+    store = tmp_path / "store"
+    shutil.copytree(shared_store, store)
+    ws = copy_tree(base, tmp_path / "ws")
+    out = dvc(ws, "exp", "run", "-S", "train.epochs=40", env={**env, "GENLAB_RUN_STORE": str(store)})
+    for stage in ("train_gan", "train_vae"):
+        assert f"{stage}: nothing to train: this run's end is iteration 40 of a 60-iteration run" in out, out
+        assert not re.search(rf"^{stage} \d+/40 ", out, re.M), out      # no iteration, no progress line
+        assert names(ws / "checkpoints" / stage) == names(fresh / "checkpoints" / stage) == [40]
+    assert_same_files(pipeline_files(fresh), pipeline_files(ws))

@@ -12,9 +12,11 @@ reported and deleted and the previous one is tried; one with another fingerprint
 data) or beyond the new run's last iteration is reported and deleted, and training starts over.
 
 The run fingerprint leaves out the iteration count: a checkpoint at step s of a run of any length
-is the state of every run of the same params at s (genlab.training.loop), so a longer run continues
-from it. The *run store* (`run_store()`, outside the workspace, reachable from DVC's temporary and
-queued experiments) keeps each finished run's final checkpoint under `<stage>-<fingerprint>/`.
+is the state of every run of the same params at s (genlab.training.loop), so a run of any length
+starts from the newest such state at or below its length. The *run store* (`run_store()`, outside the
+workspace, reachable from DVC's temporary and queued experiments) keeps, under `<stage>-<fingerprint>/`,
+the state at every snapshot point (train.snapshot_every) a run passes and each finished run's final
+checkpoint: at most STATES_PER_RUN of them per run, the whole store held to GENLAB_RUN_STORE_MAX.
 """
 
 import json
@@ -28,7 +30,7 @@ import numpy as np
 
 from genlab.errors import GenlabError
 from genlab.identity import file_digest, tree_digest
-from genlab.io import atomic_dir
+from genlab.io import atomic_dir, writer_alive
 
 PREFIX = "ckpt-"
 
@@ -48,15 +50,17 @@ def list_checkpoints(ckpt_dir):
 
 
 def remove_stale(ckpt_dir):
-    """Delete temporary folders left by a run killed while writing a checkpoint."""
+    """Delete temporary folders left by a run killed while writing a checkpoint (not those another live
+    process is writing: two queued experiments share the run store)."""
     d = Path(ckpt_dir)
     if d.is_dir():
         for p in d.glob(f".{PREFIX}*.tmp-*"):
-            shutil.rmtree(p, ignore_errors=True)
+            if not writer_alive(p):
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def save(ckpt_dir, step, run_fingerprint, values, live_dir=None, keep=2, iterations=None):
-    """Write checkpoint `step` with values (list of numpy arrays); keep the newest `keep`.
+    """Write checkpoint `step` with values (list of numpy arrays); keep the newest `keep` (None: all).
     iterations: the length of the run that writes it (a finished run's final checkpoint has
     step == iterations)."""
     remove_stale(ckpt_dir)
@@ -73,8 +77,9 @@ def save(ckpt_dir, step, run_fingerprint, values, live_dir=None, keep=2, iterati
                     "sha256": file_digest(tmp / "state.npz"), "live_sha256": tree_digest(tmp / "live")}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         _fsync(tmp / "manifest.json")
-    for old in list_checkpoints(ckpt_dir)[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
+    if keep is not None:
+        for old in list_checkpoints(ckpt_dir)[keep:]:
+            shutil.rmtree(old, ignore_errors=True)
     return dest
 
 
@@ -193,29 +198,64 @@ def load_stored(store, stage, run_fingerprint, shapes, iterations, log=None):
     return None
 
 
-def publish(path, store, stage, run_fingerprint, keep=2, log=None):
-    """Copy the finished run's final checkpoint `path` into the store (atomically; the entry keeps
-    the `keep` longest runs), then hold the store to its cap (prune). A store that cannot be written
-    only costs a note: it is a cache. Another process publishing the same checkpoint at the same
-    moment (two queued experiments) writes the same bytes: the first complete copy stays."""
+STATES_PER_RUN = 16   # the states one run entry keeps (the highest steps): ~10 snapshot points and ends
+
+
+def _held(dest):
+    """Whether the store holds a complete state at `dest` already (marked as just used if so). A state of
+    one fingerprint and step is the same whichever run wrote it, so it is never written twice."""
+    if dest.is_dir() and (dest / "manifest.json").is_file():
+        used(dest)
+        return True
+    return False
+
+
+def _keep_entry(store, entry, dest, log):
+    used(dest)
+    for old in list_checkpoints(entry)[STATES_PER_RUN:]:
+        shutil.rmtree(old, ignore_errors=True)
+    prune(store, keep=(dest,), log=log)
+
+
+def _store_failed(store, e, log):
+    log(f"note: could not keep this run's state in the run store {store} ({e}); runs of other lengths "
+        "will train it again")
+
+
+def publish(path, store, stage, run_fingerprint, log=None):
+    """Copy checkpoint `path` (a finished run's final one) into the store atomically, then hold the entry
+    to STATES_PER_RUN and the store to its cap (prune). A store that cannot be written only costs a note:
+    it is a cache. Another process publishing the same state at the same moment (two queued experiments)
+    writes the same values: the first complete copy stays."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     entry = store_entry(store, stage, run_fingerprint)
     dest = entry / Path(path).name
-    if dest.is_dir() and (dest / "manifest.json").is_file() and \
-            (dest / "manifest.json").read_bytes() == (Path(path) / "manifest.json").read_bytes():
-        used(dest)
-        return  # already there (this run continued from it, or was run before)
+    if _held(dest):
+        return  # already there (this run started from it, or passed it, or was run before)
     try:
         entry.mkdir(parents=True, exist_ok=True)
         with atomic_dir(dest, replace=False) as tmp:
             shutil.rmtree(tmp)
             shutil.copytree(path, tmp)
-        used(dest)
-        for old in list_checkpoints(entry)[keep:]:
-            shutil.rmtree(old, ignore_errors=True)
-        prune(store, keep=(dest,), log=log)
+        _keep_entry(store, entry, dest, log)
     except OSError as e:
-        log(f"note: could not keep this run in the run store {store} ({e}); a longer run will start over")
+        _store_failed(store, e, log)
+
+
+def store_state(store, stage, run_fingerprint, step, values, live_dir, iterations, log=None):
+    """Keep the training state at `step` (a snapshot point the run passes) in the store, written as a
+    checkpoint (save) straight into the run's entry, unless the store holds it already."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    entry = store_entry(store, stage, run_fingerprint)
+    dest = entry / f"{PREFIX}{step:09d}"
+    if _held(dest):
+        return
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+        save(entry, step, run_fingerprint, values, live_dir=live_dir, keep=None, iterations=iterations)
+        _keep_entry(store, entry, dest, log)
+    except OSError as e:
+        _store_failed(store, e, log)
 
 
 # ---- the store's size: a cap with least-recently-used eviction, a listing, clearing ----------------

@@ -37,7 +37,11 @@ train.ckpt_every only), and the final checkpoint is written *before* what only a
 (a last log off the log_every schedule, task.finish(), the final sample grid). So that checkpoint
 is also the state of every longer run at that iteration, and raising train.epochs continues a
 finished run instead of starting over (its fingerprint leaves out the iteration count), from the
-workspace's checkpoints or from the run store (genlab.training.checkpoint.run_store).
+workspace's checkpoints or from the run store (genlab.training.checkpoint.run_store). The state at
+every snapshot point (train.snapshot_every) is the final checkpoint of a run of that length, so it
+goes to the run store too: a shorter run starts from the newest stored state at or below its length
+(none left to train at a snapshot point), and a finished run keeps only its final checkpoint, so its
+checkpoints/ folder is the same however far it trained itself.
 """
 
 import functools
@@ -257,10 +261,10 @@ def _open_live(live_dir, resume):
 
 def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True, on_log=None, out=None,
         placement=None, store=None):
-    """Train `task` to settings.iterations, resuming from the newest matching checkpoint, or
-    continuing a shorter finished run of the same params (its final checkpoint in ckpt_dir or in
-    the run store: `store`, default genlab.training.checkpoint.run_store(); False = none). A finished
-    run's final checkpoint is copied into the store. ckpt_dir None: no checkpoints (and no store);
+    """Train `task` to settings.iterations, resuming from the newest matching checkpoint, or starting
+    from a state of a run of another length with the same params (in ckpt_dir or in the run store:
+    `store`, default genlab.training.checkpoint.run_store(); False = none). The states at snapshot points
+    and a finished run's final checkpoint go to the store. ckpt_dir None: no checkpoints (and no store);
     live_dir None: no dvclive folder (no curves, sample grids or snapshots), progress lines only.
 
     on_log(step, values): optional callback after each logged interval. Raises GenlabError when a
@@ -374,7 +378,10 @@ class _Run:
             self.save_snapshot(at)   # before the checkpoint, which carries it (in live/) to a resumed run
         if (at % s.ckpt_every == 0 or at == self.iterations) and self.last_saved != at:
             self.save_checkpoint(at)
+        if every and at % every == 0 and 0 < at < self.iterations:
+            self.store_state(at)     # the end of a run of `at` iterations, for any later run of that length
         if at == self.iterations:
+            self.keep_final_checkpoint()
             if self.state.pending():
                 self.log(at)
             self.task.finish()
@@ -413,6 +420,20 @@ class _Run:
                 self.final_path = path if at == self.iterations else self.final_path
         self.last_saved = at  # only once written: an interrupt during the save saves again on the way out
 
+    def store_state(self, at):
+        """Keep the state at snapshot point `at` in the run store (checkpoint.store_state)."""
+        if self.store is not None and self.chief:
+            values = [np.asarray(v.numpy()) for v in self.state.variables]
+            checkpoint.store_state(self.store, self.task.name, self.fingerprint, at, values, self.live_dir,
+                                   self.iterations, log=self.say)
+
+    def keep_final_checkpoint(self):
+        """A finished run keeps its final checkpoint only (the earlier one was an interruption's fallback),
+        so checkpoints/ holds the same whether the run trained every iteration or started from a stored state."""
+        if self.ckpt_dir is not None and self.chief:
+            for path in checkpoint.list_checkpoints(self.ckpt_dir)[1:]:
+                shutil.rmtree(path, ignore_errors=True)
+
     def save_snapshot(self, at):
         arrays = self.task.snapshot()  # on every worker: reading may all-reduce
         if self.chief and self.live_dir is not None:
@@ -436,11 +457,10 @@ class _Run:
 
 
 def _resume_point(name, state, iterations, ckpt_dir, store, run_fingerprint, say):
-    """(step, values, path) to start from, or None: the newest usable checkpoint at or below
-    `iterations` in ckpt_dir (this run's, or a shorter finished or interrupted run of the same params),
-    or in the run store if that one is further along. The checkpoint module's notes say what was
-    dropped; this says, once, where the run starts: from the state found, or (after a note) over
-    from iteration 0. A fresh run with nothing to drop says nothing."""
+    """(step, values, path) to start from, or None: the newest usable state at or below `iterations` in
+    ckpt_dir (this run's checkpoint, or one of a run of another length with the same params) or in the run
+    store (a state at a snapshot point, or a finished run's end), whichever is further along. The checkpoint
+    module's notes say what was dropped; this says, in one line, where the run starts and why."""
     shapes, notes = [v.shape for v in state.variables], []
 
     def note(msg):
@@ -452,15 +472,21 @@ def _resume_point(name, state, iterations, ckpt_dir, store, run_fingerprint, say
         if stored and (found is None or stored[0] > found[0]):
             found = stored
     if found is None:
-        if notes:
-            say(f"{name}: starting this run over from iteration 0 (no usable checkpoint at or below {iterations})")
+        say(f"{name}: starting this run over from iteration 0 (no usable checkpoint at or below {iterations})" if notes
+            else f"{name}: training from scratch, iterations 0 to {iterations} (no stored state of these params)")
         return None
     step, _, path = found
     ran = int(checkpoint.read_manifest(path).get("iterations", step))
     where = f"run store {path}" if store is not None and Path(path).is_relative_to(store) else str(path)
-    if step == ran < iterations:
+    if step == iterations != ran:
+        say(f"{name}: nothing to train: this run's end is iteration {step} of a {ran}-iteration run of the same "
+            f"params ({where})")
+    elif step == ran < iterations:
         say(f"{name}: continuing the finished run at iteration {step} to {iterations} ({iterations - step} iterations)"
             f" ({where})")
+    elif ran != iterations:
+        say(f"{name}: starting from iteration {step} of a {ran}-iteration run of the same params, to {iterations} "
+            f"({iterations - step} iterations) ({where})")
     else:
         say(f"{name}: resuming from iteration {step} of {iterations} ({where})")
     return found
