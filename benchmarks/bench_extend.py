@@ -1,7 +1,9 @@
-"""Extend, don't restart: the wall time of `dvc exp run -S train.epochs=TO` after a finished pipeline
-run of FROM iterations, continuing the finished trainings vs the same command from scratch.
+"""Any training length for the price of the new iterations: the wall time of `dvc exp run -S train.epochs=TO`
+after a finished pipeline run of FROM iterations (TO longer or shorter), or of a queued sweep over several
+lengths (`--epochs-to 3000,6000,12000`: one queued experiment per length, run one at a time), starting from the
+stored states vs the same command from scratch.
 
-    .venv/bin/python benchmarks/bench_extend.py [--epochs-from 60] [--epochs-to 100] [--full]
+    .venv/bin/python benchmarks/bench_extend.py [--epochs-from 60] [--epochs-to 100[,N...]] [--full]
         [--data ../shared/data] [--keep DIR] [--base DIR]
 
 Setup (not timed): the project as git has it is copied into a temporary folder (--keep: into DIR,
@@ -12,17 +14,18 @@ then duplicated (hard-linked DVC cache). --base DIR skips that setup: DIR is a p
 pipeline has already run at train.epochs = FROM (for example this workspace after `dvc repro`); it is
 copied (workspace, git, DVC cache hard-linked; not .venv) and its state committed in the copy, and the
 run store it ran with (GENLAB_RUN_STORE, default ~/.cache/genlab/runs) is copied as the bench's store.
-  extended      `dvc exp run -S train.epochs=TO` as is: train_gan and train_vae continue their
-                finished runs from the persisted checkpoints (FROM -> TO), and evaluate takes the
-                quality-curve rows of the snapshots the FROM run scored from the score cache
-  extended, no score cache   the same with the store's scores/ left out (the baseline of the cache)
+  stored        the command as is: train_gan and train_vae start from the newest state at or below each
+                length (the workspace's checkpoints or the run store: the FROM run's snapshot points and
+                end), and evaluate takes the quality-curve rows of snapshots already scored from the
+                score cache
+  stored, no score cache   the same with the store's scores/ left out (the baseline of the cache)
   from scratch  the same command after emptying checkpoints/train_gan and checkpoints/train_vae
                 (`dvc commit`ed empty, so `exp run` cannot check the old ones out of the cache)
-                and with the run store off: both trainings start at iteration 0
+                and with the run store off: every training starts at iteration 0
 Each arm works on its own copy of the project and of the store. All run the downstream stages too
 (sample, evaluate, report), as a user's command does. Printed: the wall times side by side, each as a
-share of scratch's (target: extended <= 45 %), the curve rows reused, and whether each run's metrics
-(metrics/evaluate.json, metrics/curves) are byte-identical to scratch's (they must be).
+share of scratch's, how many trainings started from a stored state, the curve rows reused, and whether
+each run's metrics (metrics/evaluate.json, metrics/curves) are byte-identical to scratch's (they must be).
 """
 
 import argparse
@@ -100,23 +103,51 @@ def set_params(proj, epochs, full):
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def timed(cmd, cwd, env):
+STARTED = re.compile(r"^train_(gan|vae): (continuing the finished run|nothing to train|starting from iteration)", re.M)
+
+
+def command(proj, lengths, env):
+    """The timed command in proj: `dvc exp run -S` of one length, or one queued experiment per length run
+    one at a time. Returns (seconds, trainings started from a stored state, curve rows reused,
+    {length: digest of metrics/})."""
     t0 = time.perf_counter()
-    out = run(cmd, cwd, env)
-    return time.perf_counter() - t0, out
+    if len(lengths) == 1:
+        out = run(["dvc", "exp", "run", "-S", f"train.epochs={lengths[0]}"], proj, env)
+        seconds, logs = time.perf_counter() - t0, {lengths[0]: out}
+    else:
+        for n in lengths:
+            run(["dvc", "exp", "run", "--queue", "-n", f"len-{n}", "-S", f"train.epochs={n}"], proj, env)
+        t0 = time.perf_counter()
+        run(["dvc", "exp", "run", "--run-all", "-j", "1"], proj, env)     # = dvc queue start, waiting for the end
+        seconds, logs = time.perf_counter() - t0, {}
+        for n in lengths:
+            logs[n] = run(["dvc", "queue", "logs", f"len-{n}"], proj, env)
+    metrics = {}
+    for n in lengths:
+        if len(lengths) > 1:
+            run(["dvc", "exp", "apply", f"len-{n}"], proj, env)
+        metrics[n] = tree_digest(proj / "metrics")    # evaluate.json, the curves
+    text = "\n".join(logs.values())
+    return (seconds, len(STARTED.findall(text)),
+            sum(int(m) for m in re.findall(r"\((\d+) from the score cache\)", text)), metrics)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs-from", type=int, default=60, help="iterations of the finished run")
-    ap.add_argument("--epochs-to", type=int, default=100, help="iterations of the timed `dvc exp run -S`")
+    ap.add_argument("--epochs-to", default="100", help="iterations of the timed `dvc exp run -S` (several, comma-"
+                    "separated: a queued sweep)")
     ap.add_argument("--full", action="store_true", help="params.yaml's sizes (default: the tests' smoke sizes)")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the dataset mirror")
     ap.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder, removed)")
     ap.add_argument("--base", help="a project whose pipeline already ran at --epochs-from: skip the set-up run")
     args = ap.parse_args()
-    if not 0 < args.epochs_from < args.epochs_to:
-        sys.exit("bench_extend: need 0 < --epochs-from < --epochs-to")
+    try:
+        lengths = [int(v) for v in args.epochs_to.split(",")]
+    except ValueError:
+        sys.exit(f"bench_extend: --epochs-to must be whole numbers, comma-separated, got {args.epochs_to!r}")
+    if args.epochs_from <= 0 or min(lengths) <= 0 or lengths == [args.epochs_from]:
+        sys.exit("bench_extend: need --epochs-from > 0 and --epochs-to > 0, other than --epochs-from")
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-extend-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -143,46 +174,41 @@ def main():
             run(["dvc", "repro"], base, env)
             commit(base, f"bench_extend: pipeline at {args.epochs_from} iterations")
 
-        cmd = ["dvc", "exp", "run", "-S", f"train.epochs={args.epochs_to}"]
-
-        def extend(name, scores):
-            """The command on a copy of base, continuing from its checkpoints, with a copy of the run store
-            (without its score cache unless `scores`). Returns (seconds, trainings continued, rows reused, copy)."""
+        def stored(name, scores):
+            """The command on a copy of base with a copy of the run store (without its score cache unless
+            `scores`)."""
             store = work / f"store-{name}"
             if (work / "store").is_dir():
                 shutil.copytree(work / "store", store)
                 if not scores:
                     shutil.rmtree(store / SCORES, ignore_errors=True)
-            proj = duplicate(base, work / name)
-            t, out = timed(cmd, proj, dict(env, GENLAB_RUN_STORE=str(store)))
-            return (t, sum("continuing the finished run" in line for line in out.splitlines()),
-                    sum(int(m) for m in re.findall(r"\((\d+) from the score cache\)", out)), proj)
+            return command(duplicate(base, work / name), lengths, dict(env, GENLAB_RUN_STORE=str(store)))
 
-        ext = extend("extended", scores=True)
-        plain = extend("extended-no-score-cache", scores=False)
+        ext = stored("stored", scores=True)
+        plain = stored("stored-no-score-cache", scores=False)
         scratch = duplicate(base, work / "scratch")
         for stage in ("train_gan", "train_vae"):
             shutil.rmtree(scratch / "checkpoints" / stage)
             (scratch / "checkpoints" / stage).mkdir(parents=True)
         run(["dvc", "commit", "-f", "train_gan", "train_vae"], scratch, env)
-        t_scratch, out = timed(cmd, scratch, dict(env, GENLAB_RUN_STORE="off"))
-        restarted = sum("continuing" in line or "resuming" in line for line in out.splitlines())
-        reference = tree_digest(scratch / "metrics")   # evaluate.json, the curves
+        commit(scratch, "bench_extend: no checkpoints")
+        t_scratch, restarted, _, reference = command(scratch, lengths, dict(env, GENLAB_RUN_STORE="off"))
 
-        print(f"\n`{' '.join(cmd)}` after a finished {args.epochs_from}-iteration pipeline "
+        what = (f"dvc exp run -S train.epochs={lengths[0]}" if len(lengths) == 1 else
+                f"dvc exp run --queue -S train.epochs={{{','.join(map(str, lengths))}}} + dvc queue start -j 1")
+        print(f"\n`{what}` after a finished {args.epochs_from}-iteration pipeline "
               f"({'full' if args.full else 'smoke'} sizes)")
-        print(f"{'run':<32} {'wall time':>10} {'of scratch':>11}  trainings continued  curve rows reused  "
+        print(f"{'run':<32} {'wall time':>10} {'of scratch':>11}  trainings from a stored state  curve rows reused  "
               "metrics = scratch's")
-        print(f"{'from scratch (run store off)':<32} {t_scratch:9.1f}s {100.0:10.1f}%  {restarted:>19}  {0:>17}  yes")
+        print(f"{'from scratch (run store off)':<32} {t_scratch:9.1f}s {100.0:10.1f}%  {restarted:>28}  {0:>17}  yes")
         bad = bool(restarted)
-        for label, (t, continued, reused, proj) in (("extended, no score cache", plain), ("extended", ext)):
-            same = tree_digest(proj / "metrics") == reference
-            print(f"{label:<32} {t:9.1f}s {100 * t / t_scratch:10.1f}%  {continued:>14} of 2  {reused:>17}  "
-                  f"{'yes' if same else 'NO'}")
-            bad |= continued != 2 or not same
-        if bad or ext[2] == 0:
-            sys.exit("bench_extend: an extended run did not continue both trainings or reuse curve rows, or its "
-                     "metrics differ from scratch's")
+        for label, (t, started, reused, metrics) in (("stored, no score cache", plain), ("stored", ext)):
+            same = metrics == reference
+            print(f"{label:<32} {t:9.1f}s {100 * t / t_scratch:10.1f}%  {started:>23} of {2 * len(lengths)}  "
+                  f"{reused:>17}  {'yes' if same else 'NO'}")
+            bad |= not same
+        if bad:
+            sys.exit("bench_extend: a run's metrics differ from scratch's, or scratch started from a stored state")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

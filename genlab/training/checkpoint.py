@@ -164,7 +164,7 @@ def restore_live(path, live_dir):
 
 
 def run_store():
-    """The folder of finished runs' final checkpoints (GENLAB_RUN_STORE; default
+    """The folder of runs' states at snapshot points and finished runs' ends (GENLAB_RUN_STORE; default
     $XDG_CACHE_HOME/genlab/runs or ~/.cache/genlab/runs), or None when GENLAB_RUN_STORE is "off"."""
     value = os.environ.get("GENLAB_RUN_STORE", "")
     if value.lower() in ("off", "none", "0"):
