@@ -572,10 +572,10 @@ def _serve_and_plots(sub):
     pl.add_argument("out_dir", help="folder for the PNG images (replaced)")
     pl.add_argument("--md", required=True, help="the Markdown file to write (links relative to its folder)")
     st = sub.add_parser("store", help="list the run store's entries with their sizes, or clear it",
-                        description="The run store (GENLAB_RUN_STORE, default ~/.cache/genlab/runs) keeps finished "
-                                    "runs' states (snapshot points, ends) and scored quality-curve rows, least recently used "
-                                    "first; it is held to GENLAB_RUN_STORE_MAX (default 5G).")
-    st.add_argument("--clear", action="store_true", help="delete every entry (the next longer run starts from 0)")
+                        description="The run store (GENLAB_RUN_STORE, default ~/.cache/genlab/runs) keeps runs' "
+                                    "states (at snapshot points, and finished runs' ends) and scored quality-curve "
+                                    "rows; it is held to GENLAB_RUN_STORE_MAX (default 5G), least recently used out.")
+    st.add_argument("--clear", action="store_true", help="delete every entry (the next run trains from 0)")
 
 
 def _mb(n):
