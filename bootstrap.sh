@@ -3,6 +3,7 @@
 #   bash bootstrap.sh repro [dvc repro args]   install, fetch prerequisites, run the pipeline
 #   bash bootstrap.sh test  [pytest args]      install, run the test suite
 #   bash bootstrap.sh install                  install only
+#   bash bootstrap.sh stamp                    print the install stamp these files need (tests/workflow_runner.py)
 # The virtual environment lives in .venv/ at the project root (Python 3.11).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,11 +26,13 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
   exit 1
 fi
 
-# 1. Virtual environment with the pinned requirements (skipped when nothing changed).
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# 1. Virtual environment with the pinned requirements (skipped when nothing changed: the stamp names what the
+# venv was installed from; `bash bootstrap.sh stamp` prints the one these files need, and installs nothing).
 gpu=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
 stamp=".venv/.installed-$( (cat requirements.txt requirements-gpu.txt constraints.txt pyproject.toml; echo "gpu=$gpu") | sha256sum | cut -c1-16)"
+if [ "$mode" = stamp ]; then echo "$stamp"; exit 0; fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   if [ "$gpu" = 1 ]; then

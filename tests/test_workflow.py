@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+from workflow_runner import prepare
 
-from conftest import ROOT
+from conftest import ROOT, project_files
 
 WORKFLOW = ROOT / ".github" / "workflows" / "cml.yaml"
 
@@ -89,3 +91,18 @@ def test_readme_and_ci_use_the_same_commands():
     assert "bash bootstrap.sh repro" in readme and "bash bootstrap.sh test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^exec bash bootstrap\.sh test$", ci, re.M) and "test" in bootstrap_modes()
+
+
+def test_stand_in_runner_refuses_a_venv_older_than_the_requirements(tmp_path):
+    """tests/workflow_runner.py lends this venv to its clone; bootstrap.sh would re-install into it (and point its
+    editable `genlab` at the temporary clone) if its stamp were stale, so a stale venv is refused before any step."""
+    venv = Path(sys.executable).parents[1]
+    before = sorted(p.name for p in venv.iterdir())
+    files = project_files()
+    data, mode = files["requirements.txt"]
+    stale = dict(files, **{"requirements.txt": (data + b"# a pin the venv has not seen\n", mode)})
+    with pytest.raises(RuntimeError, match=r"run `bash bootstrap\.sh install`"):
+        prepare(tmp_path / "stale", {}, stale)
+    assert sorted(p.name for p in venv.iterdir()) == before
+    clone, _ = prepare(tmp_path / "current", {}, files)   # the venv as installed: lent as is
+    assert (clone / ".venv").resolve() == venv.resolve()

@@ -82,7 +82,15 @@ def prepare(work, overrides, files):
     run("git", "push", "-q", "origin", "pr")
     clone = work / "clone"
     run("git", "clone", "-q", "--branch", "pr", str(work / "origin.git"), str(clone), cwd=work)
-    os.symlink(Path(sys.executable).parents[1], clone / ".venv")   # the set-up Python: this venv
+    venv = Path(sys.executable).parents[1]
+    os.symlink(venv, clone / ".venv")   # the set-up Python: this venv
+    # bootstrap.sh installs into .venv when its stamp is missing, `pip install -e .` included, which would point
+    # this venv's `genlab` at the temporary clone: refuse a venv older than the files instead.
+    stamp = subprocess.run(["bash", "bootstrap.sh", "stamp"], cwd=clone, check=True, capture_output=True,
+                           text=True).stdout.strip()
+    if not (clone / stamp).exists():
+        raise RuntimeError(f"{venv} was installed from other requirements*.txt/constraints.txt/pyproject.toml "
+                           f"(no {Path(stamp).name}): run `bash bootstrap.sh install`, then the tests again")
     bin_dir = work / "bin"
     bin_dir.mkdir()
     (bin_dir / "cml").write_text(CML)
