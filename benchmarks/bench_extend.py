@@ -205,8 +205,8 @@ def main():
               "metrics = scratch's")
         print(f"{'from scratch (run store off)':<32} {t_scratch:9.1f}s {100.0:10.1f}%  {restarted:>28}  {0:>17}  yes")
         bad = bool(restarted)
-        for label, (t, started, reused, metrics) in ((lbl, r) for lbl, r in (("stored, no score cache", plain),
-                                                                              ("stored", ext)) if r):
+        arms = ([("stored, no score cache", plain)] if plain else []) + [("stored", ext)]
+        for label, (t, started, reused, metrics) in arms:
             same = metrics == reference
             print(f"{label:<32} {t:9.1f}s {100 * t / t_scratch:10.1f}%  {started:>23} of {2 * len(lengths)}  "
                   f"{reused:>17}  {'yes' if same else 'NO'}")

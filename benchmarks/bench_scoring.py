@@ -8,14 +8,14 @@ DIR (the same commands `dvc exp run` runs after a training), timing each one's w
 are deterministic, so their outputs come back byte for byte: the script checks that dvc.lock and
 metrics/ are unchanged afterwards (it must print "outputs unchanged: yes"). --profile also runs
 evaluate's command once under cProfile and prints the seconds of its parts (the VAE's bounds, the
-sample metrics, the detectors, CAS, nearest-training distances, imports). The run store's score cache
-holds the quality-curve rows of this run's snapshots, so evaluate takes them from it; --cold turns the
-store off (GENLAB_RUN_STORE=off) so every snapshot is scored again, as after a training that made new
-ones. Needs a quiet machine: the figures are wall times.
+sample metrics, the detectors, CAS, nearest-training distances, imports). evaluate takes the quality-
+curve rows of this run's snapshots from the run store's score cache when it holds them (the first run
+fills it if the pipeline's own evaluate did not run on this machine); --cold turns the store off
+(GENLAB_RUN_STORE=off) so every snapshot is scored again, as after a training that made new ones.
+Needs a quiet machine: the figures are wall times.
 """
 
 import argparse
-import hashlib
 import os
 import pstats
 import subprocess
@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from genlab import identity
 
 STAGES = ("sample@gan", "sample@vae", "evaluate", "report")
 # evaluate's parts: (label, file suffix, function name) as cProfile names them
@@ -44,11 +46,7 @@ PARTS = (
 
 def state(project):
     """Digest of what the stages must leave as they found it."""
-    h = hashlib.sha256((project / "dvc.lock").read_bytes())
-    for f in sorted((project / "metrics").rglob("*")):
-        if f.is_file():
-            h.update(f.relative_to(project).as_posix().encode() + f.read_bytes())
-    return h.hexdigest()
+    return identity.file_digest(project / "dvc.lock"), identity.tree_digest(project / "metrics")
 
 
 def profile_evaluate(project, env):
