@@ -5,8 +5,32 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-import pytest
+
+def _cap_threads():
+    """One share of the cores per pytest-xdist worker (GENLAB_THREADS, unless set): the suite's workers and the
+    stages they start run side by side, and on 2 cores three processes with TensorFlow's and OpenBLAS's default
+    pools (a thread per core each, spinning while they wait) spent a third of the CPU on each other
+    (docs/testing.md, "What it costs"). Set before numpy and TensorFlow load, here and in every subprocess.
+    xdist's workers inherit the controlling process's environment, so a cap that process set is set anew."""
+    mark = "GENLAB_TESTS_SET_THREADS"
+    for var in os.environ.pop(mark, "").split():
+        os.environ.pop(var, None)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    names = ("GENLAB_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS",
+             "OPENBLAS_NUM_THREADS")
+    if "GENLAB_THREADS" in os.environ:
+        threads = os.environ["GENLAB_THREADS"]
+    set_here = [var for var in names if var not in os.environ]
+    for var in set_here:
+        os.environ[var] = threads
+    os.environ[mark] = " ".join(set_here)
+
+
+_cap_threads()
+
+import numpy as np  # noqa: E402  (after the thread cap)
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # No run store (genlab.training.checkpoint.run_store) unless a test sets one: runs in a test start
@@ -31,11 +55,16 @@ def shared_data_dir():
 # --no-loadscope-reorder). A module's tests go to one worker together, so its module fixtures are built once,
 # except in the modules of SPREAD (the longest), whose tests go to the workers one by one: their fixtures are
 # session-scoped or shared_once, so they are not rebuilt when a worker runs another module's test in between.
-# Workers take the queue from its head: the modules of FIRST (the longest first), then the modules with slow
-# tests, so that the quick ones fill the gaps at the end.
+# Workers take the queue from its head, in the order of FIRST: the builds the others wait for first (the smoke
+# pipeline, under the spread study), then long work that needs no shared build (the CML workflow's own pipeline,
+# the in-process extension tests, the image-folder pipeline, the fault clone) while they run, and the tests that
+# use a shared build later (AFTER: the extension tests through DVC other than the first, which builds their
+# base, wait behind test_faults, so that no worker sits on the build's lock); then the modules with slow tests,
+# so that the quick ones fill the gaps at the end.
 SPREAD = {"test_experiments.py", "test_faults.py", "test_train_extend.py"}
-FIRST = ["test_spread.py", "test_train_extend.py", "test_pipeline_image_folder.py", "test_cml_workflow.py",
-         "test_experiments.py", "test_faults.py"]
+FIRST = ["test_spread.py", "test_cml_workflow.py", "test_train_extend.py", "test_pipeline_image_folder.py",
+         "test_faults.py", "test_experiments.py"]
+AFTER = {"extension_base": "test_faults.py"}     # fixture -> the module its tests wait behind (all but the first)
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -55,9 +84,17 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """The queue's order (FIRST, then the modules with slow tests, then the rest)."""
     slow = {item.path.name for item in items if item.get_closest_marker("slow")}
+    first_user = {}
+    for item in items:
+        for fixture in AFTER:
+            if fixture in getattr(item, "fixturenames", ()):
+                first_user.setdefault(fixture, item)
 
     def place(item):
         name = item.path.name
+        for fixture, behind in AFTER.items():
+            if fixture in getattr(item, "fixturenames", ()) and item is not first_user[fixture]:
+                return FIRST.index(behind) + 0.5, False
         return (FIRST.index(name) if name in FIRST else len(FIRST)), name not in slow
     items.sort(key=place)          # stable: a module's tests stay together and in their order
 
@@ -263,6 +300,9 @@ def own_lines(stderr):
 # a second time in another clone and compares the metrics files byte for byte).
 SMOKE = {
     "train": {"epochs": 60, "log_every": 20, "ckpt_every": 30, "batch_size": 64, "snapshot_every": 20},
+    # (the code mixture's fit on a 60-iteration VAE's codes takes ~100 EM rounds: 14 s with 20 components, 4 s
+    # with 3; the default `vae.prior: gmm` path is the same)
+    "vae": {"prior_components": 3},
     "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
     "sample": {"n": 1000},
     "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,

@@ -1,6 +1,7 @@
 """One run identity (genlab.identity): the import closure a code digest covers, and for every key of
 the project, that each of its inputs changes it and that an unrelated change does not."""
 
+import os
 import shutil
 from dataclasses import replace
 
@@ -23,6 +24,11 @@ def code_copy(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "genlab", tmp_path / "genlab", ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(identity, "ROOT", tmp_path)
     return tmp_path
+
+
+def other_threads():
+    """A thread cap other than the one this run has (the suite sets one: conftest._cap_threads)."""
+    return str(int(os.environ.get("GENLAB_THREADS") or 0) + 1)
 
 
 def touch(root, rel):
@@ -105,7 +111,7 @@ def test_training_run_fingerprint(code_copy, monkeypatch):
         "the model's code": lambda: touch(code_copy, "genlab/models/gan.py"),
         "the loop's code": lambda: touch(code_copy, "genlab/training/loop.py"),
         "a module imported further down": lambda: touch(code_copy, "genlab/io.py"),
-        "the thread cap": lambda: monkeypatch.setenv("GENLAB_THREADS", "1"),
+        "the thread cap": lambda: monkeypatch.setenv("GENLAB_THREADS", other_threads()),
     }, unrelated={
         "the iteration count (a longer run continues a shorter one)": settings(iterations=200),
         "the evaluation code": lambda: touch(code_copy, "genlab/evaluation/metrics.py"),
@@ -123,7 +129,7 @@ def test_evaluator_run_key(code_copy, monkeypatch):
         "the data": lambda: args.update(arrays=[x + 1, np.zeros(4, np.int32)]),
         "its code": lambda: touch(code_copy, "genlab/evaluation/evaluator.py"),
         "code it imports": lambda: touch(code_copy, "genlab/io.py"),
-        "the thread cap": lambda: monkeypatch.setenv("GENLAB_THREADS", "1"),
+        "the thread cap": lambda: monkeypatch.setenv("GENLAB_THREADS", other_threads()),
     }, unrelated={
         "the GAN's code": lambda: touch(code_copy, "genlab/models/gan.py"),
     })
@@ -151,7 +157,7 @@ def test_floor_key(code_copy, monkeypatch):
            for k in floor.FIELDS},
         "cas.seed": lambda: a.update(cas=replace(CAS, seed=1)),
         "the scoring code": lambda: touch(code_copy, "genlab/evaluation/metrics.py"),
-        "the thread cap": lambda: monkeypatch.setenv("GENLAB_THREADS", "1"),
+        "the thread cap": lambda: monkeypatch.setenv("GENLAB_THREADS", other_threads()),
     }, unrelated={
         "evaluate.curve_n (the curves only)": lambda: a.update(settings=replace(a["settings"], curve_n=9)),
         "the same weights in another model object": lambda: a.update(evaluator=small_net(1)),
@@ -173,7 +179,7 @@ def test_score_cache_keys(code_copy, monkeypatch, tmp_path):
         "the cas settings": lambda: a.update(cas=None),
         "the scoring code": lambda: touch(code_copy, "genlab/evaluation/detect.py"),
         "the model code": lambda: touch(code_copy, "genlab/models/vae.py"),
-        "the thread cap": lambda: monkeypatch.setenv("GENLAB_THREADS", "1"),
+        "the thread cap": lambda: monkeypatch.setenv("GENLAB_THREADS", other_threads()),
     }, unrelated={
         "the fitted code mixture (snapshots sample the prior)": lambda: a.update(
             config={**a["config"], "code_gmm": [2.0]}),

@@ -29,6 +29,7 @@ SMOKE = {
     "data": {"name": "image_folder", "path": "images", "image_size": SIZE, "channels": CHANNELS,
              "test_fraction": 0.25, "seed": 0},
     "train": {"epochs": 40, "log_every": 20, "ckpt_every": 20, "batch_size": 32, "snapshot_every": 20},
+    "vae": {"prior_components": 3},
     "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32, "batch_size": 64},
     "sample": {"n": 120, "grid": 4, "steps": 5, "rows": 2, "attribute": [1, 3]},
     "evaluate": {"n_samples": 120, "iw_k": 4, "kid_subset_size": 60, "kid_subsets": 5, "two_sample_max_iter": 50,
