@@ -16,11 +16,9 @@ def _cap_threads():
     for var in os.environ.pop(mark, "").split():
         os.environ.pop(var, None)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    threads = os.environ.get("GENLAB_THREADS") or str(max(1, (os.cpu_count() or 1) // workers))
     names = ("GENLAB_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS",
              "OPENBLAS_NUM_THREADS")
-    if "GENLAB_THREADS" in os.environ:
-        threads = os.environ["GENLAB_THREADS"]
     set_here = [var for var in names if var not in os.environ]
     for var in set_here:
         os.environ[var] = threads
