@@ -5,6 +5,7 @@ model (DVC parses them; once registered with `gto register`, `dvc.api.artifacts_
 metrics ± the seed spread's sd, intended use and misuse."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -40,6 +41,24 @@ def test_models_are_dvc_artifacts_that_resolve_by_name(tmp_path):
         assert artifacts_show(name, repo=str(proj)) == {"rev": head, "path": f"models/{name}"}
     r = dvc(proj, "artifacts", "get", ".", "nope")
     assert r.returncode != 0 and "nope" in r.stderr
+
+
+def test_reading_artifacts_after_tensorflow_leaves_the_test_output_open(tmp_path):
+    """DVC checks artifact names with gto, whose import reconfigures logging and so closes every handler alive,
+    absl's among them once TensorFlow is loaded, and with it pytest's capture file: every later test of that
+    worker then failed (CI, 2026-12-04). Run in a pytest of its own with the suite's conftest."""
+    import sys
+    (tmp_path / "test_order.py").write_text(
+        "import sys\n"
+        "def test_tensorflow_first():\n    import tensorflow  # noqa: F401\n"
+        "def test_then_artifact_names():\n    from dvc.repo.artifacts import check_name_format\n"
+        "    check_name_format('gan')\n"
+        "def test_output_still_open():\n    print('still open', file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-n0", "-q",
+                        f"--rootdir={tmp_path}", f"--basetemp={tmp_path / 'bt'}", str(tmp_path / "test_order.py")],
+                       cwd=tmp_path, capture_output=True, text=True,
+                       env=tool_env(PYTHONPATH=f"{ROOT / 'tests'}{os.pathsep}{ROOT}"))
+    assert r.returncode == 0 and "3 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 @pytest.mark.slow
