@@ -27,14 +27,13 @@ def _cap_threads():
 
 _cap_threads()
 
-import numpy as np  # noqa: E402  (after the thread cap)
-import pytest  # noqa: E402
-
 # gto (which DVC imports to check artifact names) calls logging.config.dictConfig when first imported, and that
 # closes every logging handler alive. Once TensorFlow is loaded, one of them is absl's, writing to the sys.stderr
 # of its day: pytest's capture file, whose closing broke every later test in that worker (CI, 2026-12-04).
 # Imported here, before any test loads TensorFlow, it has nothing of ours to close.
 import gto.log  # noqa: E402,F401
+import numpy as np  # noqa: E402  (after the thread cap)
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # No run store (genlab.training.checkpoint.run_store) unless a test sets one: runs in a test start

@@ -284,6 +284,7 @@ def test_read_only_checkpoint_folder_is_refused_before_training(train_project, s
       "--floor", "metrics/floor.json", "--metrics", "metrics/evaluate.json"]),
     ("floor", "metrics", "metrics/floor.json", ["--evaluator", "models/evaluator", "--out", "metrics/floor.json"]),
 ])
+@pytest.mark.slow   # stages in subprocesses
 def test_read_only_sample_and_metrics_folders_are_refused_before_any_work(train_project, stage, folder, output,
                                                                          args):
     (train_project / "params.yaml").write_text(yaml.safe_dump(params(**{"sample.n": 20, "evaluate.n_samples": 10,

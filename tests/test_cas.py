@@ -44,6 +44,7 @@ def test_real_images_score_near_the_floor(real):
     assert abs(result["real"] - result["floor"]) < 0.05       # other real images: as useful as real ones
 
 
+@pytest.mark.slow   # a classifier training
 def test_images_of_the_wrong_class_score_near_chance(real):
     (x, y), test, result = real
     shuffled = np.random.default_rng(0).permutation(y)     # labels unrelated to the images
@@ -52,6 +53,7 @@ def test_images_of_the_wrong_class_score_near_chance(real):
     assert score(x, rotated, test) < 0.1 < result["floor"] - 0.5
 
 
+@pytest.mark.slow   # classifier trainings
 def test_the_floor_on_its_own_is_the_floor_of_the_scores(real, fmnist_small):
     (x, y), test, result = real
     x_train, y_train = fmnist_small["train"][0][:2000], fmnist_small["train"][1][:2000]
@@ -61,6 +63,7 @@ def test_the_floor_on_its_own_is_the_floor_of_the_scores(real, fmnist_small):
     assert given == result
 
 
+@pytest.mark.slow   # three classifier trainings
 def test_same_seed_same_score_other_seed_other_classifier(real):
     (x, y), test, result = real
     assert score(x[:SMALL.n], y[:SMALL.n], test) == result["real"]      # bit for bit, a second process-local run
@@ -68,6 +71,7 @@ def test_same_seed_same_score_other_seed_other_classifier(real):
     assert other != result["real"] and abs(other - result["real"]) < 0.05
 
 
+@pytest.mark.slow   # many classifier trainings
 def test_many_trainings_in_one_process_never_warn_of_retracing(fmnist_small):
     """evaluate trains several classifiers and pixel detectors in one process (two per curve snapshot):
     each is traced once, and TensorFlow's retracing warning, which would reach a stage's stderr, never

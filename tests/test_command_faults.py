@@ -81,6 +81,7 @@ def test_an_export_is_used_like_its_model_folder(tiny_models, other_kinds, tmp_p
         assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["labels"], b["labels"])
 
 
+@pytest.mark.slow   # the console in a subprocess
 def test_the_evaluator_folder_in_one_line_from_the_console(other_kinds, tmp_path):
     r = subprocess.run([sys.executable, "-m", "genlab.command", "generate", str(other_kinds["evaluator"]),
                         "-o", str(tmp_path / "x.png")], cwd=tmp_path, capture_output=True, text=True,
@@ -202,6 +203,7 @@ def clone(tiny_models, tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow   # runs every documented command
 @pytest.mark.parametrize("page", ["README.md", "docs/using-models.md"])
 def test_every_command_the_docs_show_runs_as_written(clone, page, monkeypatch):
     """Issue 26 item 10: each line runs unchanged in the clone (in the page's order, so `genlab serve
@@ -308,6 +310,7 @@ def test_a_request_that_cannot_fit_is_refused_before_starting(tiny_models, tmp_p
     assert tree(tmp_path) == []
 
 
+@pytest.mark.slow   # the console in a subprocess
 def test_the_console_refuses_a_huge_request_in_one_line(tiny_models, tmp_path):
     """The issue's case as users run it: no traceback (it was `Unable to allocate 74.5 GiB`), at once."""
     r = subprocess.run([sys.executable, "-m", "genlab.command", "generate", str(tiny_models["gan"]), "-n",

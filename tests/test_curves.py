@@ -19,6 +19,8 @@ from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 from genlab.training.vae import train_vae
 
+pytestmark = pytest.mark.slow   # every test trains and scores snapshots
+
 GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=32, hidden=32, filters=16, lr=1e-3, beta_1=0.5, d_lr=0.0,
              loss="hinge", ema=0.9)
 VAE = Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=2e-3, prior="normal",
@@ -282,7 +284,6 @@ def test_the_advice_to_turn_snapshots_off_names_allowed_values():
     assert curve_n_fits(1000, 2, 0, low) is None and curve_n_fits(low, low, 20, low) is None
 
 
-@pytest.mark.slow   # the data stages and a smoke-size GAN through dvc
 def test_snapshots_off_through_dvc(tmp_path, shared_data):
     """`-S train.snapshot_every=0`: DVC records the training with its (empty) snapshot folder instead of
     failing on a missing output after the whole training."""

@@ -304,6 +304,7 @@ def test_multi_worker_without_tf_config_is_refused(monkeypatch):
         devices.make_strategy("multi_worker")
 
 
+@pytest.mark.slow   # a stage in a subprocess
 def test_batch_not_divisible_by_replicas_is_refused(fmnist_small, tmp_path):
     """batch 31 on 2 replicas: one clear line, before any training (the real stage, 2 logical CPUs)."""
     import yaml

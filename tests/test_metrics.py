@@ -212,6 +212,7 @@ def test_pixel_detector_real_halves_near_chance_and_seeded(fmnist_raw):
     assert acc == pixel_two_sample_accuracy(a, b, epochs=3, seed=0)
 
 
+@pytest.mark.slow   # trains three pixel detectors
 def test_pixel_detector_detects_noise_and_blur(fmnist_raw):
     """Real test images against other real test images with pixel noise (std 0.3 in [-1, 1]) or a
     Gaussian blur (sigma 1 pixel): the pixel CNN, trained 3 passes over 1,000 + 1,000 images, tells
@@ -305,6 +306,7 @@ def test_score_images_dict_with_floor(evaluator, fmnist_small):
     assert floor["classes_covered"] == 10 and floor["precision"] > 0.5
 
 
+@pytest.mark.slow   # scores two models
 def test_score_models_shares_the_real_side(evaluator, fmnist_small):
     train, test = fmnist_small["train"][0], fmnist_small["test"][0]
     a, b = noisy(test[500:], 0.4), blurred(test[500:], 1.5)
@@ -315,6 +317,7 @@ def test_score_models_shares_the_real_side(evaluator, fmnist_small):
     assert both["b"] == single["generated"] and both["floor"] == single["floor"]
 
 
+@pytest.mark.slow   # scores twice at full slice size
 def test_a_floor_computed_once_gives_the_same_scores(evaluator, fmnist_small):
     """The floor stage's score_floor, handed to score_models, gives the scores of score_models alone."""
     train, test = fmnist_small["train"][0], fmnist_small["test"][0]

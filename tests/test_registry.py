@@ -43,6 +43,7 @@ def test_models_are_dvc_artifacts_that_resolve_by_name(tmp_path):
     assert r.returncode != 0 and "nope" in r.stderr
 
 
+@pytest.mark.slow   # TensorFlow in a pytest of its own
 def test_reading_artifacts_after_tensorflow_leaves_the_test_output_open(tmp_path):
     """DVC checks artifact names with gto, whose import reconfigures logging and so closes every handler alive,
     absl's among them once TensorFlow is loaded, and with it pytest's capture file: every later test of that
@@ -99,6 +100,7 @@ def test_model_card_from_the_committed_results():
     assert "No metrics were found" in bare and "meta.json was not found" in bare and " ± " not in bare
 
 
+@pytest.mark.slow   # trains models to export
 def test_export_carries_the_model_card(tiny_models, tmp_path):
     from genlab.command import execute, parser
     out = tmp_path / "export"

@@ -87,6 +87,7 @@ def run_report_stage(tmp_path):
     return proj
 
 
+@pytest.mark.slow   # the report stage in a subprocess
 def test_report_stage_writes_a_page_that_opens_offline(tmp_path):
     proj = run_report_stage(tmp_path)
     report = proj / "reports" / "report.html"

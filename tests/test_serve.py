@@ -85,6 +85,7 @@ def png(data):
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
+@pytest.mark.slow   # trains a model to serve
 def test_api_generate_is_genlab_generate(server, models, tmp_path):
     from genlab.command import execute, parser
     status, body, kind = get(server + "/api/generate?model=gan&cls=Sneaker&seed=3&n=16")
@@ -128,6 +129,7 @@ def test_api_bad_requests_are_one_line_and_the_server_keeps_serving(server, quer
     assert get(server + "/api/generate?model=gan&n=4")[0] == 200
 
 
+@pytest.mark.slow   # starts the server in subprocesses
 def test_serve_refuses_a_taken_port_and_a_missing_model(tiny_models, tmp_path):
     import socket
     with socket.socket() as s:

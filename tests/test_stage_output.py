@@ -6,6 +6,8 @@ any x86 CPU, so these tests reproduce the Intel condition wherever they run."""
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, own_lines, tool_env
 
 STAGE = ("from genlab import stage\n"
@@ -24,12 +26,14 @@ def run(code, **env):
                           env=tool_env(PYTHONPATH=str(ROOT), TF_ENABLE_ONEDNN_OPTS="1", **env))
 
 
+@pytest.mark.slow   # a stage in a subprocess
 def test_native_log_lines_stay_off_stderr():
     r = run(STAGE)
     assert r.returncode == 1 and r.stdout == "stage: computed True\n"
     assert r.stderr.splitlines() == ["error: x is wrong: fix it"]
 
 
+@pytest.mark.slow   # a stage in a subprocess
 def test_genlab_tf_log_shows_them():
     """The same run with GENLAB_TF_LOG=1 shows TensorFlow's native lines (so the test above can fail),
     and own_lines, which the other tests use, drops exactly those."""
@@ -39,6 +43,7 @@ def test_genlab_tf_log_shows_them():
     assert own_lines(r.stderr) == ["error: x is wrong: fix it"]
 
 
+@pytest.mark.slow   # a stage in a subprocess
 def test_a_crash_still_shows_its_traceback():
     r = run(STAGE.replace("raise GenlabError('x is wrong: fix it')", "raise RuntimeError('boom')"))
     assert r.returncode == 1

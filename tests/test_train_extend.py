@@ -19,6 +19,8 @@ from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 from genlab.training.vae import train_vae
 
+pytestmark = pytest.mark.slow   # every test trains, in-process or through dvc
+
 # N1 = 30 is off both schedules (logs and checkpoints every 20): the hardest case for a continuation
 N1, N2 = 30, 60
 SETTINGS = dict(batch_size=32, seed=2, log_every=20, ckpt_every=20, snapshot_every=20)
@@ -373,7 +375,6 @@ def extension_base(smoke_pipeline, smoke_store, tmp_path_factory):
     return Path(built["base"]), Path(built["store"]), built["reference"], env
 
 
-@pytest.mark.slow
 def test_exp_run_in_the_workspace_continues_the_finished_run(extension_base, tmp_path):
     """After the smoke pipeline (60 iterations), `dvc exp run -S train.epochs=90` in the workspace continues
     both trainings from the persisted checkpoints and gives the fresh 90-iteration pipeline's files. (`dvc repro`
@@ -384,7 +385,6 @@ def test_exp_run_in_the_workspace_continues_the_finished_run(extension_base, tmp
     assert_same_files(reference, digests(pipeline_files(ws)))
 
 
-@pytest.mark.slow
 def test_queued_and_temp_experiments_continue_the_finished_run(extension_base, tmp_path):
     """A queued experiment continues from the persisted checkpoints (DVC checks them out of its cache into the
     queue's temporary workspace: no run store needed). A temporary experiment of a longer run continues from
@@ -409,7 +409,6 @@ def test_queued_and_temp_experiments_continue_the_finished_run(extension_base, t
     assert continued(out, 90, 100) and "(run store" in out, out
 
 
-@pytest.mark.slow
 def test_a_shorter_exp_run_after_the_pipeline_trains_nothing(extension_base, tmp_path):
     """After the smoke pipeline (60 iterations, snapshots every 20, checkpoints every 30), `dvc exp run -S
     train.epochs=40` in the workspace trains neither network: both start and end at the state the 60-iteration

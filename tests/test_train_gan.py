@@ -111,6 +111,7 @@ def test_model_folder_round_trip(reference):
     assert not np.array_equal(a, loaded.generate(50, seed=6))
 
 
+@pytest.mark.slow   # two trainings
 def test_same_seed_same_weights(reference, fmnist_small, tmp_path):
     again = run(tmp_path, dataset_of(fmnist_small))
     for w0, w1 in zip(reference["weights"], weights(again)):
@@ -147,6 +148,7 @@ def test_killed_run_resumes_to_the_same_weights(reference, fmnist_small, tmp_pat
     assert (tmp_path / "model" / "config.json").exists()
 
 
+@pytest.mark.slow   # two trainings
 def test_checkpoint_of_other_params_is_ignored(fmnist_small, tmp_path):
     data = dataset_of(fmnist_small)
     short = TrainSettings(iterations=20, batch_size=64, seed=0, log_every=10, ckpt_every=10)
@@ -299,6 +301,7 @@ def test_hinge_loss_ema_and_two_learning_rates_learn(options, fmnist_small, tmp_
     assert hist1 < 0.8 * hist0, (options, hist0, hist1)
 
 
+@pytest.mark.slow   # several trainings
 def test_options_change_the_training(fmnist_small, tmp_path):
     settings = TrainSettings(iterations=20, batch_size=32, seed=1, log_every=10, ckpt_every=20)
     data = dataset_of(fmnist_small)

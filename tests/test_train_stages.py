@@ -75,6 +75,7 @@ def test_missing_data_is_one_clear_line(tmp_path, monkeypatch):
         call_stage("train_vae", project(tmp_path), tmp_path / "nothing", monkeypatch)
 
 
+@pytest.mark.slow   # the VAE stage in a subprocess
 def test_vae_stage_writes_the_declared_outputs(tmp_path, monkeypatch, processed):
     cwd = project(tmp_path)
     call_stage("train_vae", cwd, processed, monkeypatch)

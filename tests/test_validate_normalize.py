@@ -19,6 +19,7 @@ def failed(report):
     return {(c["table"], c["expectation"], c["kwargs"].get("column")) for c in report["checks"] if not c["success"]}
 
 
+@pytest.mark.slow   # validates all 70,000 images
 def test_real_fashion_mnist_passes(fmnist_raw):
     report = validate_arrays(fmnist_raw, **FACTS)
     assert report["success"] and report["failed"] == 0 and report["evaluated"] >= 20
@@ -52,6 +53,7 @@ def test_data_docs_show_every_table_and_the_failed_expectation(fmnist_raw, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "ok"]     # no temporary sibling left
 
 
+@pytest.mark.slow   # two validations
 def test_data_docs_are_the_same_bytes_for_the_same_data(fmnist_raw, tmp_path):
     """Data Docs carry no clock and no random id: two validations of the same arrays, seconds apart,
     write byte-identical folders (dvc.lock's hash of reports/data_docs does not change), and the pages
