@@ -359,6 +359,7 @@ def test_16_bit_grey_png_is_scaled_to_8_bits(tmp_path):
     assert np.array_equal(img[..., 0], x) and np.array_equal(img[..., 2], x)
 
 
+@pytest.mark.slow   # validates a whole split
 def test_validate_names_the_blank_image_file_and_its_param(tmp_path):
     from PIL import Image
 

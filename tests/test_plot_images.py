@@ -25,6 +25,7 @@ def genlab_plots(proj, *args):
                           text=True, env=tool_env(), timeout=300)
 
 
+@pytest.mark.slow   # dvc plots diff in subprocesses
 def test_plots_diff_becomes_images_and_markdown(tmp_path):
     proj = copy_project(tmp_path / "proj")
     tsv = proj / "dvclive" / "train_gan" / "plots" / "metrics" / "g_loss.tsv"

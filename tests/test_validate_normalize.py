@@ -31,6 +31,7 @@ def page_text(path):
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
+@pytest.mark.slow   # two validations
 def test_data_docs_show_every_table_and_the_failed_expectation(fmnist_raw, tmp_path, monkeypatch):
     """docs_dir: the suite's HTML Data Docs, one validation page per table with its status and
     counts, the same results as without Data Docs; nothing temporary is left behind."""
