@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = {
     "train": {"log_every": 20, "ckpt_every": 30, "batch_size": 64, "snapshot_every": 20},
     "vae": {"prior_components": 3},
-    "evaluator": {"epochs": 1, "warmup_epochs": 0, "filters": [8, 16], "feature_dim": 32},
+    "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
     "sample": {"n": 1000},
     "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
                  "two_sample_max_iter": 50, "pixel_detector_epochs": 1, "curve_n": 500,

@@ -306,8 +306,7 @@ SMOKE = {
     # (the code mixture's fit on a 60-iteration VAE's codes takes ~100 EM rounds: 14 s with 20 components, 4 s
     # with 3; the default `vae.prior: gmm` path is the same)
     "vae": {"prior_components": 3},
-    # (one epoch: 15 s of a smoke pipeline's ~140 CPU seconds went to the evaluator's second; accuracy ~0.8)
-    "evaluator": {"epochs": 1, "warmup_epochs": 0, "filters": [8, 16], "feature_dim": 32},
+    "evaluator": {"epochs": 2, "warmup_epochs": 1, "filters": [8, 16], "feature_dim": 32},
     "sample": {"n": 1000},
     "evaluate": {"n_samples": 1000, "iw_k": 4, "kid_subset_size": 200, "kid_subsets": 10,
                  "two_sample_max_iter": 50, "pixel_detector_epochs": 1, "curve_n": 500,

@@ -279,7 +279,7 @@ INVALID = [
     ("vae.variant", "vq", "vae.variant must be one of 'vae', 'ae', got 'vq'"),
     ("vae.beta", -1, "vae.beta must be a number >= 0.0, got -1.0"),
     ("evaluator.filters", [16, 0], "evaluator.filters must be a non-empty list of positive integers"),
-    ("evaluator.warmup_epochs", 1, "evaluator.warmup_epochs (1) must be less than evaluator.epochs (1): "
+    ("evaluator.warmup_epochs", 2, "evaluator.warmup_epochs (2) must be less than evaluator.epochs (2): "
      "lower evaluator.warmup_epochs or raise evaluator.epochs"),
     ("sample.attribute", [3, 3], "sample.attribute must be [from_class, to_class], two different class ids"),
     ("sample.grid", 0, "sample.grid must be an integer in [1, 32], got 0"),
