@@ -37,6 +37,7 @@ def real(fmnist_small):
     return (x[2000:], y[2000:]), test, result
 
 
+@pytest.mark.slow   # a classifier training
 def test_real_images_score_near_the_floor(real):
     _, _, result = real
     assert set(result) == {"n", "real", "floor"} and result["n"] == SMALL.n

@@ -82,6 +82,7 @@ def test_save_load_round_trip(trained, fmnist_raw, tmp_path):
     assert meta["test_accuracy"] == 0.9 and meta["build"]["filters"] == [16, 32]
 
 
+@pytest.mark.slow   # two evaluator trainings
 def test_training_is_deterministic(fmnist_small):
     x, y = fmnist_small["train"]
     params = evaluator_params(epochs=1, warmup_epochs=0, batch_size=100, lr=0.003, seed=7)

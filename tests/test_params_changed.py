@@ -82,6 +82,7 @@ def test_the_record_unreadable_is_one_line(checked, monkeypatch):
         stage.read_params()
 
 
+@pytest.mark.slow   # dvc in subprocesses
 def test_through_dvc_nothing_is_recorded(tmp_path, shared_data):
     """Real DVC: check_params ran, then params.yaml changed; `dvc repro -s fetch` (check_params not run
     again) stops at fetch, and dvc.lock records nothing for it."""

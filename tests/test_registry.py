@@ -24,6 +24,7 @@ def register(proj, *names):
         assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow   # DVC and gto in the test process, gto in subprocesses
 def test_models_are_dvc_artifacts_that_resolve_by_name(tmp_path):
     from dvc.api import artifacts_show
     from dvc.repo import Repo

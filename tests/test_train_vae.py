@@ -80,6 +80,7 @@ def test_encode_decode_interface_and_round_trip(mlp_vae, fmnist_small):
         loaded.generate(2, seed=0, labels=[1, 1])
 
 
+@pytest.mark.slow   # a second training
 def test_conv_autoencoder_variant(fmnist_small, tmp_path):
     settings = TrainSettings(iterations=30, batch_size=32, seed=0, log_every=10, ckpt_every=30)
     logged = []
