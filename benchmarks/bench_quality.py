@@ -3,7 +3,7 @@ each trained for the same wall-clock budget, scored with the project's evaluate 
 
     .venv/bin/python benchmarks/bench_quality.py [--minutes 5] [--n 10000] [--data ../shared/data/fashion-mnist]
         [--evaluator benchmarks/results/evaluator] [--iw-k K] [--bounds-n N] [--only NAME ...]
-        [--variant NAME=key=value[,key=value...]]
+        [--variant NAME=key=value[,key=value...]] [--against test|val]
         [--out benchmarks/results/bench_quality]
 
 Models (each trained in its own process, one after the other, on the same data):
@@ -17,7 +17,8 @@ Models (each trained in its own process, one after the other, on the same data):
                    (keys gan.*, vae.* or train.batch_size; the family follows from the keys)
 
 Data: Fashion-MNIST from --data, scaled to params normalize.range and split into train/validation
-exactly as the normalize stage does (54,000 training images); the test split is the yardstick.
+exactly as the normalize stage does (54,000 training images); the test split is the yardstick
+(--against val: the 6,000 validation images instead, for choosing a default: choices are never made on test).
 Time: each model trains for --minutes of wall time, counted from the end of its first compiled call
 (one iteration: tracing and compilation, reported as warm-up, are not charged); data loading, model
 building, sampling and scoring are outside the budget. The 1-minute load average before and after
@@ -55,6 +56,7 @@ MODELS = {
     "default_vae": ("vae", "this project's default VAE"),
 }
 CHUNK_SECONDS = 2.0
+SPLITS = {"test": "test", "val": "validation"}
 
 
 def load1():
@@ -94,6 +96,19 @@ def load_data(data_dir, params):
            "test": (scale(read_idx(d / "t10k-images-idx3-ubyte.gz"), value_range),
                     read_idx(d / "t10k-labels-idx1-ubyte.gz").astype(np.int32))}
     return out
+
+
+def check_n(n, available, against):
+    if n > available:
+        raise SystemExit(f"bench_quality: --n/--bounds-n {n:,} exceed the {available:,} {SPLITS[against]} images: "
+                         f"give at most {available}")
+
+
+def scored_images(dataset, against, n):
+    """The first n images of the split the generated ones are scored against (test, or val for choosing)."""
+    x = dataset[against][0]
+    check_n(n, len(x), against)
+    return x[:n]
 
 
 def build(name, family, params, dataset):
@@ -199,7 +214,7 @@ def child(name, overrides, args):
     if family == "vae" and model.variational:
         t0 = time.perf_counter()
         ev = params["evaluate"]
-        x_bounds = dataset["test"][0][:args.bounds_n or args.n]
+        x_bounds = scored_images(dataset, args.against, args.bounds_n or args.n)
         row.update(vae_bounds(model.encode, model.decode_logits, to_unit(x_bounds, dataset["meta"]["range"]),
                               k=args.iw_k or ev["iw_k"], threshold=ev["binarize_threshold"], seed=ev["seed"]))
         row["bounds_s"] = time.perf_counter() - t0
@@ -209,7 +224,7 @@ def child(name, overrides, args):
 def run_child(name, overrides, args, samples):
     cmd = [sys.executable, __file__, "--child", name, "--overrides", json.dumps(overrides), "--data", args.data,
            "--minutes", str(args.minutes), "--n", str(args.n), "--samples", samples, "--iw-k", str(args.iw_k),
-           "--bounds-n", str(args.bounds_n)]
+           "--bounds-n", str(args.bounds_n), "--against", args.against]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
@@ -264,11 +279,12 @@ def fmt(v, spec):
 
 def table(rows, scores, meta):
     lines = [f"Equal wall time: {meta['minutes']:g} min of training per model (after compilation), "
-             f"N = {meta['n']:,} generated vs test images, evaluator test accuracy {meta['evaluator_accuracy']:.4f}; "
-             f"VAE bounds on {meta['bounds_n']:,} binarized test images, IW bound with k = {meta['iw_k']}; "
+             f"N = {meta['n']:,} generated vs {SPLITS[meta['against']]} images, evaluator test accuracy "
+             f"{meta['evaluator_accuracy']:.4f}; VAE bounds on {meta['bounds_n']:,} binarized {SPLITS[meta['against']]} "
+             f"images, IW bound with k = {meta['iw_k']}; "
              f"{meta['cpus']} CPUs, {meta['when']}.", "",
              "| model | iterations | it/s | FD | KID | precision | recall | classes | detector acc. "
-             "| pixel detector | test ELBO | IW bound | load before→after |",
+             f"| pixel detector | {meta['against']} ELBO | IW bound | load before→after |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = scores[r["name"]]
@@ -297,6 +313,8 @@ def main():
                     help="test images for the VAE bounds (default: --n; the IW bound costs iw_k decodes per image)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="models trained at once (default 1; more only for smoke tests: they share the CPU)")
+    ap.add_argument("--against", choices=list(SPLITS), default="test",
+                    help="the split scored against: test (the yardstick, default) or val (for choosing a default)")
     ap.add_argument("--only", nargs="*", choices=list(MODELS), help="run only these rows (default: all)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=key=value[,key=value]",
                     help="an extra row: the project's default model with these params changed")
@@ -311,6 +329,12 @@ def main():
         raise SystemExit("bench_quality: --minutes must be > 0 and --n >= 2")
 
     params = read_params()
+    if args.against == "val":  # Fashion-MNIST's 60,000 training images split as the normalize stage splits them
+        from genlab.data.normalize import split_indices
+        n_images = len(split_indices(60000, params["normalize"]["val_fraction"], params["normalize"]["seed"])[1])
+    else:
+        n_images = 10000
+    check_n(max(args.n, args.bounds_n), n_images, args.against)  # before any training
     runs = [(name, {}) for name in (args.only or MODELS)]
     for text in args.variant:
         name, overrides, family = parse_variant(text)
@@ -338,16 +362,14 @@ def main():
         gate = (args.min_evaluator_accuracy if args.min_evaluator_accuracy is not None
                 else params["evaluate"]["min_evaluator_accuracy"]["fashion_mnist"])
         check_gate(acc, gate, "fashion_mnist")
-        x_test = dataset["test"][0]
-        if args.n > len(x_test):
-            raise SystemExit(f"bench_quality: --n {args.n} exceeds the {len(x_test)} test images")
+        x_test = scored_images(dataset, args.against, args.n)
         generated = {r["name"]: np.load(Path(samples) / f"{r['name']}.npy") for r in rows}
         t0 = time.perf_counter()
         settings = read(params, "evaluate")  # KID subsets cannot be larger than N (smoke runs)
         settings = dataclasses.replace(settings, kid_subset_size=min(settings.kid_subset_size, args.n))
-        scores = score_models(evaluator, generated, x_test[:args.n], dataset["train"][0],
+        scores = score_models(evaluator, generated, x_test, dataset["train"][0],
                               value_range=dataset["meta"]["range"], settings=settings)
-    meta = {"minutes": args.minutes, "n": args.n, "iw_k": args.iw_k or params["evaluate"]["iw_k"],
+    meta = {"minutes": args.minutes, "n": args.n, "against": args.against, "iw_k": args.iw_k or params["evaluate"]["iw_k"],
             "bounds_n": args.bounds_n or args.n, "evaluator_accuracy": acc, "cpus": os.cpu_count(),
             "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "score_s": time.perf_counter() - t0,
             "command": " ".join(["benchmarks/bench_quality.py"] + sys.argv[1:])}

@@ -89,3 +89,15 @@ def test_the_default_vae_row_samples_as_the_pipeline_does(fmnist_small, monkeypa
     assert (task.prior, task.prior_components) == ("gmm", 20) and "20-component code mixture" in desc
     task, _, _, desc = bench.build("vae_normal", "vae", bench.read_params({"vae.prior": "normal"}), dataset)
     assert task.prior == "normal" and desc.endswith("samples from N(0, I)")
+
+
+def test_against_val_scores_the_validation_images_never_the_test_ones(shared_data):
+    """--against val (how a default is chosen): the generated images meet the validation split, as the normalize
+    stage cuts it, and a request for more images than the split holds stops with the limit."""
+    bench = bench_module()
+    dataset = bench.load_data(shared_data / "fashion-mnist", bench.read_params())
+    x_val = bench.scored_images(dataset, "val", 6000)
+    assert x_val.shape == (6000, 28, 28, 1) and np.array_equal(x_val, dataset["val"][0])
+    assert np.array_equal(bench.scored_images(dataset, "test", 100), dataset["test"][0][:100])
+    with pytest.raises(SystemExit, match="exceed the 6,000 validation images: give at most 6000"):
+        bench.scored_images(dataset, "val", 6001)

@@ -51,7 +51,13 @@ def build_generator(cfg):
         h = layers.BatchNormalization(name="g_bn1")(h)
         h = layers.ReLU(name="g_relu1")(h)
         out = layers.Conv2DTranspose(c_img, 4, strides=2, padding="same", activation="tanh", name="g_up2")(h)
-    return keras.Model(inputs, out, name="generator")
+    return keras.Model(_bare_if_one(inputs), out, name="generator")
+
+
+def _bare_if_one(inputs):
+    """A lone input is declared bare, not as a list of one: callers pass it alone (g_inputs, d_inputs), and
+    Keras warns when a call's structure differs from the declared one."""
+    return inputs if len(inputs) > 1 else inputs[0]
 
 
 def build_discriminator(cfg):
@@ -81,7 +87,7 @@ def build_discriminator(cfg):
         inputs.append(label)
         embed = layers.Embedding(cfg["n_classes"], h.shape[-1], name="d_label_embed")(label)
         out = layers.Add(name="d_logit_projected")([out, layers.Dot(axes=1, name="d_projection")([embed, h])])
-    return keras.Model(inputs, out, name="discriminator")
+    return keras.Model(_bare_if_one(inputs), out, name="discriminator")
 
 
 def gan_config(gan, *, shape, n_classes, value_range):
