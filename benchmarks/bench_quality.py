@@ -315,7 +315,7 @@ def main():
                     help="models trained at once (default 1; more only for smoke tests: they share the CPU)")
     ap.add_argument("--against", choices=list(SPLITS), default="test",
                     help="the split scored against: test (the yardstick, default) or val (for choosing a default)")
-    ap.add_argument("--only", nargs="*", choices=list(MODELS), help="run only these rows (default: all)")
+    ap.add_argument("--only", nargs="+", choices=list(MODELS), help="run only these rows (default: all)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=key=value[,key=value]",
                     help="an extra row: the project's default model with these params changed")
     ap.add_argument("--out", default=str(RESULTS / "bench_quality"), help="writes OUT.md and OUT.json")
