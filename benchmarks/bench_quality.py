@@ -278,9 +278,10 @@ def fmt(v, spec):
 
 
 def table(rows, scores, meta):
+    split = SPLITS[meta['against']]
     lines = [f"Equal wall time: {meta['minutes']:g} min of training per model (after compilation), "
-             f"N = {meta['n']:,} generated vs {SPLITS[meta['against']]} images, evaluator test accuracy "
-             f"{meta['evaluator_accuracy']:.4f}; VAE bounds on {meta['bounds_n']:,} binarized {SPLITS[meta['against']]} "
+             f"N = {meta['n']:,} generated vs {split} images, evaluator test accuracy "
+             f"{meta['evaluator_accuracy']:.4f}; VAE bounds on {meta['bounds_n']:,} binarized {split} "
              f"images, IW bound with k = {meta['iw_k']}; "
              f"{meta['cpus']} CPUs, {meta['when']}.", "",
              "| model | iterations | it/s | FD | KID | precision | recall | classes | detector acc. "
@@ -369,7 +370,8 @@ def main():
         settings = dataclasses.replace(settings, kid_subset_size=min(settings.kid_subset_size, args.n))
         scores = score_models(evaluator, generated, x_test, dataset["train"][0],
                               value_range=dataset["meta"]["range"], settings=settings)
-    meta = {"minutes": args.minutes, "n": args.n, "against": args.against, "iw_k": args.iw_k or params["evaluate"]["iw_k"],
+    meta = {"minutes": args.minutes, "n": args.n, "against": args.against,
+            "iw_k": args.iw_k or params["evaluate"]["iw_k"],
             "bounds_n": args.bounds_n or args.n, "evaluator_accuracy": acc, "cpus": os.cpu_count(),
             "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "score_s": time.perf_counter() - t0,
             "command": " ".join(["benchmarks/bench_quality.py"] + sys.argv[1:])}
