@@ -98,16 +98,12 @@ def load_data(data_dir, params):
     return out
 
 
-def check_n(n, available, against):
-    if n > available:
-        raise SystemExit(f"bench_quality: --n/--bounds-n {n:,} exceed the {available:,} {SPLITS[against]} images: "
-                         f"give at most {available}")
-
-
 def scored_images(dataset, against, n):
     """The first n images of the split the generated ones are scored against (test, or val for choosing)."""
     x = dataset[against][0]
-    check_n(n, len(x), against)
+    if n > len(x):
+        raise SystemExit(f"bench_quality: --n/--bounds-n {n:,} exceed the {len(x):,} {SPLITS[against]} images: "
+                         f"give at most {len(x)}")
     return x[:n]
 
 
@@ -330,12 +326,8 @@ def main():
         raise SystemExit("bench_quality: --minutes must be > 0 and --n >= 2")
 
     params = read_params()
-    if args.against == "val":  # Fashion-MNIST's 60,000 training images split as the normalize stage splits them
-        from genlab.data.normalize import split_indices
-        n_images = len(split_indices(60000, params["normalize"]["val_fraction"], params["normalize"]["seed"])[1])
-    else:
-        n_images = 10000
-    check_n(max(args.n, args.bounds_n), n_images, args.against)  # before any training
+    dataset = load_data(args.data, params)
+    scored_images(dataset, args.against, max(args.n, args.bounds_n))  # too many images stop here, before any training
     runs = [(name, {}) for name in (args.only or MODELS)]
     for text in args.variant:
         name, overrides, family = parse_variant(text)
@@ -358,7 +350,6 @@ def main():
         from genlab.evaluation.evaluator import check_gate
         from genlab.evaluation.scoring import score_models
         from genlab.params import read
-        dataset = load_data(args.data, params)
         evaluator, acc = evaluator_for(args, params, dataset)
         gate = (args.min_evaluator_accuracy if args.min_evaluator_accuracy is not None
                 else params["evaluate"]["min_evaluator_accuracy"]["fashion_mnist"])
