@@ -80,7 +80,7 @@ def test_many_trainings_in_one_process_never_warn_of_retracing(fmnist_small):
     import logging
 
     from genlab.evaluation.detect import pixel_two_sample_accuracy
-    from genlab.training.loop import TrainSettings, run_steps
+    from genlab.training.loop import TrainSettings, reused_task, run_steps
     x, y = fmnist_small["train"][0][:256], fmnist_small["train"][1][:256]
     records, logger = [], logging.getLogger("tensorflow")
     handler = logging.Handler(logging.WARNING)
@@ -88,7 +88,7 @@ def test_many_trainings_in_one_process_never_warn_of_retracing(fmnist_small):
     logger.addHandler(handler)
     try:
         for seed in range(6):
-            task = cas.ClassifierTask(x, y, n_classes=10, steps=3, batch_size=64, lr=0.002, seed=seed)
+            task = reused_task(cas.ClassifierTask, x.shape[1:], len(x), 10, 3, 64, 0.002).start(x, y, seed)
             state = run_steps(task, TrainSettings(iterations=3, batch_size=64, seed=seed, log_every=1, ckpt_every=3))
             assert state._compiled.experimental_get_tracing_count() == 1    # three calls, one trace
         for seed in range(6):
@@ -97,6 +97,31 @@ def test_many_trainings_in_one_process_never_warn_of_retracing(fmnist_small):
         logger.removeHandler(handler)
     assert logger.getEffectiveLevel() <= logging.WARNING        # nothing hides TensorFlow's warnings
     assert [r.getMessage() for r in records if "retracing" in r.getMessage()] == []
+
+
+@pytest.mark.slow   # six classifier and six detector trainings
+def test_a_reused_training_computes_what_a_newly_built_one_does(fmnist_small):
+    """The metrics' short trainings keep one task per sizes in a process (genlab.training.loop.reused_task)
+    and reload it for each training: a CAS classifier and a pixel detector trained again after others of the
+    same sizes on other data give, bit for bit, what newly built ones give, through one traced function."""
+    from genlab.evaluation.detect import PixelDetectorTask, pixel_two_sample_accuracy
+    from genlab.training import loop
+    (x, y), test = fmnist_small["train"], fmnist_small["test"]
+    settings = Cas(n=512, epochs=2, batch_size=64, lr=0.002, seed=0)
+
+    def both(a, b):
+        return (score(x[a:a + 512], y[a:a + 512], test, settings),
+                pixel_two_sample_accuracy(x[a:a + 64], x[b:b + 64], epochs=2, seed=0, batch_size=16))
+    loop._REUSED.clear()
+    fresh = both(0, 64)                     # newly built tasks, as every training had before they were kept
+    other = both(1000, 2000)                # the same sizes, other images: the same two tasks
+    again = both(0, 64)
+    assert again == fresh != other
+    tasks = {type(t): t for t in loop._REUSED.values()}
+    assert set(tasks) == {cas.ClassifierTask, PixelDetectorTask}
+    for task in tasks.values():
+        [state] = task.compiled_steps.values()
+        assert state._compiled.experimental_get_tracing_count() == 1    # three trainings, one trace
 
 
 def test_too_few_images_and_bad_labels_are_refused(fmnist_small):

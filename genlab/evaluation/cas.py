@@ -24,7 +24,14 @@ import tensorflow as tf
 from genlab import limits
 from genlab.errors import GenlabError
 from genlab.limits import require
-from genlab.training.loop import TrainSettings, run_steps, set_determinism
+from genlab.training.loop import (
+    TrainSettings,
+    device_data,
+    reload_variables,
+    reused_task,
+    run_steps,
+    set_determinism,
+)
 
 PREDICT_BATCH = 1000
 STEPS_PER_CALL = 500  # updates per compiled call (Ctrl-C is handled between calls)
@@ -55,26 +62,42 @@ def _check(x, y, n_classes, what):
 
 
 class ClassifierTask:
-    """The classifier's training as a task of the shared engine (genlab.training.loop.run_steps):
-    iteration i takes row i of `order` (full batches of successive permutations keyed by (seed,
-    epoch), the remainder of each dropped) and makes one Adam update on the cross-entropy."""
+    """The classifier's training as a task of the shared engine (genlab.training.loop.run_steps), one per
+    shape in a process (genlab.training.loop.reused_task; `start` loads each training): iteration i takes
+    row i of `order` (full batches of successive permutations keyed by (seed, epoch), the remainder of
+    each dropped) and makes one Adam update on the cross-entropy."""
 
     name = "cas classifier"
     metric_names = ("loss",)
     hint = "lower the classifier's learning rate (cas.lr)"
     in_memory = True
 
-    def __init__(self, x, y, *, n_classes, steps, batch_size, lr, seed):
-        per_epoch = len(x) // batch_size
-        epochs = -(-steps // per_epoch)
-        order = np.concatenate([np.random.default_rng([seed, e]).permutation(len(x))[:per_epoch * batch_size]
-                                for e in range(epochs)]).reshape(-1, batch_size)[:steps]
-        set_determinism(seed)
-        self.model = build_classifier(x.shape[1:], n_classes)
-        self.opt = keras.optimizers.Adam(lr)
-        self.opt.build(self.model.trainable_variables)
-        self.x, self.y, self.order = tf.constant(x), tf.constant(y), tf.constant(order.astype(np.int32))
+    def __init__(self, input_shape, n, n_classes, steps, batch_size, lr):
+        self.input_shape, self.n_classes, self.steps, self.batch_size, self.lr = input_shape, n_classes, steps, \
+            batch_size, lr
+        self.model, self.opt = self._fresh()
+        self.x = device_data(np.zeros((n, *input_shape), np.float32))
+        self.y = device_data(np.zeros(n, np.int32))
+        self.order = device_data(np.zeros((steps, batch_size), np.int32))
         self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def _fresh(self):
+        model = build_classifier(self.input_shape, self.n_classes)
+        opt = keras.optimizers.Adam(self.lr)
+        opt.build(model.trainable_variables)
+        return model, opt
+
+    def start(self, x, y, seed):
+        """Load a training on (x, y) from `seed`: its initial weights, a fresh optimizer, its batch order."""
+        per_epoch = len(x) // self.batch_size
+        epochs = -(-self.steps // per_epoch)
+        order = np.concatenate([np.random.default_rng([seed, e]).permutation(len(x))[:per_epoch * self.batch_size]
+                                for e in range(epochs)]).reshape(-1, self.batch_size)[:self.steps]
+        set_determinism(seed)
+        model, opt = self._fresh()
+        reload_variables(self.variables(), [*model.variables, *opt.variables])
+        reload_variables([self.x, self.y, self.order], [x, y, order.astype(np.int32)])
+        return self
 
     def variables(self):
         return [*self.model.variables, *self.opt.variables]
@@ -98,12 +121,13 @@ class ClassifierTask:
 
 def train_classifier(x, y, *, n_classes, steps, batch_size, lr, seed):
     """The classifier trained on (x, y) for `steps` Adam updates of batch_size images (full batches of
-    successive seeded permutations, the remainder of each dropped). Returns the keras.Model."""
+    successive seeded permutations, the remainder of each dropped). Returns the keras.Model, which the
+    next training at the same sizes in this process trains again (read what you need from it first)."""
     x, y = _check(x, y, n_classes, "classifier training images")
     if len(x) // batch_size < 1:
         raise GenlabError(f"the classifier's batch size {batch_size} exceeds its {len(x)} training images: "
                           "lower the batch size or give it more images")
-    task = ClassifierTask(x, y, n_classes=n_classes, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    task = reused_task(ClassifierTask, x.shape[1:], len(x), n_classes, steps, batch_size, lr).start(x, y, seed)
     run_steps(task, TrainSettings(iterations=steps, batch_size=batch_size, seed=seed, log_every=STEPS_PER_CALL,
                                   ckpt_every=steps))
     return task.model

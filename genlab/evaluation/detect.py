@@ -95,7 +95,7 @@ def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):
     """
     import tensorflow as tf
 
-    from genlab.training.loop import TrainSettings, run_steps
+    from genlab.training.loop import TrainSettings, reused_task, run_steps
 
     real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
     if real.ndim != 4 or real.shape[1:] != fake.shape[1:] or min(len(real), len(fake)) < 4:
@@ -109,7 +109,7 @@ def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):
     y_fit = np.concatenate([np.zeros(hr), np.ones(hf)]).astype(np.float32)
     order = rng.permutation(len(x_fit))
     x_fit, y_fit = x_fit[order], y_fit[order]
-    task = PixelDetectorTask(x_fit, y_fit, epochs=epochs, seed=seed, batch_size=batch_size)
+    task = reused_task(PixelDetectorTask, x_fit.shape[1:], len(x_fit), epochs, batch_size).start(x_fit, y_fit, seed)
     steps = task.steps
     run_steps(task, TrainSettings(iterations=steps, batch_size=batch_size, seed=seed, log_every=steps,
                                   ckpt_every=steps))
@@ -122,31 +122,43 @@ def pixel_two_sample_accuracy(real, fake, *, epochs, seed, batch_size=128):
 
 
 class PixelDetectorTask:
-    """The pixel detector's training as a task of the shared engine (genlab.training.loop.run_steps),
-    streamed: epoch e visits a permutation keyed by (seed, e) in batches of batch_size, the last one
-    of each epoch smaller; one Adam step (1e-3) on the logistic loss per batch."""
+    """The pixel detector's training as a task of the shared engine (genlab.training.loop.run_steps), one
+    per shape in a process (genlab.training.loop.reused_task; `start` loads each training), streamed:
+    epoch e visits a permutation keyed by (seed, e) in batches of batch_size, the last one of each epoch
+    smaller; one Adam step (1e-3) on the logistic loss per batch."""
 
     name = "pixel detector"
     metric_names = ("loss",)
     hint = "check the images for NaN/Inf"
     in_memory = False
 
-    def __init__(self, x, y, *, epochs, seed, batch_size):
+    def __init__(self, input_shape, n, epochs, batch_size):
         import keras
-
-        from genlab.training.loop import set_determinism
-        self.x, self.y = x, y
-        self.orders = [np.random.default_rng([seed, e]).permutation(len(x)) for e in range(epochs)]
-        self.steps = epochs * -(-len(x) // batch_size)
-        set_determinism(seed)
-        layers = keras.layers
-        self.model = keras.Sequential([keras.Input(x.shape[1:]),
-                                       layers.Conv2D(32, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
-                                       layers.Conv2D(64, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
-                                       layers.Flatten(), layers.Dense(1)])
-        self.opt = keras.optimizers.Adam(1e-3)
-        self.opt.build(self.model.trainable_variables)
+        self.input_shape, self.n, self.epochs = input_shape, n, epochs
+        self.steps = epochs * -(-n // batch_size)
+        self.model, self.opt = self._fresh()
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def _fresh(self):
+        import keras
+        layers = keras.layers
+        model = keras.Sequential([keras.Input(self.input_shape),
+                                  layers.Conv2D(32, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
+                                  layers.Conv2D(64, 3, strides=2, padding="same"), layers.LeakyReLU(0.2),
+                                  layers.Flatten(), layers.Dense(1)])
+        opt = keras.optimizers.Adam(1e-3)
+        opt.build(model.trainable_variables)
+        return model, opt
+
+    def start(self, x, y, seed):
+        """Load a training on (x, y) from `seed`: its initial weights, a fresh optimizer, its epochs' orders."""
+        from genlab.training.loop import reload_variables, set_determinism
+        self.x, self.y = x, y
+        self.orders = [np.random.default_rng([seed, e]).permutation(len(x)) for e in range(self.epochs)]
+        set_determinism(seed)
+        model, opt = self._fresh()
+        reload_variables(self.variables(), [*model.variables, *opt.variables])
+        return self
 
     def variables(self):
         return [*self.model.variables, *self.opt.variables]

@@ -176,6 +176,16 @@ class CompiledSteps:
                 self._one_fn = tf.function(_own(self._one), jit_compile=True, autograph=False)
             self._compiled = tf.function(_own(self._run), autograph=False)
 
+    def restart(self):
+        """Back to iteration 0 with no losses and no divergence recorded (the task's variables are the
+        task's business): the next run() starts over, reusing the traced function."""
+        self.step.assign(0)
+        self.bad_step.assign(-1)
+        self.bad_values.assign(tf.zeros(len(self.names)))
+        for m in self.means:
+            m.reset_state()
+        self._iterator = None
+
     def run(self, n):
         """n (int32 tensor) iterations; returns the step counter after them."""
         if not self.task.in_memory and self._iterator is None:  # starts at the (possibly restored) step
@@ -242,8 +252,17 @@ def run_steps(task, settings, jit_compile=False):
     """Train `task` for settings.iterations in compiled chunks, with no checkpoints, logs or snapshots:
     the engine for the short trainings the metrics make (genlab.evaluation.cas, .detect), which are
     a function of their arguments and cheaper to redo than to resume. Raises GenlabError at the first
-    non-finite loss. Returns the CompiledSteps (its `task` holds the trained model)."""
-    state = CompiledSteps(task, settings, jit_compile)
+    non-finite loss. Returns the CompiledSteps (its `task` holds the trained model).
+
+    The task keeps its CompiledSteps per settings: run again with the same settings (a task of
+    `reused_task`, its variables reloaded), the counters restart and the function traced the first
+    time runs again."""
+    kept = task.__dict__.setdefault("compiled_steps", {})
+    state = kept.get((settings, jit_compile))
+    if state is None:
+        state = kept[settings, jit_compile] = CompiledSteps(task, settings, jit_compile)
+    else:
+        state.restart()
     step = 0
     while step < settings.iterations:
         n = min(settings.iterations - step, settings.log_every)
@@ -252,6 +271,36 @@ def run_steps(task, settings, jit_compile=False):
         if error:
             raise error
     return state
+
+
+_REUSED = {}
+REUSED_MAX = 8  # tasks kept per process (each holds its data: at most a few tens of MB)
+
+
+def reused_task(cls, *signature):
+    """The one task of class `cls` built with `signature` in this process (the least recently used of
+    more than REUSED_MAX is dropped). The metrics train the same small network at the same sizes many
+    times in one process (a pixel detector and a CAS classifier per quality-curve snapshot): a task whose
+    graph reads nothing but its variables is built and traced once, and each training reloads its
+    variables (`task.start(...)`: seeded initial weights, fresh optimizer, the data) and runs the traced
+    function again, computing exactly what a newly built task would."""
+    key = (cls, signature)
+    task = _REUSED.pop(key, None)
+    if task is None:
+        task = cls(*signature)
+        while len(_REUSED) >= REUSED_MAX:
+            _REUSED.pop(next(iter(_REUSED)))
+    _REUSED[key] = task
+    return task
+
+
+def reload_variables(variables, fresh):
+    """Assign the values of `fresh` (variables or arrays, in the same order and shapes) to `variables`."""
+    variables, fresh = list(variables), list(fresh)
+    if [tuple(v.shape) for v in variables] != [tuple(w.shape) for w in fresh]:
+        raise GenlabError("a reused training task's variables do not match its fresh copy: report this as a bug")
+    for v, w in zip(variables, fresh):
+        v.assign(w)
 
 
 def _open_live(live_dir, resume):
