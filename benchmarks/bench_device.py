@@ -109,7 +109,7 @@ def child(name, args):
             task = GanTask(model, x, y, gan, 0, in_memory=settings.data_in_memory, optimizer=placement.optimizer)
         else:
             vae = Vae.of(arch=arch, variant="vae", latent_dim=16, beta=1.0, hidden=512, filters=16, lr=1e-3,
-                         prior="normal", prior_components=10)
+                         prior="normal", prior_components=10, temperature=1.0)
             task = VaeTask(VAE(vae_config(vae, shape=shape, value_range=value_range)), x, x[:1000], vae, 0,
                            in_memory=settings.data_in_memory, optimizer=placement.optimizer)
         steps = CompiledSteps(task, settings, placement.jit_compile, placement)

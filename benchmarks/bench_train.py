@@ -123,7 +123,7 @@ def bench_project(name, x, y, seconds):
     else:
         arch = name.split("_")[1]
         vae = Vae.of(arch=arch, variant="vae", latent_dim=16, beta=1.0, hidden=512, filters=16, lr=1e-3, prior="normal",
-                     prior_components=10)
+                     prior_components=10, temperature=1.0)
         task = VaeTask(VAE(vae_config(vae, shape=shape, value_range=value_range)), x, x[:1000], vae, 0)
         jit = arch == "mlp"
     steps = CompiledSteps(task, settings, jit)

@@ -26,7 +26,7 @@ DCGAN = Gan.of(arch="dcgan", conditional=False, latent_dim=100, hidden=1, filter
                loss="ns", ema=0.0)
 DCGAN_BATCH = 64
 VAE_EXAMPLE = Vae.of(arch="conv", variant="vae", latent_dim=2, beta=1.0, hidden=2, filters=1, lr=1e-3, prior="normal",
-                     prior_components=10)
+                     prior_components=10, temperature=1.0)
 VAE_EXAMPLE_BATCH = 128
 RECIPE_MLP = DCGAN.replace(arch="mlp", hidden=128)   # the original recipe's networks, Adam 2e-4/0.5
 RECIPE_MLP_BATCH = 128

@@ -210,6 +210,7 @@ class Vae(Section):
     lr: float = param(float, check=_above_zero)
     prior: str = param(str, choices=VAE_PRIORS)
     prior_components: int = param(int, lo=1)
+    temperature: float = param(float, check=_above_zero)
 
 
 @dataclass(frozen=True)

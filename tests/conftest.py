@@ -437,7 +437,7 @@ def tiny_models(processed_slice, tmp_path_factory):
                          d_lr=0.0, loss="hinge", ema=0.0))
     train_vae(dataset, root / "vae", root / "ck" / "vae", root / "live" / "vae", out=quiet, settings=settings,
               vae=Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3,
-                         prior="normal", prior_components=10))
+                         prior="normal", prior_components=10, temperature=1.0))
     meta = json.loads((processed_slice / "meta.json").read_text())
     (root / "meta.json").write_text(json.dumps({**meta, "class_names": FASHION_NAMES}))
     return {"gan": root / "gan", "vae": root / "vae", "meta": root / "meta.json", "data": processed_slice}

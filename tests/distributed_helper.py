@@ -87,7 +87,7 @@ def main():
             from genlab.training.vae import train_vae
             arch = "conv" if family == "vae_conv" else "mlp"
             vae = Vae.of(arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=64, filters=4, lr=1e-3,
-                         prior="normal", prior_components=10)
+                         prior="normal", prior_components=10, temperature=1.0)
             model = train_vae(dataset, **dirs, vae=vae, settings=settings, on_log=on_log, out=sys.stderr)
             nets = (model.encoder, model.decoder)
     except Killed:

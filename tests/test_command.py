@@ -54,7 +54,7 @@ def trained(fmnist_small, tmp_path_factory):
     train_vae(dataset, root / "models" / "vae", root / "ck" / "vae", root / "live" / "vae", out=quiet,
               settings=TrainSettings(iterations=600, batch_size=64, seed=0, log_every=300, ckpt_every=600),
               vae=Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=128, filters=16, lr=1e-3,
-                         prior="normal", prior_components=10))
+                         prior="normal", prior_components=10, temperature=1.0))
     evaluator, _ = train_evaluator(x, y, xt[:500], yt[:500], Evaluator.of(
         filters=[8, 16], feature_dim=32, dropout=0.0, epochs=3, warmup_epochs=1, batch_size=64, lr=3e-3, seed=0),
         n_classes=10, out=io.StringIO())

@@ -188,7 +188,8 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
             nets = (model.generator, model.discriminator)
         else:
             model = train_vae(dataset, vae=Vae.of(arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=32,
-                                                  filters=4, lr=1e-3, prior="normal", prior_components=10), **kw)
+                                                  filters=4, lr=1e-3, prior="normal", prior_components=10,
+                                                  temperature=1.0), **kw)
             nets = (model.encoder, model.decoder)
         results[in_memory] = logged, [v.numpy() for net in nets for v in net.variables]
     (log_a, w_a), (log_b, w_b) = results[True], results[False]
@@ -216,7 +217,7 @@ def test_streaming_resumes_mid_run(fmnist_small, tmp_path):
     def run(name, on_log=None):
         return train_vae(dataset, tmp_path / f"m-{name}", tmp_path / f"c-{name}", tmp_path / f"l-{name}",
                          vae=Vae.of(arch="mlp", variant="vae", latent_dim=4, beta=1.0, hidden=32, filters=4,
-                                    lr=1e-3, prior="normal", prior_components=10),
+                                    lr=1e-3, prior="normal", prior_components=10, temperature=1.0),
                          settings=settings, on_log=on_log, out=open(os.devnull, "w"))
 
     reference = run("ref")

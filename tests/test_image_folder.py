@@ -124,7 +124,7 @@ def test_every_model_takes_its_shape_from_the_data(shape):
     GAN_PARAMS = Gan.of(arch="dcgan", conditional=True, latent_dim=8, hidden=16, filters=4, lr=2e-4, beta_1=0.5,
                         d_lr=0.0, loss="hinge", ema=0.0)
     VAE_PARAMS = Vae.of(arch="conv", variant="vae", latent_dim=4, beta=1.0, hidden=16, filters=4, lr=1e-3,
-                        prior="normal", prior_components=10)
+                        prior="normal", prior_components=10, temperature=1.0)
     for arch in ("mlp", "dcgan"):
         gan = GAN(gan_config(GAN_PARAMS.replace(arch=arch), shape=shape, n_classes=4, value_range=[-1.0, 1.0]))
         x = gan.generate(8, seed=0, labels=np.arange(8) % 4)

@@ -24,7 +24,7 @@ TRAIN = Train.of(epochs=9000, batch_size=128, seed=0, log_every=100, ckpt_every=
 GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=100, hidden=128, filters=32, lr=0.0002, beta_1=0.5, d_lr=0.0,
              loss="hinge", ema=0.999)
 VAE = Vae.of(arch="conv", variant="vae", latent_dim=16, beta=1.0, hidden=512, filters=16, lr=0.001, prior="gmm",
-             prior_components=20)
+             prior_components=20, temperature=1.0)
 # computed before the change by the keyword-list code (train_gan(..., **gan.asdict())), with the code
 # digest and the environment held fixed (they are not the params' part of the fingerprint)
 BEFORE = {"train_gan": ("b820e1235b55bbb3d0150d25c9bb1f7d6b22f91e24b13fff6a13e306b3b2563e",

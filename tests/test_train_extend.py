@@ -27,7 +27,7 @@ SETTINGS = dict(batch_size=32, seed=2, log_every=20, ckpt_every=20, snapshot_eve
 GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=16, hidden=32, filters=8, lr=5e-4, beta_1=0.5,
              d_lr=1e-3, loss="hinge", ema=0.9)
 VAE = Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3, prior="normal",
-             prior_components=10)
+             prior_components=10, temperature=1.0)
 
 
 def gan_data(fmnist_small):

@@ -7,6 +7,12 @@ binarization during training). Prior p(z) = N(0, I); posterior q(z|x) = N(z_mean
 Training loss per image: reconstruction + beta * KL(q(z|x) || p(z)); with beta = 1 it is the
 negative ELBO.
 
+Images shown (decode: samples, reconstructions, interpolations, edits) are sigmoid(logits / T) with
+T = vae.temperature: at 1 the Bernoulli means, which average every detail the code leaves uncertain
+into grey blur; below 1 each pixel is pushed toward the nearer of black and white. T is a sampling
+choice like the code mixture, made after training on the validation split (benchmarks/README.md);
+the ELBO and IW bound read decode_logits, the likelihood as trained, whatever T is.
+
 variant "ae" is a deterministic autoencoder: the encoder gives a code z (no z_log_var), the loss
 is the reconstruction term alone, and new images are decoded from a Gaussian fitted to the codes
 of the training images after training (`VAE.fit_code_gaussian`), since an autoencoder has no prior.
@@ -76,7 +82,7 @@ def vae_config(vae, *, shape, value_range):
         raise GenlabError(f"vae.arch conv needs image sides divisible by 4, got {shape}: use vae.arch mlp")
     return {"arch": vae.arch, "variant": vae.variant, "latent_dim": int(vae.latent_dim), "hidden": int(vae.hidden),
             "filters": int(vae.filters), "shape": shape, "value_range": [float(v) for v in value_range],
-            "code_gaussian": None, "code_gmm": None}
+            "temperature": float(vae.temperature), "code_gaussian": None, "code_gmm": None}
 
 
 class VAE:
@@ -126,10 +132,17 @@ class VAE:
         """z (N, latent_dim) -> Bernoulli logits (N, H, W, C), numpy float32."""
         return self._batched(self._decode_fn, z, batch_size)
 
+    @property
+    def temperature(self):
+        """vae.temperature: decode() shows sigmoid(logits / temperature); 1 for a model saved before it existed."""
+        return float(self.config.get("temperature", 1.0))
+
     def decode(self, z, batch_size=1000):
-        """z (N, latent_dim) -> Bernoulli means sigmoid(logits), images in [0, 1]."""
-        logits = self.decode_logits(z, batch_size)
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        """z (N, latent_dim) -> images in [0, 1]: sigmoid(logits / temperature), the Bernoulli means at
+        temperature 1, sharper below 1 (what every image the model shows is made of; the bounds use
+        decode_logits)."""
+        logits = self.decode_logits(z, batch_size) / np.float32(self.temperature)
+        return (0.5 + 0.5 * np.tanh(0.5 * logits)).astype(np.float32)
 
     def sample_codes(self, n, seed):
         """n codes: from the mixture fitted to the training codes if there is one (vae.prior gmm,
@@ -147,7 +160,7 @@ class VAE:
         return (np.asarray(gauss["mean"], np.float32) + eps @ np.asarray(gauss["scale_tril"], np.float32).T)
 
     def generate(self, n, seed, labels=None, batch_size=1000):
-        """n new images in the data range (float32 (n, H, W, C)): the decoded means of sampled codes."""
+        """n new images in the data range (float32 (n, H, W, C)): sampled codes, decoded (decode)."""
         if labels is not None:
             raise GenlabError("a VAE is unconditional: it cannot generate a chosen class (labels must be None)")
         lo, hi = self.config["value_range"]

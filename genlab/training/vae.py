@@ -109,7 +109,7 @@ class VaeTask:
             self.model.fit_code_gaussian(codes=codes)
 
 
-AFTER_TRAINING = ("prior", "prior_components")   # vae.* params used only after the last iteration
+AFTER_TRAINING = ("prior", "prior_components", "temperature")   # vae.* params used only after the last iteration
 
 
 def train_vae(dataset, model_dir, ckpt_dir, live_dir, *, vae, settings: TrainSettings, jit_compile=None,
