@@ -14,6 +14,7 @@ every other seed is an experiment whose params.yaml differs from the workspace's
 import argparse
 import difflib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -94,12 +95,34 @@ def experiments(params, key, seeds):
     return found
 
 
-def wait_for_queue(poll=10.0):
-    """Until `dvc queue status` lists no queued or running task; returns its last output."""
+def start_queue():
+    """`dvc queue start -j 1`: one experiment at a time."""
+    run(["dvc", "queue", "start", "-j", "1"])
+
+
+def no_worker(status):
+    """True when `dvc queue status` says no worker is running or waiting ("Worker status: 0 active, 0 idle")."""
+    m = re.search(r"Worker status:\s*(\d+)\s*active,\s*(\d+)\s*idle", status)
+    return bool(m) and m.groups() == ("0", "0")
+
+
+def wait_for_queue(poll=10.0, restarts=3):
+    """Until `dvc queue status` lists no queued or running task; returns its last output. DVC's worker can
+    stop between two experiments with tasks still queued (seen with DVC 3.67: the second of two ~12-minute
+    experiments stayed "Queued" with "0 active, 0 idle"); then it is started again, at most `restarts` times,
+    instead of waiting for ever."""
     while True:
         status = run(["dvc", "queue", "status"]).stdout
         if not any(word in status for word in ("Queued", "Running")):
             return status
+        if "Running" not in status and no_worker(status):
+            if restarts <= 0:
+                raise GenlabError("DVC's queue worker keeps stopping with experiments queued: run `dvc queue start` "
+                                  "and then `python -m studies.spread collect`")
+            restarts -= 1
+            print("spread: the queue's worker stopped with experiments still queued: starting it again",
+                  file=sys.stderr, flush=True)
+            start_queue()
         time.sleep(poll)
 
 
@@ -190,7 +213,7 @@ def main():
         for seed in missing:
             run(["dvc", "exp", "run", "--queue", "-S", f"{key}={seed}"])
             print(f"spread: queued {key}={seed}", file=sys.stderr, flush=True)
-        run(["dvc", "queue", "start", "-j", "1"])
+        start_queue()
         print("spread: `dvc queue start` running one experiment at a time (follow it with `dvc queue status` "
               "and `dvc queue logs <name>`)", file=sys.stderr, flush=True)
         wait_for_queue()

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, copy_tree, dvc, own_lines, published
+from genlab.errors import GenlabError
 from genlab.evaluation.spread import NOISE_FACTOR, diff_rows, params_differences, summarize, verdict
 from genlab.outputs.report import build
 
@@ -120,6 +121,39 @@ def test_a_misspelled_section_of_the_study_file_is_named(tmp_path):
     assert r.returncode == 1 and own_lines(r.stderr) == [
         f"error: sprad is not a section of {tmp_path / 'spread.yaml'}: did you mean spread? (the study's keys: "
         "docs/experiments.md, Seed noise)"]
+
+
+def _queue_status(*rows, active, idle=0):
+    """`dvc queue status` as DVC 3.67 prints it."""
+    lines = ["Task     Name        Created    Status"]
+    lines += [f"{i:07x}  exp-{i}  07:54 AM   {st}" for i, st in enumerate(rows)]
+    return "\n".join(lines) + f"\n\nWorker status: {active} active, {idle} idle\n"
+
+
+def test_a_queue_worker_that_stops_with_experiments_queued_is_started_again(monkeypatch, capsys):
+    """Seen on 2026-12-05: DVC's worker stopped after the first of two experiments, the second stayed
+    "Queued" with no worker, and the study would have waited for ever; it now starts the worker again
+    (a bounded number of times, then one line says what to run)."""
+    from studies import spread
+    statuses = iter([_queue_status("Running", "Queued", active=1), _queue_status("Success", "Queued", active=0),
+                     _queue_status("Success", "Running", active=1), _queue_status("Success", "Success", active=0)])
+    calls = []
+
+    def fake_run(cmd, check=True):
+        calls.append(cmd[1:3])
+        return subprocess.CompletedProcess(cmd, 0, next(statuses) if cmd[1:3] == ["queue", "status"] else "", "")
+    monkeypatch.setattr(spread, "run", fake_run)
+    spread.wait_for_queue(poll=0)
+    assert calls == [["queue", "status"]] * 2 + [["queue", "start"]] + [["queue", "status"]] * 2
+    assert "starting it again" in capsys.readouterr().err
+    # a worker that keeps stopping: a clear error after the restarts, not an endless wait
+    monkeypatch.setattr(spread, "run", lambda cmd, check=True: subprocess.CompletedProcess(
+        cmd, 0, _queue_status("Success", "Queued", active=0), ""))
+    with pytest.raises(GenlabError, match="keeps stopping with experiments queued: run `dvc queue start`"):
+        spread.wait_for_queue(poll=0, restarts=2)
+    # a worker between two tasks (idle) or busy is left alone
+    assert not spread.no_worker(_queue_status("Queued", active=0, idle=1))
+    assert not spread.no_worker(_queue_status("Running", active=1))
 
 
 # --- end to end at smoke size ------------------------------------------------------------------------
