@@ -147,7 +147,8 @@ def build(name, family, params, dataset):
     v = read(params, "vae")
     cfg = vae_config(v, shape=dataset["meta"]["shape"], value_range=value_range)
     desc = (f"{v.arch}, filters {v.filters}, latent {v.latent_dim}, lr {v.lr:g}, batch {batch}, samples from "
-            + (f"a {v.prior_components}-component code mixture" if v.prior == "gmm" else "N(0, I)"))
+            + (f"a {v.prior_components}-component code mixture" if v.prior == "gmm" else "N(0, I)")
+            + f", decoded at temperature {v.temperature:g}")
     task = VaeTask(VAE(cfg), x, x_val, v, seed)
     return task, batch, use_xla(v.arch), desc
 
