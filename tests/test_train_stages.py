@@ -19,7 +19,7 @@ PARAMS = {
     "gan": {"arch": "mlp", "conditional": True, "latent_dim": 16, "hidden": 32, "filters": 4,
             "lr": 0.0002, "beta_1": 0.5, "d_lr": 0.0, "loss": "ns", "ema": 0.0},
     "vae": {"arch": "mlp", "variant": "vae", "latent_dim": 4, "beta": 1.0, "hidden": 32, "filters": 4,
-            "lr": 0.001, "prior": "gmm", "prior_components": 3},
+            "lr": 0.001, "prior": "gmm", "prior_components": 3, "temperature": 1.0},
 }
 
 
