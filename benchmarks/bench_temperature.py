@@ -4,7 +4,7 @@ with evaluate's sample metrics against the validation images, beside the real-vs
 VAE's own reconstructions of training images (what the decoder can show at best at that temperature).
 
     .venv/bin/python benchmarks/bench_temperature.py [--project .] [--temperatures 1,0.7,0.65,0.6,0.55,0.5]
-        [--n 6000]
+        [--n 6000] [--train-n 10000]
 
 Needs the default run's outputs in --project (`dvc repro`: models/vae, models/evaluator, data/processed).
 Only the training and validation splits are read (no test image): what this decides selects nothing
@@ -31,6 +31,9 @@ def main():
     ap.add_argument("--project", default=".", help="a checkout after `dvc repro`")
     ap.add_argument("--temperatures", default="1,0.7,0.65,0.6,0.55,0.5", help="comma-separated, each > 0")
     ap.add_argument("--n", type=int, default=6000, help="images per set (at most the validation split's)")
+    ap.add_argument("--train-n", type=int, default=10000,
+                    help="the first training images the floor draws its --n from (and the nearest-neighbour check "
+                         "searches); at least --n")
     args = ap.parse_args()
     temps = [float(t) for t in args.temperatures.split(",")]
     if not temps or min(temps) <= 0:
@@ -48,7 +51,10 @@ def main():
     x_train = np.load(root / "data" / "processed" / "train_x.npy", mmap_mode="r")
     if args.n > len(x_val):
         raise SystemExit(f"bench_temperature: --n {args.n} exceeds the {len(x_val)} validation images")
-    x_val, x_train = x_val[:args.n], np.asarray(x_train[:max(args.n, 10000)])
+    if not args.n <= args.train_n <= len(x_train):
+        raise SystemExit(f"bench_temperature: --train-n must be between --n ({args.n}) and the {len(x_train)} "
+                         f"training images, got {args.train_n}")
+    x_val, x_train = x_val[:args.n], np.asarray(x_train[:args.train_n])
     lo, hi = vae.config["value_range"]
     codes = vae.sample_codes(args.n, params["sample"]["seed"])
     own = vae.encode((x_train[:args.n] - lo) / (hi - lo))[0]      # training images' codes (means)

@@ -213,9 +213,9 @@ def main():
         for seed in missing:
             run(["dvc", "exp", "run", "--queue", "-S", f"{key}={seed}"])
             print(f"spread: queued {key}={seed}", file=sys.stderr, flush=True)
-        start_queue()
         print("spread: `dvc queue start` running one experiment at a time (follow it with `dvc queue status` "
               "and `dvc queue logs <name>`)", file=sys.stderr, flush=True)
+        start_queue()
         wait_for_queue()
         runs = collect(params, key, seeds, own)
         missing = [s for s in seeds if s not in runs]

@@ -35,7 +35,8 @@ def test_every_temperature_is_scored_on_the_validation_split(smoke_pipeline):
 def test_bad_arguments_stop_with_one_line(smoke_pipeline):
     proj = smoke_pipeline[0]
     for args, message in ((["--temperatures", "1,0"], "--temperatures must be numbers > 0"),
-                          (["--n", "100000"], "exceeds the 6000 validation images")):
+                          (["--n", "100000"], "exceeds the 6000 validation images"),
+                          (["--n", "300", "--train-n", "100"], "--train-n must be between --n (300)")):
         r = bench(proj, *args)
         assert r.returncode != 0 and message in r.stderr, r.stderr[-2000:]
         assert len(own_lines(r.stderr)) == 1, r.stderr[-2000:]
