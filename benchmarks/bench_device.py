@@ -102,7 +102,7 @@ def child(name, args):
     with placement.scope():
         if family == "gan":
             gan = Gan.of(arch=arch, conditional=arch == "dcgan", latent_dim=100, hidden=128, filters=32, lr=2e-4,
-                         beta_1=0.5, d_lr=0.0, loss="ns", ema=0.0)
+                         beta_1=0.5, beta_2=0.999, d_lr=0.0, loss="ns", ema=0.0)
             model = GAN(gan_config(gan, shape=shape, n_classes=10, value_range=value_range))
             if placement.replicas > 1:
                 devices.sync_batch_norm(model)

@@ -117,7 +117,7 @@ def bench_project(name, x, y, seconds):
     if name.startswith("gan"):
         arch = "mlp" if "mlp" in name else "dcgan"
         gan = Gan.of(arch=arch, conditional=arch == "dcgan", latent_dim=100, hidden=128, filters=32, lr=2e-4,
-                     beta_1=0.5, d_lr=0.0, loss="ns", ema=0.0)
+                     beta_1=0.5, beta_2=0.999, d_lr=0.0, loss="ns", ema=0.0)
         task = GanTask(GAN(gan_config(gan, shape=shape, n_classes=10, value_range=value_range)), x, y, gan, 0)
         jit = name in ("gan_mlp", "gan_dcgan_xla")
     else:

@@ -22,8 +22,8 @@ from genlab.models.vae import VAE, vae_config
 from genlab.params import Gan, Vae
 
 # each reference's params as genlab's checked objects (hidden/filters 1: unused by its own networks), and batch
-DCGAN = Gan.of(arch="dcgan", conditional=False, latent_dim=100, hidden=1, filters=1, lr=2e-4, beta_1=0.5, d_lr=0.0,
-               loss="ns", ema=0.0)
+DCGAN = Gan.of(arch="dcgan", conditional=False, latent_dim=100, hidden=1, filters=1, lr=2e-4, beta_1=0.5, beta_2=0.999,
+               d_lr=0.0, loss="ns", ema=0.0)
 DCGAN_BATCH = 64
 VAE_EXAMPLE = Vae.of(arch="conv", variant="vae", latent_dim=2, beta=1.0, hidden=2, filters=1, lr=1e-3, prior="normal",
                      prior_components=10, temperature=1.0)

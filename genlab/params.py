@@ -192,6 +192,7 @@ class Gan(Section):
     filters: int = param(int, lo=1)
     lr: float = param(float, check=_above_zero)
     beta_1: float = param(float, lo=0.0, hi=0.9999)
+    beta_2: float = param(float, lo=0.0, hi=0.9999)
     d_lr: float = param(float, lo=0.0)
     loss: str = param(str, choices=GAN_LOSSES)
     ema: float = param(float, lo=0.0, hi=0.9999)

@@ -434,7 +434,7 @@ def tiny_models(processed_slice, tmp_path_factory):
     quiet = Lines()
     train_gan(dataset, root / "gan", root / "ck" / "gan", root / "live" / "gan", out=quiet, settings=settings,
               gan=Gan.of(arch="dcgan", conditional=True, latent_dim=32, hidden=64, filters=8, lr=1e-3, beta_1=0.5,
-                         d_lr=0.0, loss="hinge", ema=0.0))
+                         beta_2=0.999, d_lr=0.0, loss="hinge", ema=0.0))
     train_vae(dataset, root / "vae", root / "ck" / "vae", root / "live" / "vae", out=quiet, settings=settings,
               vae=Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3,
                          prior="normal", prior_components=10, temperature=1.0))

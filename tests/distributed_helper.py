@@ -79,7 +79,7 @@ def main():
             arch = "dcgan" if family == "gan_dcgan" else "mlp"
             options = dict(loss="hinge", ema=0.9, d_lr=2e-3) if family == "gan_options" else dict(loss="ns")
             gan = Gan.of(arch=arch, conditional=arch == "dcgan", latent_dim=16, hidden=64, filters=4, lr=1e-3,
-                         beta_1=0.5, **{"d_lr": 0.0, "ema": 0.0, **options})
+                         beta_1=0.5, beta_2=0.999, **{"d_lr": 0.0, "ema": 0.0, **options})
             model = train_gan(dataset, **dirs, gan=gan, settings=settings, on_log=on_log, out=sys.stderr)
             nets = (model.generator, model.discriminator)
         else:

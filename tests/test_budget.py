@@ -16,8 +16,8 @@ from genlab.training import budget
 SHAPES = ([28, 28, 1], [32, 32, 3])
 TOLERANCE = 0.2   # it leaves out biases and batch-norm parameters (up to 16 % of a small conv net);
 #                   the memory and disk checks it feeds are meant to catch orders of magnitude
-GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=100, hidden=128, filters=32, lr=2e-4, beta_1=0.5, d_lr=0.0,
-             loss="hinge", ema=0.999)
+GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=100, hidden=128, filters=32, lr=2e-4, beta_1=0.5, beta_2=0.999,
+             d_lr=0.0, loss="hinge", ema=0.999)
 VAE = Vae.of(arch="conv", variant="vae", latent_dim=16, beta=1.0, hidden=512, filters=16, lr=1e-3, prior="gmm",
              prior_components=20, temperature=1.0)
 

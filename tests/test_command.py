@@ -45,7 +45,7 @@ def trained(fmnist_small, tmp_path_factory):
     dataset = {"meta": meta, "train": (x, y), "val": (xt[:500], yt[:500])}
     quiet = type("Quiet", (), {"write": lambda self, s: None, "flush": lambda self: None})()
     gan = Gan.of(arch="dcgan", conditional=True, latent_dim=64, hidden=128, filters=16, lr=1e-3, beta_1=0.5,
-                 d_lr=0.0, loss="hinge", ema=0.0)
+                 beta_2=0.999, d_lr=0.0, loss="hinge", ema=0.0)
     train_gan(dataset, root / "models" / "gan", root / "ck" / "gan", root / "live" / "gan", out=quiet,
               settings=TrainSettings(iterations=600, batch_size=64, seed=0, log_every=300, ckpt_every=600), gan=gan)
     train_gan(dataset, root / "models" / "ugan", root / "ck" / "ugan", root / "live" / "ugan", out=quiet,

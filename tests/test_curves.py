@@ -21,8 +21,8 @@ from genlab.training.vae import train_vae
 
 pytestmark = pytest.mark.slow   # every test trains and scores snapshots
 
-GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=32, hidden=32, filters=16, lr=1e-3, beta_1=0.5, d_lr=0.0,
-             loss="hinge", ema=0.9)
+GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=32, hidden=32, filters=16, lr=1e-3, beta_1=0.5, beta_2=0.999,
+             d_lr=0.0, loss="hinge", ema=0.9)
 VAE = Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=2e-3, prior="normal",
              prior_components=10, temperature=1.0)
 SCORE = Evaluate(kid_subset_size=100, kid_subsets=5, pr_k=3, coverage_min_share=0.1, two_sample_l2=1e-3,

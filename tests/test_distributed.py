@@ -184,7 +184,8 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
         kw = dict(settings=settings, on_log=lambda s, v: logged.append(v), out=open(os.devnull, "w"), **dirs)
         if family == "gan":
             model = train_gan(dataset, gan=Gan.of(arch=arch, conditional=True, latent_dim=8, hidden=32, filters=4,
-                                                  lr=1e-3, beta_1=0.5, d_lr=0.0, loss="ns", ema=0.0), **kw)
+                                                  lr=1e-3, beta_1=0.5, beta_2=0.999, d_lr=0.0, loss="ns",
+                                                  ema=0.0), **kw)
             nets = (model.generator, model.discriminator)
         else:
             model = train_vae(dataset, vae=Vae.of(arch=arch, variant="vae", latent_dim=4, beta=1.0, hidden=32,
@@ -245,8 +246,8 @@ def test_mixed_precision_code_path(fmnist_small, precision):
     set_determinism(0)
     x, y = fmnist_small["train"]
     with placement.scope():
-        gan = Gan.of(arch="mlp", conditional=True, latent_dim=8, hidden=16, filters=4, lr=1e-3, beta_1=0.5, d_lr=0.0,
-                     loss="ns", ema=0.0)
+        gan = Gan.of(arch="mlp", conditional=True, latent_dim=8, hidden=16, filters=4, lr=1e-3, beta_1=0.5,
+                     beta_2=0.999, d_lr=0.0, loss="ns", ema=0.0)
         model = GAN(gan_config(gan, shape=[28, 28, 1], n_classes=10, value_range=[-1.0, 1.0]))
         task = GanTask(model, x[:500], y[:500], gan, 0, optimizer=placement.optimizer)
         steps = CompiledSteps(task, settings, False, placement)

@@ -122,7 +122,7 @@ def test_every_model_takes_its_shape_from_the_data(shape):
     from genlab.params import Gan, Vae
 
     GAN_PARAMS = Gan.of(arch="dcgan", conditional=True, latent_dim=8, hidden=16, filters=4, lr=2e-4, beta_1=0.5,
-                        d_lr=0.0, loss="hinge", ema=0.0)
+                        beta_2=0.999, d_lr=0.0, loss="hinge", ema=0.0)
     VAE_PARAMS = Vae.of(arch="conv", variant="vae", latent_dim=4, beta=1.0, hidden=16, filters=4, lr=1e-3,
                         prior="normal", prior_components=10, temperature=1.0)
     for arch in ("mlp", "dcgan"):

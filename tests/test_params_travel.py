@@ -21,8 +21,8 @@ from genlab.training import vae as vae_training
 # params.yaml's train/gan/vae sections as of issue 25 (written out: the test is about the code path)
 TRAIN = Train.of(epochs=9000, batch_size=128, seed=0, log_every=100, ckpt_every=500, snapshot_every=1000,
                  strategy="default", mixed_precision="none", xla="auto", data_in_memory=True)
-GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=100, hidden=128, filters=32, lr=0.0002, beta_1=0.5, d_lr=0.0,
-             loss="hinge", ema=0.999)
+GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=100, hidden=128, filters=32, lr=0.0002, beta_1=0.5,
+             beta_2=0.999, d_lr=0.0, loss="hinge", ema=0.999)
 VAE = Vae.of(arch="conv", variant="vae", latent_dim=16, beta=1.0, hidden=512, filters=16, lr=0.001, prior="gmm",
              prior_components=20, temperature=1.0)
 # computed before the change by the keyword-list code (train_gan(..., **gan.asdict())), with the code

@@ -90,6 +90,23 @@ def test_a_bad_cap_is_one_line(tmp_path):
         "(default 5G)"], r.stderr
 
 
+@pytest.mark.parametrize("value", ["on", "TRUE", "1"])
+def test_a_switch_value_for_the_store_is_one_line_and_no_folder(tmp_path, value):
+    env = tool_env(PYTHONPATH=str(ROOT), GENLAB_RUN_STORE=value)
+    r = subprocess.run([sys.executable, "-m", "genlab.command", "store"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path)
+    assert r.returncode == 1 and own_lines(r.stderr) == [
+        f"error: GENLAB_RUN_STORE is a folder or off, got {value!r}: unset it for the default store "
+        "(~/.cache/genlab/runs, on unless turned off) or give a path"], r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["off", "false", "No"])
+def test_the_store_turned_off(value, monkeypatch):
+    monkeypatch.setenv("GENLAB_RUN_STORE", value)
+    assert checkpoint.run_store() is None
+
+
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow   # every test trains, in-process or through dvc
 # N1 = 30 is off both schedules (logs and checkpoints every 20): the hardest case for a continuation
 N1, N2 = 30, 60
 SETTINGS = dict(batch_size=32, seed=2, log_every=20, ckpt_every=20, snapshot_every=20)
-GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=16, hidden=32, filters=8, lr=5e-4, beta_1=0.5,
+GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=16, hidden=32, filters=8, lr=5e-4, beta_1=0.5, beta_2=0.999,
              d_lr=1e-3, loss="hinge", ema=0.9)
 VAE = Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=1e-3, prior="normal",
              prior_components=10, temperature=1.0)

@@ -14,8 +14,8 @@ from genlab.training.gan import train_gan
 from genlab.training.loop import TrainSettings
 
 # The recipe's networks; lr 1e-3 instead of its 2e-4 so that 400 iterations show clear learning.
-RECIPE = Gan.of(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5, d_lr=0.0,
-                loss="ns", ema=0.0)
+RECIPE = Gan.of(arch="mlp", conditional=False, latent_dim=100, hidden=128, filters=8, lr=1e-3, beta_1=0.5, beta_2=0.999,
+                d_lr=0.0, loss="ns", ema=0.0)
 SETTINGS = TrainSettings(iterations=400, batch_size=128, seed=3, log_every=50, ckpt_every=100)
 
 
@@ -310,3 +310,41 @@ def test_options_change_the_training(fmnist_small, tmp_path):
         other = weights(run(tmp_path / f"b{i}", data, settings=settings, jit_compile=False, **change))
         assert all(np.isfinite(w).all() for w in other)
         assert any(not np.array_equal(a, b) for a, b in zip(base, other)), change
+
+
+def test_one_generator_pass_per_iteration_trains_both_networks(fmnist_small):
+    """gan_step runs the generator once: the discriminator's step and the generator's step use the same
+    fakes (the generator's gradient goes through the updated discriminator), and every weight matrix of both
+    networks moves."""
+    import keras
+    import tensorflow as tf
+
+    from genlab.models.gan import GAN, gan_config, gan_step
+    model = GAN(gan_config(RECIPE.replace(arch="dcgan", conditional=True, filters=4), shape=[28, 28, 1],
+                           n_classes=10, value_range=[-1.0, 1.0]))
+    calls = []
+
+    class Counting:
+        def __init__(self, net):
+            self.net = net
+
+        def __call__(self, *args, **kwargs):
+            calls.append(1)
+            return self.net(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.net, name)
+
+    model.generator = Counting(model.generator)
+    opt_d, opt_g = keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3)
+    x, y = fmnist_small["train"]
+    rng = np.random.default_rng(0)
+    before = [[v.numpy() for v in net.trainable_variables] for net in (model.generator, model.discriminator)]
+    args = [x[:16], y[:16].astype(np.int32), rng.standard_normal((16, 100)).astype(np.float32),
+            y[16:32].astype(np.int32)]
+    out = gan_step(model, opt_d, opt_g, *map(tf.constant, args), loss="hinge")
+    assert calls == [1]
+    assert {k: bool(np.isfinite(v.numpy())) for k, v in out.items()} == dict.fromkeys(out, True)
+    for net, old in zip((model.generator, model.discriminator), before):
+        kernels = [(v, w) for v, w in zip(net.trainable_variables, old) if w.ndim >= 2]
+        assert kernels and all(not np.array_equal(v.numpy(), w) for v, w in kernels), net.name

@@ -17,7 +17,7 @@ PARAMS = {
     "train": {"epochs": 20, "batch_size": 32, "seed": 0, "log_every": 10, "ckpt_every": 10, "snapshot_every": 10,
               "strategy": "default", "mixed_precision": "none", "xla": "auto", "data_in_memory": True},
     "gan": {"arch": "mlp", "conditional": True, "latent_dim": 16, "hidden": 32, "filters": 4,
-            "lr": 0.0002, "beta_1": 0.5, "d_lr": 0.0, "loss": "ns", "ema": 0.0},
+            "lr": 0.0002, "beta_1": 0.5, "beta_2": 0.999, "d_lr": 0.0, "loss": "ns", "ema": 0.0},
     "vae": {"arch": "mlp", "variant": "vae", "latent_dim": 4, "beta": 1.0, "hidden": 32, "filters": 4,
             "lr": 0.001, "prior": "gmm", "prior_components": 3, "temperature": 1.0},
 }

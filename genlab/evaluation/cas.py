@@ -27,10 +27,9 @@ from genlab.limits import require
 from genlab.training.loop import (
     TrainSettings,
     device_data,
-    reload_variables,
+    restart,
     reused_task,
     run_steps,
-    set_determinism,
 )
 
 PREDICT_BATCH = 1000
@@ -93,11 +92,7 @@ class ClassifierTask:
         epochs = -(-self.steps // per_epoch)
         order = np.concatenate([np.random.default_rng([seed, e]).permutation(len(x))[:per_epoch * self.batch_size]
                                 for e in range(epochs)]).reshape(-1, self.batch_size)[:self.steps]
-        set_determinism(seed)
-        model, opt = self._fresh()
-        reload_variables(self.variables(), [*model.variables, *opt.variables])
-        reload_variables([self.x, self.y, self.order], [x, y, order.astype(np.int32)])
-        return self
+        return restart(self, seed, [self.x, self.y, self.order], [x, y, order.astype(np.int32)])
 
     def variables(self):
         return [*self.model.variables, *self.opt.variables]

@@ -160,13 +160,9 @@ class PixelDetectorTask:
 
     def start(self, x, y, seed):
         """Load a training on (x, y) from `seed`: its initial weights, a fresh optimizer, its epochs' orders."""
-        from genlab.training.loop import reload_variables, set_determinism
+        from genlab.training.loop import restart
         order = np.concatenate([np.random.default_rng([seed, e]).permutation(len(x)) for e in range(self.epochs)])
-        set_determinism(seed)
-        model, opt = self._fresh()
-        reload_variables(self.variables(), [*model.variables, *opt.variables])
-        reload_variables([self.x, self.y, self.order], [x, y, order])
-        return self
+        return restart(self, seed, [self.x, self.y, self.order], [x, y, order])
 
     def variables(self):
         return [*self.model.variables, *self.opt.variables]

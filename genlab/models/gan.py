@@ -218,34 +218,36 @@ def gan_losses(real_logits, fake_logits, fake_logits_g, loss):
 
 
 def gan_step(model, opt_d, opt_g, real, real_labels, z, fake_labels, replicas=1, *, loss):
-    """One GAN iteration (graph code): a discriminator update, then a generator update.
+    """One GAN iteration (graph code): a discriminator update, then a generator update, with one
+    generator forward pass.
 
     real: (B, H, W, C) in [-1, 1]; z: (B, latent_dim); labels int32 (B,) (ignored if unconditional).
-    The discriminator takes one Adam step on d_loss (loss "ns": (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2,
-    the recipe's d_loss as one update on the real and fake halves instead of two updates; see
-    gan_losses for "hinge"); the generator then takes one step on its loss (ns: the non-saturating
-    BCE(D(G(z)), 1)) with the same z, as in the recipe. Returns dict d_loss, g_loss,
+    The generator makes the fakes once; the discriminator takes one Adam step on d_loss over the real
+    and fake halves (loss "ns": (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2, the recipe's d_loss as one update
+    instead of two; see gan_losses for "hinge"); the generator then takes one step on its loss (ns: the
+    non-saturating BCE(D(G(z)), 1)) of the same fakes through the updated discriminator, as the recipe
+    does with the same z (and PyTorch's DCGAN example with the same fakes). Returns dict d_loss, g_loss,
     d_real = mean sigmoid D(x), d_fake = mean sigmoid D(G(z)).
     Under mixed precision the networks compute in float16/bfloat16; logits and losses are float32.
     replicas: this is one replica's share of the global batch (see grad_loss).
     """
     g, d = model.generator, model.discriminator
     batch = tf.shape(real)[0]
-    with tf.GradientTape() as tape:
+    with tf.GradientTape() as g_tape:
         fake = g(model.g_inputs(z, fake_labels), training=True)
-        logits = d(model.d_inputs(tf.concat([tf.cast(real, fake.dtype), fake], 0),
-                                  tf.concat([real_labels, fake_labels], 0)), training=True)
-        logits = tf.cast(logits, tf.float32)
-        real_logits, fake_logits = logits[:batch], logits[batch:]
-        d_loss, _ = gan_losses(real_logits, fake_logits, None, loss)
-        scaled = grad_loss(opt_d, d_loss, replicas)
-    opt_d.apply_gradients(zip(tape.gradient(scaled, d.trainable_variables), d.trainable_variables))
-    with tf.GradientTape() as tape:
-        fake_logits_g = d(model.d_inputs(g(model.g_inputs(z, fake_labels), training=True), fake_labels),
-                          training=True)
+        with g_tape.stop_recording():  # the discriminator's step is not part of the generator's gradient
+            with tf.GradientTape() as tape:
+                logits = d(model.d_inputs(tf.concat([tf.cast(real, fake.dtype), fake], 0),
+                                          tf.concat([real_labels, fake_labels], 0)), training=True)
+                logits = tf.cast(logits, tf.float32)
+                real_logits, fake_logits = logits[:batch], logits[batch:]
+                d_loss, _ = gan_losses(real_logits, fake_logits, None, loss)
+                scaled = grad_loss(opt_d, d_loss, replicas)
+            opt_d.apply_gradients(zip(tape.gradient(scaled, d.trainable_variables), d.trainable_variables))
+        fake_logits_g = d(model.d_inputs(fake, fake_labels), training=True)
         _, g_loss = gan_losses(real_logits, fake_logits, tf.cast(fake_logits_g, tf.float32), loss)
         scaled = grad_loss(opt_g, g_loss, replicas)
-    opt_g.apply_gradients(zip(tape.gradient(scaled, g.trainable_variables), g.trainable_variables))
+    opt_g.apply_gradients(zip(g_tape.gradient(scaled, g.trainable_variables), g.trainable_variables))
     return {"d_loss": d_loss, "g_loss": g_loss,
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
             "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}

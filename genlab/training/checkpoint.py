@@ -163,12 +163,20 @@ def restore_live(path, live_dir):
         shutil.copytree(Path(path) / "live", live_dir)
 
 
+STORE_OFF = ("off", "none", "0", "false", "no")
+STORE_ON = ("on", "true", "yes", "1")
+
+
 def run_store():
     """The folder of runs' states at snapshot points and finished runs' ends (GENLAB_RUN_STORE; default
-    $XDG_CACHE_HOME/genlab/runs or ~/.cache/genlab/runs), or None when GENLAB_RUN_STORE is "off"."""
+    $XDG_CACHE_HOME/genlab/runs or ~/.cache/genlab/runs), or None when GENLAB_RUN_STORE is "off". A value
+    that reads as a switch turned on ("on", "true", "yes", "1") is refused: it would be a folder of that name."""
     value = os.environ.get("GENLAB_RUN_STORE", "")
-    if value.lower() in ("off", "none", "0"):
+    if value.strip().lower() in STORE_OFF:
         return None
+    if value.strip().lower() in STORE_ON:
+        raise GenlabError(f"GENLAB_RUN_STORE is a folder or off, got {value!r}: unset it for the default store "
+                          f"(~/.cache/genlab/runs, on unless turned off) or give a path")
     if value:
         return Path(value).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genlab" / "runs"

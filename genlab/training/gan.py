@@ -32,7 +32,7 @@ EMA_WARMUP = 10.0  # effective decay min(ema, (1 + t) / (EMA_WARMUP + t)): early
 class GanTask:
     """GAN model + two Adam optimizers + the data (resident on the device, or streamed from a
     memory-mapped array when in_memory is False), and the per-iteration step (graph code).
-    gan: the genlab.params.Gan (lr, beta_1, d_lr, loss, ema are used here).
+    gan: the genlab.params.Gan (lr, beta_1, beta_2, d_lr, loss, ema are used here).
     optimizer: wraps each Adam (genlab.training.devices.Placement.optimizer: loss scaling for fp16)."""
 
     name = "train_gan"
@@ -50,8 +50,9 @@ class GanTask:
         else:
             self.x_host, self.y_host = x, y
         wrap = optimizer or (lambda opt: opt)
-        self.opt_d = wrap(keras.optimizers.Adam(learning_rate=gan.d_lr or gan.lr, beta_1=gan.beta_1))
-        self.opt_g = wrap(keras.optimizers.Adam(learning_rate=gan.lr, beta_1=gan.beta_1))
+        adam = {"beta_1": gan.beta_1, "beta_2": gan.beta_2}
+        self.opt_d = wrap(keras.optimizers.Adam(learning_rate=gan.d_lr or gan.lr, **adam))
+        self.opt_g = wrap(keras.optimizers.Adam(learning_rate=gan.lr, **adam))
         self.opt_d.build(model.discriminator.trainable_variables)
         self.opt_g.build(model.generator.trainable_variables)
         # EMA copies of every generator variable (weights and BatchNorm statistics)

@@ -294,6 +294,17 @@ def reused_task(cls, *signature):
     return task
 
 
+def restart(task, seed, data, values):
+    """Load the next training of a reused metric task (see reused_task): the initial weights that
+    `task._fresh()` builds after set_determinism(seed), its fresh optimizer, and `values` into the task's
+    `data` variables (images, labels, batch order). Returns the task."""
+    set_determinism(seed)
+    model, opt = task._fresh()
+    reload_variables(task.variables(), [*model.variables, *opt.variables])
+    reload_variables(data, values)
+    return task
+
+
 def reload_variables(variables, fresh):
     """Assign the values of `fresh` (variables or arrays, in the same order and shapes) to `variables`."""
     variables, fresh = list(variables), list(fresh)
