@@ -26,7 +26,9 @@ GAN = Gan.of(arch="dcgan", conditional=True, latent_dim=32, hidden=32, filters=1
 VAE = Vae.of(arch="conv", variant="vae", latent_dim=8, beta=1.0, hidden=64, filters=8, lr=2e-3, prior="normal",
              prior_components=10, temperature=1.0)
 SCORE = Evaluate(kid_subset_size=100, kid_subsets=5, pr_k=3, coverage_min_share=0.1, two_sample_l2=1e-3,
-                 two_sample_max_iter=200, pixel_detector_epochs=2, seed=0)
+                 two_sample_max_iter=200, pixel_detector_epochs=5, seed=0)
+# (5 epochs: 2 were 8 Adam steps on these 500 images, too few for the detector to learn anything of the first,
+# grey snapshot: it scored 0.5, the value of a detector that cannot tell, where 5 epochs score 0.998)
 
 
 def meta(n_train, n_val=0):
@@ -77,7 +79,7 @@ def test_curve_falls_as_the_gan_learns(gan_run, evaluator, fmnist_small):
     assert [r["iteration"] for r in rows] == [100, 200, 300, 330]
     assert set(rows[0]) == set(COLUMNS) - {"cas"}      # no labels given: no classification accuracy score
     assert rows[-1]["fd"] < 0.7 * rows[0]["fd"], [r["fd"] for r in rows]
-    assert rows[-1]["pixel_detector_accuracy"] <= rows[0]["pixel_detector_accuracy"]
+    assert rows[-1]["pixel_detector_accuracy"] <= rows[0]["pixel_detector_accuracy"], [(r["fd"], r["pixel_detector_accuracy"], r["detector_accuracy"]) for r in rows]
     for a, b in zip(before, model.generator.variables):   # the model is left as it was
         np.testing.assert_array_equal(a, b.numpy())
     again = score_snapshots(model, tmp / "live" / "snapshots", evaluator, x_val, n=500, settings=SCORE, seed=0)
