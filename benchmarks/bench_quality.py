@@ -142,7 +142,8 @@ def build(name, family, params, dataset):
     if family == "gan":
         g = read(params, "gan")
         desc = (f"{g.arch}, filters {g.filters}, {'cond.' if g.conditional else 'uncond.'}, "
-                f"loss {g.loss}, lr {g.lr:g}/{g.d_lr or g.lr:g}, ema {g.ema:g}, batch {batch}")
+                f"loss {g.loss}, lr {g.lr:g}/{g.d_lr or g.lr:g}, Adam ({g.beta_1:g}, {g.beta_2:g}), ema {g.ema:g}, "
+                f"batch {batch}")
         return gan_task(dataset, g, seed=seed), batch, use_xla(g.arch), desc
     v = read(params, "vae")
     cfg = vae_config(v, shape=dataset["meta"]["shape"], value_range=value_range)

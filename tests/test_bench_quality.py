@@ -91,6 +91,18 @@ def test_the_default_vae_row_samples_as_the_pipeline_does(fmnist_small, monkeypa
     assert task.prior == "normal" and "samples from N(0, I), decoded at temperature " in desc
 
 
+def test_a_gan_row_names_what_its_variant_changed(fmnist_small, monkeypatch):
+    """Two GAN rows that differ only in Adam's moments are told apart by their descriptions."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    bench = bench_module()
+    (x, y) = fmnist_small["train"]
+    dataset = {"meta": {"range": [-1.0, 1.0], "shape": [28, 28, 1], "n_classes": 10}, "train": (x[:300], y[:300]),
+               "val": (x[300:400], y[300:400])}
+    descs = [bench.build("default_gan", "gan", bench.read_params(o), dataset)[3]
+             for o in ({}, {"gan.beta_1": 0.5, "gan.beta_2": 0.999})]
+    assert "Adam (0, 0.99)" in descs[0] and "Adam (0.5, 0.999)" in descs[1]
+
+
 def test_against_val_scores_the_validation_images_never_the_test_ones(shared_data):
     """--against val (how a default is chosen): the generated images meet the validation split, as the normalize
     stage cuts it, and a request for more images than the split holds stops with the limit."""
