@@ -41,7 +41,7 @@ import pytest
 import yaml
 
 import conftest
-from conftest import copy_project, tool_env
+from conftest import ROOT, copy_project, tool_env
 from genlab.params import Evaluator
 
 ITERATIONS, EVAL_EPOCHS = 400, 8
@@ -209,6 +209,44 @@ def test_interrupted_training_resumes_and_finishes(clone, stage):
         tsv = (live / "plots" / "metrics" / f"{first}.tsv").read_text().splitlines()
         assert [int(line.split("\t")[0]) for line in tsv[1:]] == list(range(20, ITERATIONS + 1, 20))
         assert (model / "config.json").exists()
+
+
+HELD = """
+import os, signal, time
+from genlab.training.loop import interrupts_deferred
+signal.signal(signal.SIGINT, signal.default_int_handler)   # a background job starts with Ctrl-C ignored
+seen = []
+try:
+    with interrupts_deferred() as check:
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            time.sleep(0.2)              # where TensorFlow's Python code would run: a bare `except:`
+        except BaseException as e:
+            seen.append("landed in the bare except: " + type(e).__name__)
+        seen.append("the chunk ended")
+        check()
+        seen.append("went on after check()")
+except KeyboardInterrupt:
+    seen.append("KeyboardInterrupt at check()")
+seen.append(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+with interrupts_deferred():
+    seen.append(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+    seen.append(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+print(seen)
+"""
+
+
+@pytest.mark.slow   # TensorFlow in a process of its own
+def test_an_interrupt_waits_for_the_end_of_the_chunk():
+    """Ctrl-C raised where it lands could fall inside TensorFlow's Python code, whose bare `except:` turned it
+    into a TypeError (train_evaluator died with a traceback and no checkpoint, 2026-12-05): the training holds
+    it until its chunk ends and raises it there; handlers that do not raise (ignored, SIGTERM's default) stay."""
+    r = subprocess.run([sys.executable, "-c", HELD], cwd=ROOT, capture_output=True, text=True,
+                       env=tool_env(PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == str(["the chunk ended", "KeyboardInterrupt at check()", True, True,
+                                                     True]), r.stdout
 
 
 # ---- disk full, read-only output folder ------------------------------------------------------------

@@ -44,10 +44,13 @@ goes to the run store too: a shorter run starts from the newest stored state at 
 checkpoints/ folder is the same however far it trained itself.
 """
 
+import contextlib
 import functools
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -248,6 +251,39 @@ class CompiledSteps:
         return values
 
 
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C (and SIGTERM, once genlab.stage.sigterm_as_interrupt made it one) inside the block are held
+    and raised as KeyboardInterrupt by `check()`, or when the block ends, where the training can act on
+    them. Raised where the signal lands, the interrupt could fall inside TensorFlow's Python code, whose
+    bare `except:` (trace_type_builder.from_value) turned it into a TypeError: the stage died with a
+    traceback and no checkpoint (train_evaluator, a clean-clone test run, 2026-12-05). A second signal
+    is raised at once. Signals that do not raise KeyboardInterrupt (ignored, as in a background job, or
+    SIGTERM's default) keep their handlers; outside the main thread nothing changes."""
+    held, caught = [], {}
+
+    def hold(signum, frame):
+        if held:                 # asked twice: stop now
+            raise KeyboardInterrupt
+        held.append(signum)
+
+    def check():
+        if held:
+            held.clear()
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is signal.default_int_handler:
+                caught[sig] = signal.signal(sig, hold)
+    try:
+        yield check
+    finally:
+        for sig, handler in caught.items():
+            signal.signal(sig, handler)
+    check()
+
+
 def run_steps(task, settings, jit_compile=False):
     """Train `task` for settings.iterations in compiled chunks, with no checkpoints, logs or snapshots:
     the engine for the short trainings the metrics make (genlab.evaluation.cas, .detect), which are
@@ -264,12 +300,14 @@ def run_steps(task, settings, jit_compile=False):
     else:
         state.restart()
     step = 0
-    while step < settings.iterations:
-        n = min(settings.iterations - step, settings.log_every)
-        step = int(state.run(tf.constant(n, tf.int32)).numpy())
-        error = state.divergence()
-        if error:
-            raise error
+    with interrupts_deferred() as check:
+        while step < settings.iterations:
+            n = min(settings.iterations - step, settings.log_every)
+            step = int(state.run(tf.constant(n, tf.int32)).numpy())
+            error = state.divergence()
+            if error:
+                raise error
+            check()
     return state
 
 
@@ -329,11 +367,12 @@ def fit(task, settings, *, ckpt_dir, live_dir, run_fingerprint, jit_compile=True
 
     on_log(step, values): optional callback after each logged interval. Raises GenlabError when a
     loss becomes NaN/Inf (nothing is checkpointed after that). On KeyboardInterrupt (Ctrl-C, or
-    SIGTERM turned into one by genlab.stage.sigterm_as_interrupt) a checkpoint of the current iteration is
-    written before the interrupt propagates. placement: a genlab.training.devices.Placement (None = the
-    default single device); call fit inside placement.scope(). With several workers only the chief
-    writes checkpoints and logs (the others log into a temporary folder), and chunk lengths depend
-    on the log/checkpoint intervals only, so that every worker makes the same calls.
+    SIGTERM turned into one by genlab.stage.sigterm_as_interrupt), held until the running chunk ends
+    (interrupts_deferred), a checkpoint of the current iteration is written before the interrupt
+    propagates. placement: a genlab.training.devices.Placement (None = the default single device);
+    call fit inside placement.scope(). With several workers only the chief writes checkpoints and logs
+    (the others log into a temporary folder), and chunk lengths depend on the log/checkpoint intervals
+    only, so that every worker makes the same calls.
     """
     return _Run(task, settings, ckpt_dir=ckpt_dir, live_dir=live_dir, fingerprint=run_fingerprint,
                 jit_compile=jit_compile, on_log=on_log, out=out, placement=placement, store=store).train()
@@ -368,11 +407,13 @@ class _Run:
         resumed = self.start()
         step = int(self.state.step.numpy())
         try:
-            if resumed:
-                self.boundary(step)  # after a resume at the end, this also runs task.finish()
-            while step < self.iterations:
-                step = self.advance(step)
-                self.boundary(step)
+            with interrupts_deferred() as check:   # an interrupt acts between chunks, never inside TensorFlow
+                if resumed:
+                    self.boundary(step)  # after a resume at the end, this also runs task.finish()
+                while step < self.iterations:
+                    step = self.advance(step)
+                    self.boundary(step)
+                    check()
         except KeyboardInterrupt:
             self.interrupted()
             raise
