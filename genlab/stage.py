@@ -72,16 +72,22 @@ def load_params(path="params.yaml"):
 
 
 def limit_threads():
-    """GENLAB_THREADS=N caps the CPU threads TensorFlow uses (intra- and inter-op), e.g. 1 per job
-    when `dvc queue start -j 2` runs two experiments on two cores. Unset: TensorFlow's default."""
+    """GENLAB_THREADS=N caps the CPU threads of the stage: TensorFlow's pools (intra- and inter-op) and
+    numpy's, scipy's and scikit-learn's (BLAS, OpenMP), e.g. 1 per job when `dvc queue start -j 2` runs two
+    experiments on two cores. Unset: each library's default (a thread per core)."""
     value = os.environ.get("GENLAB_THREADS", "")
     if not value:
         return
     if not value.isdigit() or int(value) < 1:
         raise GenlabError(f"GENLAB_THREADS must be a positive integer, got {value!r}: unset it or fix it")
-    # TensorFlow reads these when it creates its thread pools, i.e. at its first operation.
-    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = value
-    os.environ["OMP_NUM_THREADS"] = value
+    # TensorFlow reads these when it creates its thread pools, i.e. at its first operation; a BLAS or OpenMP
+    # library loaded later reads the last two as it loads.
+    for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = value
+    # The ones already loaded (numpy's OpenBLAS: a stage imports numpy before it runs) read them only as they
+    # loaded, so they are capped where they are. Held for the whole process, like the variables above.
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(int(value))
 
 
 _OS_HINTS = {

@@ -436,6 +436,25 @@ def test_thread_limit_is_applied_and_checked():
         "error: GENLAB_THREADS must be a positive integer, got 'two': unset it or fix it"]
 
 
+def test_thread_limit_reaches_the_blas_numpy_loaded_before_it():
+    # A stage imports numpy (and its OpenBLAS, a pool of a thread per core) before stage.run applies
+    # GENLAB_THREADS: the cap must still reach that pool, and the BLAS and OpenMP libraries loaded after it.
+    code = ("import numpy\nfrom threadpoolctl import threadpool_info\nfrom genlab import stage\n"
+            "def pools():\n    return sorted({i['num_threads'] for i in threadpool_info()})\n"
+            "def main():\n"
+            "    import scipy.linalg, sklearn.mixture  # noqa: F401  (their own BLAS and OpenMP)\n"
+            "    print(pools())\n"
+            "print(pools())\n"
+            "stage.run(main)\n")
+    env = {k: v for k, v in tool_env(GENLAB_THREADS="1", PYTHONPATH=str(ROOT)).items()
+           if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}      # the suite's own cap off: a user's shell
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-1000:]
+    before, after = (eval(line) for line in r.stdout.split("\n")[:2])
+    assert max(before) > 1, f"this check needs 2 or more cores: numpy's BLAS started with {before} threads"
+    assert after == [1], f"GENLAB_THREADS=1 left BLAS/OpenMP pools of {after} threads"
+
+
 def test_samples_are_written_with_stable_bytes(tmp_path):
     from genlab.io import write_npz
     x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
