@@ -124,6 +124,25 @@ def test_gmm_recovers_a_known_mixture():
         fit_gmm(np.full((10, 2), np.nan), 2, seed=0)
 
 
+def test_gmm_fit_is_the_same_whatever_the_blas_threads():
+    # The fit runs its BLAS on one thread (faster for its small matrices): the mixture must not depend on the
+    # pool the process has (the core count, GENLAB_THREADS). Two threads' sums differ in the last bits.
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    from genlab.models.density import fit_gmm
+    rng = np.random.default_rng(0)      # the default run's size: 10,000 codes of 16, 20 components (5 EM rounds)
+    x = rng.standard_normal((10000, 16)) @ rng.standard_normal((16, 16)) + rng.integers(0, 4, (10000, 1))
+    fits = []
+    for threads in (1, 2):
+        with threadpool_limits(threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)       # 5 rounds do not converge, and need not
+            fits.append(fit_gmm(x, 20, seed=0, iters=5))
+    assert fits[0] == fits[1]
+
+
 def test_gmm_prior_samples_where_the_codes_are_and_refits_without_training(mlp_vae, fmnist_small, tmp_path,
                                                                           monkeypatch):
     """vae.prior gmm: the samples come from the mixture fitted to the training codes, which decode to

@@ -7,8 +7,8 @@ fitted to the codes after training keeps the decoder and the ELBO as they are an
 the decoder has seen them. The fit is scikit-learn's GaussianMixture (full covariances, k-means++
 start, seeded), deterministic for a given input and seed on one machine. It replaced a hand-written
 EM: on the default run's 10,000 training codes (20 components) it reaches a slightly higher
-log-likelihood on the validation images' codes (-12.81 vs -12.85 nats per code) in 12.0 s instead of
-6.6 s (benchmarks/bench_library.py), about 5 s once per training, for 60 fewer lines of our own.
+log-likelihood on the validation images' codes (-12.81 vs -12.85 nats per code), for 60 fewer lines of
+our own; with its BLAS on one thread it takes 6.3 s (15.2 s on two threads; benchmarks/bench_library.py).
 """
 
 import numpy as np
@@ -24,13 +24,19 @@ def fit_gmm(x, k, *, seed, iters=200, tol=1e-5, reg=1e-4):
     data's overall variance), so that no component collapses onto a few points.
     """
     from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or not np.isfinite(x).all():
         raise GenlabError("the code density needs finite codes shaped (N, latent_dim)")
     if not 1 <= k <= len(x):
         raise GenlabError(f"a mixture of {k} components needs between 1 and {len(x)} codes' worth of components")
-    g = GaussianMixture(n_components=k, covariance_type="full", tol=tol, reg_covar=reg * x.var(axis=0).mean(),
-                        max_iter=iters, init_params="k-means++", random_state=seed).fit(x)
+    # One BLAS thread: its matrices are (N, d) by (d, d) with d the latent size, too small to share; on two
+    # cores two threads made the fit 2.4x slower (benchmarks/README.md, bench_library), and one thread's sums
+    # do not depend on the machine's core count or GENLAB_THREADS.
+    with threadpool_limits(1):
+        g = GaussianMixture(n_components=k, covariance_type="full", tol=tol,
+                            reg_covar=reg * x.var(axis=0).mean(), max_iter=iters, init_params="k-means++",
+                            random_state=seed).fit(x)
     gmm = {"weights": g.weights_.tolist(), "means": g.means_.tolist(),
            "scale_trils": np.linalg.cholesky(g.covariances_).tolist()}
     return gmm, float(g.score(x))
