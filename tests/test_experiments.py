@@ -10,6 +10,7 @@ On the smoke-size pipeline (conftest.smoke_pipeline, real Fashion-MNIST):
 - `dvc exp run -S`, `dvc exp show`, `dvc metrics diff`, `dvc params diff` and a queued sweep work.
 """
 
+import ast
 import hashlib
 import json
 import subprocess
@@ -450,7 +451,7 @@ def test_thread_limit_reaches_the_blas_numpy_loaded_before_it():
            if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}      # the suite's own cap off: a user's shell
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-1000:]
-    before, after = (eval(line) for line in r.stdout.split("\n")[:2])
+    before, after = (ast.literal_eval(line) for line in r.stdout.split("\n")[:2])
     assert max(before) > 1, f"this check needs 2 or more cores: numpy's BLAS started with {before} threads"
     assert after == [1], f"GENLAB_THREADS=1 left BLAS/OpenMP pools of {after} threads"
 
