@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import Lines
 from genlab.errors import GenlabError
 from genlab.evaluation.curves import COLUMNS, score_snapshots, to_tsv
 from genlab.evaluation.score_cache import RowCache, curve_context
@@ -47,7 +48,7 @@ def gan_run(fmnist_small, tmp_path_factory, monkeypatch_module):
     x, y = fmnist_small["train"]
     settings = TrainSettings(iterations=330, batch_size=64, seed=0, log_every=50, ckpt_every=100, snapshot_every=100)
     model = train_gan({"meta": meta(len(x)), "train": (x, y)}, tmp / "model", tmp / "ckpt", tmp / "live",
-                      settings=settings, out=open("/dev/null", "w"), gan=GAN)
+                      settings=settings, out=Lines(), gan=GAN)
     return tmp, model
 
 
@@ -110,7 +111,7 @@ def test_vae_snapshots_are_the_decoder(fmnist_small, tmp_path, monkeypatch, eval
     xv, yv = fmnist_small["test"][0][:500], fmnist_small["test"][1][:500]
     settings = TrainSettings(iterations=60, batch_size=64, seed=0, log_every=20, ckpt_every=20, snapshot_every=30)
     model = train_vae({"meta": meta(len(x), len(xv)), "train": (x, y), "val": (xv, yv)}, tmp_path / "model",
-                      tmp_path / "ckpt", tmp_path / "live", settings=settings, out=open("/dev/null", "w"), vae=VAE)
+                      tmp_path / "ckpt", tmp_path / "live", settings=settings, out=Lines(), vae=VAE)
     snaps = list_snapshots(tmp_path / "live" / "snapshots")
     assert [it for it, _ in snaps] == [30, 60]
     for w, v in zip(load_weights(snaps[-1][1]), model.decoder.variables):
@@ -259,7 +260,7 @@ def test_snapshots_off_leave_an_empty_folder_and_no_curve(gan_run, evaluator, fm
     data, live = {"meta": meta(len(x)), "train": (x, y)}, tmp_path / "live"
     for iterations in (20, 30):     # a fresh run, then one continuing it from its checkpoint
         settings = TrainSettings(iterations=iterations, batch_size=64, seed=0, log_every=10, ckpt_every=10)
-        train_gan(data, tmp_path / "model", tmp_path / "ckpt", live, settings=settings, out=open(os.devnull, "w"),
+        train_gan(data, tmp_path / "model", tmp_path / "ckpt", live, settings=settings, out=Lines(),
                   gan=GAN)
         assert (live / "snapshots").is_dir() and not any((live / "snapshots").iterdir())
     tmp, _ = gan_run

@@ -19,7 +19,6 @@ sample path, and XLA is off under a strategy.
 """
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -28,7 +27,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, own_lines, published, tool_env
+from conftest import ROOT, Lines, own_lines, published, tool_env
 from genlab.errors import GenlabError
 from genlab.params import Gan, Vae
 
@@ -181,7 +180,7 @@ def test_streaming_matches_in_memory(fmnist_small, tmp_path, family, arch, xla):
                                  data_in_memory=in_memory)
         logged = []
         dirs = {k: tmp_path / f"{k}-{in_memory}" for k in ("model_dir", "ckpt_dir", "live_dir")}
-        kw = dict(settings=settings, on_log=lambda s, v: logged.append(v), out=open(os.devnull, "w"), **dirs)
+        kw = dict(settings=settings, on_log=lambda s, v: logged.append(v), out=Lines(), **dirs)
         if family == "gan":
             model = train_gan(dataset, gan=Gan.of(arch=arch, conditional=True, latent_dim=8, hidden=32, filters=4,
                                                   lr=1e-3, beta_1=0.5, beta_2=0.999, d_lr=0.0, loss="ns",
@@ -219,7 +218,7 @@ def test_streaming_resumes_mid_run(fmnist_small, tmp_path):
         return train_vae(dataset, tmp_path / f"m-{name}", tmp_path / f"c-{name}", tmp_path / f"l-{name}",
                          vae=Vae.of(arch="mlp", variant="vae", latent_dim=4, beta=1.0, hidden=32, filters=4,
                                     lr=1e-3, prior="normal", prior_components=10, temperature=1.0),
-                         settings=settings, on_log=on_log, out=open(os.devnull, "w"))
+                         settings=settings, on_log=on_log, out=Lines())
 
     reference = run("ref")
     with pytest.raises(Killed):

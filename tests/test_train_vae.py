@@ -28,7 +28,7 @@ def dataset_of(fmnist_small):
 
 def run(tmp, fmnist_small, settings=SETTINGS, jit_compile="auto", on_log=None, **overrides):
     return train_vae(dataset_of(fmnist_small), tmp / "model", tmp / "ckpt", tmp / "live", settings=settings,
-                     jit_compile=jit_compile, on_log=on_log, out=open("/dev/null", "w"), vae=MLP.replace(**overrides))
+                     jit_compile=jit_compile, on_log=on_log, out=Lines(), vae=MLP.replace(**overrides))
 
 
 @pytest.fixture(scope="module")
