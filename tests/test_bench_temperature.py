@@ -6,7 +6,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, own_lines
+
+pytestmark = pytest.mark.slow   # the smoke pipeline, then the benchmark in a subprocess
 
 SCRIPT = ROOT / "benchmarks" / "bench_temperature.py"
 
